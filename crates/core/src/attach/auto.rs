@@ -1,0 +1,123 @@
+//! `attach()` from the SEC() name, like libbpf's `bpf_program__attach`.
+
+use std::path::Path;
+
+use super::perf_event::{attach_kprobe, attach_tracepoint, attach_uprobe, KprobeOptions, UprobeOptions};
+use super::raw_tracepoint::attach_raw_tracepoint;
+use super::tracing::attach_tracing;
+use super::Link;
+use crate::error::{einval, unsupported, Result};
+use crate::loader::section::AttachKind;
+use crate::program::Program;
+
+pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
+    let needs_target = || {
+        einval(format!(
+            "program '{}': SEC(\"{}\") names no attach target; use an explicit attach call",
+            prog.name, prog.section
+        ))
+    };
+    let target = prog.spec.target.as_deref();
+    match prog.spec.kind {
+        AttachKind::Tracepoint => {
+            let t = target.ok_or_else(needs_target)?;
+            let (cat, name) = t.split_once('/').ok_or_else(|| {
+                einval(format!("SEC(\"{}\"): expected tp/<category>/<name>", prog.section))
+            })?;
+            attach_tracepoint(prog.fd()?, cat, name, None)
+        }
+        AttachKind::RawTracepoint => {
+            attach_raw_tracepoint(prog.fd()?, target.ok_or_else(needs_target)?)
+        }
+        AttachKind::Kprobe { ret } => {
+            let (symbol, offset) = split_offset(target.ok_or_else(needs_target)?)?;
+            attach_kprobe(
+                prog.fd()?,
+                &KprobeOptions { symbol, offset, retprobe: ret, cookie: None },
+            )
+        }
+        AttachKind::Ksyscall { ret } => {
+            let name = target.ok_or_else(needs_target)?;
+            let symbol = format!("{}{name}", syscall_prefix());
+            let mut link = attach_kprobe(
+                prog.fd()?,
+                &KprobeOptions { symbol: &symbol, offset: 0, retprobe: ret, cookie: None },
+            )?;
+            link.kind = if ret { "kretsyscall" } else { "ksyscall" };
+            Ok(link)
+        }
+        AttachKind::Uprobe { ret } => {
+            let t = target.ok_or_else(needs_target)?;
+            let (binary, func) = t.rsplit_once(':').ok_or_else(|| {
+                einval(format!("SEC(\"{}\"): expected uprobe/<binary>:<function>[+offset]", prog.section))
+            })?;
+            let (symbol, offset) = split_offset(func)?;
+            // A bare number is an offset into the file, as in libbpf.
+            let (symbol, offset) = match parse_number(symbol) {
+                Some(off) => (None, off + offset),
+                None => (Some(symbol), offset),
+            };
+            attach_uprobe(
+                prog.fd()?,
+                &UprobeOptions { binary, symbol, offset, pid: None, retprobe: ret, cookie: None },
+            )
+        }
+        AttachKind::TpBtf | AttachKind::Fentry | AttachKind::Fexit | AttachKind::FmodRet
+        | AttachKind::Fsession | AttachKind::Lsm => attach_tracing(prog, None, None, btf_path),
+        AttachKind::KprobeMulti { .. } | AttachKind::KprobeSession | AttachKind::UprobeMulti { .. }
+        | AttachKind::UprobeSession | AttachKind::FentryMulti | AttachKind::FexitMulti
+        | AttachKind::FsessionMulti | AttachKind::Usdt | AttachKind::Iter => Err(unsupported(format!(
+            "program '{}': attaching SEC(\"{}\") programs is not implemented in this version of nodebpf",
+            prog.name, prog.section
+        ))),
+        AttachKind::Other => Err(einval(format!(
+            "program '{}': SEC(\"{}\") programs are not attached to a trace point; \
+             nodebpf loads them but cannot auto-attach them",
+            prog.name, prog.section
+        ))),
+    }
+}
+
+/// The prefix of syscall entry functions on this architecture (libbpf's ksyscall).
+pub fn syscall_prefix() -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        "__x64_sys_"
+    } else if cfg!(target_arch = "aarch64") {
+        "__arm64_sys_"
+    } else {
+        "sys_"
+    }
+}
+
+fn parse_number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok().filter(|_| s.bytes().all(|b| b.is_ascii_digit())),
+    }
+}
+
+/// "name+0x10" → ("name", 16).
+fn split_offset(s: &str) -> Result<(&str, u64)> {
+    match s.rsplit_once('+') {
+        Some((name, off)) => {
+            let off = parse_number(off).ok_or_else(|| einval(format!("bad offset in '{s}'")))?;
+            Ok((name, off))
+        }
+        None => Ok((s, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(split_offset("vfs_read").unwrap(), ("vfs_read", 0));
+        assert_eq!(split_offset("vfs_read+0x10").unwrap(), ("vfs_read", 16));
+        assert_eq!(split_offset("f+12").unwrap(), ("f", 12));
+        assert!(split_offset("f+zz").is_err());
+        assert_eq!(parse_number("0x1f"), Some(31));
+        assert_eq!(parse_number("main"), None);
+    }
+}

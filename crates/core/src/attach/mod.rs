@@ -1,0 +1,85 @@
+//! Links: what an attach returns. A link owns every fd that keeps the attachment alive
+//! (the bpf link, the perf event under it, a program instance loaded just for it), so
+//! dropping it detaches completely.
+
+pub mod auto;
+pub mod perf_event;
+pub mod raw_tracepoint;
+pub mod tracing;
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use crate::error::{Error, Result};
+use crate::sys::{self, LinkCreateAttr};
+
+pub struct Link {
+    /// What was attached: "tracepoint", "raw_tracepoint", "kprobe", "kretprobe",
+    /// "uprobe", "uretprobe", "fentry", "fexit", ...
+    pub kind: &'static str,
+    /// Where, as the user would write it (e.g. "syscalls/sys_enter_getppid").
+    pub target: String,
+    pub cookie: Option<u64>,
+    fd: OwnedFd,
+    _perf_event: Option<OwnedFd>,
+    _program: Option<OwnedFd>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LinkInfo {
+    pub link_type: &'static str,
+    pub id: u32,
+    pub prog_id: u32,
+}
+
+impl Link {
+    pub(crate) fn new(kind: &'static str, target: String, fd: OwnedFd) -> Self {
+        Link {
+            kind,
+            target,
+            cookie: None,
+            fd,
+            _perf_event: None,
+            _program: None,
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn info(&self) -> Result<LinkInfo> {
+        let info: sys::LinkInfo = sys::obj_info(self.fd.as_raw_fd())
+            .map_err(|e| Error::os("reading link info", e))?;
+        Ok(LinkInfo {
+            link_type: link_type_name(info.type_),
+            id: info.id,
+            prog_id: info.prog_id,
+        })
+    }
+}
+
+fn link_type_name(t: u32) -> &'static str {
+    match t {
+        1 => "raw_tracepoint",
+        2 => "tracing",
+        3 => "cgroup",
+        4 => "iter",
+        5 => "netns",
+        6 => "xdp",
+        7 => "perf_event",
+        8 => "kprobe_multi",
+        9 => "struct_ops",
+        10 => "netfilter",
+        11 => "tcx",
+        12 => "uprobe_multi",
+        13 => "netkit",
+        14 => "sockmap",
+        15 => "tracing_multi",
+        _ => "unknown",
+    }
+}
+
+/// `BPF_LINK_CREATE` with the attribute prepared by the caller.
+pub(crate) fn link_create(attr: &mut LinkCreateAttr, what: &str) -> Result<OwnedFd> {
+    sys::bpf_fd(sys::BPF_LINK_CREATE, attr).map_err(|e| Error::os(what, e))
+}

@@ -1,0 +1,115 @@
+//! The one error type of the core. Every failure carries a stable `code` that the
+//! TypeScript facade turns into `BpfError.code`, so callers can branch on it.
+
+use std::fmt;
+use std::io;
+
+/// Stable error codes. The string form is the public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Missing capability (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN).
+    Eperm,
+    /// A named thing (program, map, global, binary, symbol, tracepoint) does not exist.
+    Enoent,
+    /// The kernel or the library refused an argument.
+    Einval,
+    /// The verifier rejected a program; the log is attached.
+    Verifier,
+    /// The ELF object could not be understood.
+    BadObject,
+    /// The running kernel lacks the feature.
+    Unsupported,
+    /// Used after `close()`.
+    Closed,
+    /// Any other OS error.
+    Io,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Eperm => "EPERM",
+            Code::Enoent => "ENOENT",
+            Code::Einval => "EINVAL",
+            Code::Verifier => "VERIFIER",
+            Code::BadObject => "BAD_OBJECT",
+            Code::Unsupported => "UNSUPPORTED",
+            Code::Closed => "CLOSED",
+            Code::Io => "EIO",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub code: Code,
+    pub errno: Option<i32>,
+    pub message: String,
+    /// The whole verifier log, for `Code::Verifier`.
+    pub verifier_log: Option<String>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            errno: None,
+            message: message.into(),
+            verifier_log: None,
+        }
+    }
+
+    /// Classifies an OS error from `what` (a short description of the attempted
+    /// operation). EPERM/EACCES become `Code::Eperm` with the missing capabilities named.
+    pub fn os(what: impl fmt::Display, err: io::Error) -> Self {
+        let errno = err.raw_os_error();
+        let code = match errno {
+            Some(libc::EPERM) | Some(libc::EACCES) => Code::Eperm,
+            Some(libc::ENOENT) | Some(libc::ESRCH) => Code::Enoent,
+            Some(libc::EINVAL) | Some(libc::E2BIG) => Code::Einval,
+            Some(libc::EOPNOTSUPP) => Code::Unsupported,
+            _ => Code::Io,
+        };
+        let mut message = format!("{what}: {err}");
+        if code == Code::Eperm {
+            message.push_str(&crate::caps::missing_caps_hint());
+        }
+        Error {
+            code,
+            errno,
+            message,
+            verifier_log: None,
+        }
+    }
+
+    pub fn with_errno(mut self, errno: i32) -> Self {
+        self.errno = Some(errno);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub(crate) fn enoent(message: impl Into<String>) -> Error {
+    Error::new(Code::Enoent, message)
+}
+
+pub(crate) fn einval(message: impl Into<String>) -> Error {
+    Error::new(Code::Einval, message)
+}
+
+pub(crate) fn bad_object(message: impl Into<String>) -> Error {
+    Error::new(Code::BadObject, message)
+}
+
+pub(crate) fn unsupported(message: impl Into<String>) -> Error {
+    Error::new(Code::Unsupported, message)
+}

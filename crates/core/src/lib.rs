@@ -1,0 +1,22 @@
+//! nodebpf's core: plain Rust, no N-API. The loader (on aya-obj), attach paths,
+//! symbol resolution, feature probes and the ring-buffer consumer.
+
+pub mod attach;
+pub mod btf;
+pub mod caps;
+pub mod error;
+pub mod features;
+pub mod loader;
+pub mod maps;
+pub mod program;
+pub mod ringbuf;
+pub mod symbols;
+pub mod sys;
+pub mod tracefs;
+
+pub use attach::Link;
+pub use error::{Code, Error, Result};
+pub use loader::{load, load_file, LoadOptions, Object};
+pub use maps::Map;
+pub use program::Program;
+pub use ringbuf::RingBuf;

@@ -1,0 +1,169 @@
+//! Maps as raw bytes: the facade adds typed codecs. Per-CPU values are read and written
+//! as one slot per possible CPU, each slot rounded up to 8 bytes as the kernel lays them out.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::PathBuf;
+
+use aya::maps::MapData;
+
+use crate::error::{einval, Error, Result};
+use crate::sys::{self, MapElemAttr};
+
+pub struct Map {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    /// Where the map is pinned, when it was pinned or reused by name.
+    pub pinned: Option<PathBuf>,
+    data: MapData,
+}
+
+pub fn possible_cpus() -> Result<usize> {
+    aya::util::nr_cpus()
+        .map(|n| n as usize)
+        .map_err(|(path, e)| Error::os(format!("reading {path}"), e))
+}
+
+impl Map {
+    pub(crate) fn new(name: String, obj: &aya_obj::Map, data: MapData, pinned: Option<PathBuf>) -> Self {
+        Map {
+            name,
+            map_type: obj.map_type(),
+            key_size: obj.key_size(),
+            value_size: obj.value_size(),
+            max_entries: obj.max_entries(),
+            flags: obj.map_flags(),
+            pinned,
+            data,
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.data.fd().as_fd()
+    }
+
+    pub fn is_percpu(&self) -> bool {
+        matches!(
+            self.map_type,
+            sys::BPF_MAP_TYPE_PERCPU_HASH
+                | sys::BPF_MAP_TYPE_PERCPU_ARRAY
+                | sys::BPF_MAP_TYPE_LRU_PERCPU_HASH
+                | 21 /* PERCPU_CGROUP_STORAGE */
+        )
+    }
+
+    /// Bytes of one value as the syscalls see it (all CPUs for per-CPU maps).
+    pub fn value_buffer_size(&self) -> Result<usize> {
+        if self.is_percpu() {
+            Ok(self.value_size.next_multiple_of(8) as usize * possible_cpus()?)
+        } else {
+            Ok(self.value_size as usize)
+        }
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.len() != self.key_size as usize {
+            return Err(einval(format!(
+                "map '{}': key is {} bytes, the map's keys are {} bytes",
+                self.name,
+                key.len(),
+                self.key_size
+            )));
+        }
+        Ok(())
+    }
+
+    fn elem_attr(&self, key: &[u8], value: u64, flags: u64) -> MapElemAttr {
+        MapElemAttr {
+            map_fd: self.fd().as_raw_fd() as u32,
+            key: sys::ptr(key.as_ptr()),
+            value_or_next_key: value,
+            flags,
+            ..Default::default()
+        }
+    }
+
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_key(key)?;
+        let mut value = vec![0u8; self.value_buffer_size()?];
+        let mut attr = self.elem_attr(key, sys::ptr(value.as_mut_ptr()), 0);
+        match sys::bpf(sys::BPF_MAP_LOOKUP_ELEM, &mut attr) {
+            Ok(_) => Ok(Some(value)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(Error::os(format!("map '{}': lookup", self.name), e)),
+        }
+    }
+
+    /// `flags`: 0 any, 1 BPF_NOEXIST, 2 BPF_EXIST.
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        self.check_key(key)?;
+        let expected = self.value_buffer_size()?;
+        if value.len() != expected {
+            return Err(einval(format!(
+                "map '{}': value is {} bytes, expected {expected}{}",
+                self.name,
+                value.len(),
+                if self.is_percpu() { " (one 8-byte-aligned slot per possible CPU)" } else { "" }
+            )));
+        }
+        let mut attr = self.elem_attr(key, sys::ptr(value.as_ptr()), flags);
+        sys::bpf(sys::BPF_MAP_UPDATE_ELEM, &mut attr)
+            .map(drop)
+            .map_err(|e| Error::os(format!("map '{}': update", self.name), e))
+    }
+
+    /// Returns whether the key was there.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.check_key(key)?;
+        let mut attr = self.elem_attr(key, 0, 0);
+        match sys::bpf(sys::BPF_MAP_DELETE_ELEM, &mut attr) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(Error::os(format!("map '{}': delete", self.name), e)),
+        }
+    }
+
+    /// The key after `key` (the first key for `None`), or `None` at the end.
+    pub fn next_key(&self, key: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
+        if let Some(k) = key {
+            self.check_key(k)?;
+        }
+        let mut next = vec![0u8; self.key_size as usize];
+        let mut attr = self.elem_attr(key.unwrap_or(&[]), sys::ptr(next.as_mut_ptr()), 0);
+        if key.is_none() {
+            attr.key = 0;
+        }
+        match sys::bpf(sys::BPF_MAP_GET_NEXT_KEY, &mut attr) {
+            Ok(_) => Ok(Some(next)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(Error::os(format!("map '{}': next key", self.name), e)),
+        }
+    }
+
+    /// Every key, in the kernel's order.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        let mut cur = self.next_key(None)?;
+        while let Some(k) = cur {
+            cur = self.next_key(Some(&k))?;
+            keys.push(k);
+        }
+        Ok(keys)
+    }
+
+    pub fn pin(&self, path: &std::path::Path) -> Result<()> {
+        let c = path_cstring(path)?;
+        sys::obj_pin(self.fd().as_raw_fd(), &c)
+            .map_err(|e| Error::os(format!("pinning map '{}' at {}", self.name, path.display()), e))
+    }
+}
+
+pub(crate) fn path_cstring(path: &std::path::Path) -> Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| einval(format!("path {} contains a NUL byte", path.display())))
+}

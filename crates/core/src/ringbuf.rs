@@ -1,0 +1,296 @@
+//! The BPF ring-buffer consumer. It reads records straight from the kernel's mapping,
+//! sleeps in `epoll_wait` on the ring's fd, and publishes the consumer position once
+//! per drained batch rather than once per record (each publish is a cache-line write
+//! the producer side then has to read).
+//!
+//! Memory never grows with the producer: a drain copies at most `max_bytes`, and what
+//! is not drained stays in the kernel ring, whose reservations then fail (the BPF side
+//! sees and can count them).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::error::{einval, Code, Error, Result};
+use crate::maps::Map;
+use crate::sys;
+
+const BUSY_BIT: u32 = 1 << 31;
+const DISCARD_BIT: u32 = 1 << 30;
+const HDR_SIZE: usize = 8;
+
+/// Size of the per-record header in the batches [`RingBuf::drain_into`] fills:
+/// `u32` little-endian length, 4 bytes of padding; data is then padded to 8 bytes.
+pub const BATCH_HEADER: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Data may be available.
+    Ready,
+    Timeout,
+    /// [`RingBuf::wake`] was called.
+    Woken,
+}
+
+struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(fd: BorrowedFd<'_>, len: usize, prot: i32, offset: usize) -> io::Result<Self> {
+        // SAFETY: a fresh shared mapping of the ring's fd; the kernel validates length,
+        // offset and protection for ring-buffer maps.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                offset as libc::off_t,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` come from a successful mmap that nothing else unmaps.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+pub struct RingBuf {
+    name: String,
+    /// The consumer page (read-write) and the producer page plus the data area, which
+    /// the kernel maps twice in a row so no record ever wraps.
+    consumer: Mapping,
+    producer: Mapping,
+    page: usize,
+    mask: u64,
+    /// Serializes consumers: records must be walked by one thread at a time.
+    walk: Mutex<()>,
+    closed: AtomicBool,
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    _fd: OwnedFd,
+}
+
+// SAFETY: the mappings are plain shared memory: the positions are only touched through
+// atomics, and the record area is read only under the `walk` mutex.
+unsafe impl Send for RingBuf {}
+// SAFETY: see `Send`; `wake`/`close` only touch an eventfd and an atomic flag.
+unsafe impl Sync for RingBuf {}
+
+impl RingBuf {
+    pub fn new(map: &Map) -> Result<Self> {
+        if map.map_type != sys::BPF_MAP_TYPE_RINGBUF {
+            return Err(einval(format!(
+                "map '{}' is not a ring buffer (map type {})",
+                map.name, map.map_type
+            )));
+        }
+        let fd = map
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::os("duplicating the ring-buffer fd", e))?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let size = map.max_entries as usize;
+        let mmap_err = |e| Error::os(format!("mapping ring buffer '{}'", map.name), e);
+        let consumer =
+            Mapping::new(fd.as_fd(), page, libc::PROT_READ | libc::PROT_WRITE, 0).map_err(mmap_err)?;
+        let producer =
+            Mapping::new(fd.as_fd(), page + 2 * size, libc::PROT_READ, page).map_err(mmap_err)?;
+        let epoll = epoll_with(&[fd.as_raw_fd()])?;
+        // SAFETY: eventfd has no memory preconditions.
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(Error::os("eventfd", io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh fd owned by nobody else.
+        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
+        epoll_add(&epoll, wake.as_raw_fd())?;
+        Ok(RingBuf {
+            name: map.name.clone(),
+            consumer,
+            producer,
+            page,
+            mask: size as u64 - 1,
+            walk: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            epoll,
+            wake,
+            _fd: fd,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn consumer_pos(&self) -> &AtomicU64 {
+        // SAFETY: the consumer page is page-aligned, mapped for our lifetime, and its
+        // first 8 bytes are the kernel's consumer position.
+        unsafe { &*(self.consumer.ptr as *const AtomicU64) }
+    }
+
+    fn producer_pos(&self) -> &AtomicU64 {
+        // SAFETY: as above, for the producer page.
+        unsafe { &*(self.producer.ptr as *const AtomicU64) }
+    }
+
+    /// Walks committed records, calling `f` on each, until none is left or `max_bytes`
+    /// of record data have been seen (one record always goes through). Returns the count.
+    pub fn consume(&self, max_bytes: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(Code::Closed, format!("ring buffer '{}' is closed", self.name)));
+        }
+        let _guard = self.walk.lock().unwrap_or_else(|p| p.into_inner());
+        let start = self.consumer_pos().load(Ordering::Relaxed);
+        let mut cons = start;
+        let prod = self.producer_pos().load(Ordering::Acquire);
+        let mut count = 0;
+        let mut bytes = 0;
+        // SAFETY (for the pointer arithmetic below): the data area starts one page into
+        // the producer mapping and is mapped twice, so `data + (pos & mask)` plus a
+        // whole record stays inside the mapping.
+        let data = unsafe { (self.producer.ptr as *const u8).add(self.page) };
+        while cons < prod {
+            // SAFETY: 8-byte aligned record header inside the data area.
+            let hdr = unsafe { &*(data.add((cons & self.mask) as usize) as *const AtomicU32) };
+            let len = hdr.load(Ordering::Acquire);
+            if len & BUSY_BIT != 0 {
+                break;
+            }
+            let data_len = (len & !(BUSY_BIT | DISCARD_BIT)) as usize;
+            if len & DISCARD_BIT == 0 {
+                if count > 0 && bytes + data_len > max_bytes {
+                    break;
+                }
+                // SAFETY: the record's data follows its header, committed (not busy).
+                let rec = unsafe {
+                    std::slice::from_raw_parts(data.add((cons & self.mask) as usize + HDR_SIZE), data_len)
+                };
+                f(rec);
+                count += 1;
+                bytes += data_len;
+            }
+            cons += (data_len + HDR_SIZE).next_multiple_of(8) as u64;
+        }
+        if cons != start {
+            self.consumer_pos().store(cons, Ordering::Release);
+        }
+        Ok(count)
+    }
+
+    /// Appends available records to `out` in the batch format (see [`BATCH_HEADER`]).
+    pub fn drain_into(&self, out: &mut Vec<u8>, max_bytes: usize) -> Result<usize> {
+        self.consume(max_bytes, |rec| {
+            out.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(rec);
+            out.resize(out.len().next_multiple_of(8), 0);
+        })
+    }
+
+    /// Sleeps until the ring has data, `timeout_ms` passes (-1: forever) or [`wake`] is called.
+    ///
+    /// [`wake`]: RingBuf::wake
+    pub fn wait(&self, timeout_ms: i32) -> Result<Wait> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(Wait::Woken);
+            }
+            // SAFETY: `events` is a valid buffer of 2 entries.
+            let n = unsafe {
+                libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 2, timeout_ms)
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::os("epoll_wait on a ring buffer", e));
+            }
+            if n == 0 {
+                return Ok(Wait::Timeout);
+            }
+            let woken = events[..n as usize]
+                .iter()
+                .any(|e| e.u64 == self.wake.as_raw_fd() as u64);
+            if woken {
+                let mut buf = 0u64;
+                // SAFETY: reading 8 bytes into a u64 from our own nonblocking eventfd.
+                unsafe { libc::read(self.wake.as_raw_fd(), &mut buf as *mut u64 as *mut _, 8) };
+                return Ok(Wait::Woken);
+            }
+            return Ok(Wait::Ready);
+        }
+    }
+
+    /// Wakes a thread blocked in [`RingBuf::wait`] (or the next one to wait).
+    pub fn wake(&self) {
+        let one = 1u64;
+        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
+        unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const _, 8) };
+    }
+
+    /// Marks the ring closed and wakes any waiter; memory is released on drop.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Blocks until at least one record is drained into `out`, or the ring is woken or
+    /// closed (returns 0).
+    pub fn next_batch(&self, out: &mut Vec<u8>, max_bytes: usize) -> Result<usize> {
+        loop {
+            let n = self.drain_into(out, max_bytes)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if self.wait(-1)? == Wait::Woken {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+fn epoll_with(fds: &[i32]) -> Result<OwnedFd> {
+    // SAFETY: epoll_create1 has no memory preconditions.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(Error::os("epoll_create1", io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd owned by nobody else.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    for &fd in fds {
+        epoll_add(&ep, fd)?;
+    }
+    Ok(ep)
+}
+
+fn epoll_add(ep: &OwnedFd, fd: i32) -> Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: fd as u64,
+    };
+    // SAFETY: `ev` is a valid epoll_event; both fds are open.
+    let rc = unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    if rc < 0 {
+        return Err(Error::os("epoll_ctl", io::Error::last_os_error()));
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Function symbols of ELF binaries, as the file offsets uprobes take.
+
+use std::path::Path;
+
+use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+
+use crate::error::{bad_object, enoent, Error, Result};
+
+/// The file offset of function `name` in the ELF file at `path`, searching `.symtab`
+/// then `.dynsym`. The kernel wants file offsets, so the symbol's virtual address is
+/// translated through the loadable segment that contains it.
+pub fn symbol_file_offset(path: &Path, name: &str) -> Result<u64> {
+    let data = std::fs::read(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| bad_object(format!("{} is not an ELF file: {e}", path.display())))?;
+    let sym = file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .find(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.name() == Ok(name))
+        .ok_or_else(|| enoent(format!("function '{name}' not found in {}", path.display())))?;
+    vaddr_to_file_offset(&file, sym.address()).ok_or_else(|| {
+        bad_object(format!(
+            "symbol '{name}' at {:#x} lies in no loadable segment of {}",
+            sym.address(),
+            path.display()
+        ))
+    })
+}
+
+fn vaddr_to_file_offset(file: &object::File<'_>, vaddr: u64) -> Option<u64> {
+    file.segments().find_map(|seg| {
+        let (file_off, file_size) = seg.file_range();
+        let start = seg.address();
+        (vaddr >= start && vaddr < start + file_size).then(|| vaddr - start + file_off)
+    })
+}

@@ -1,0 +1,301 @@
+//! Raw `bpf(2)` and `perf_event_open(2)` calls. Each command has its own `#[repr(C)]`
+//! attribute struct so new kernel fields (tracing_multi, sessions) need no bindgen update;
+//! the kernel accepts a shorter `bpf_attr` as long as the bytes it knows are given.
+
+pub mod consts;
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+pub use consts::*;
+
+/// Calls `bpf(cmd, attr, sizeof attr)` and returns the raw result.
+pub fn bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: `attr` is a live, properly sized `#[repr(C)]` struct; the kernel reads
+    // and writes at most `size_of::<T>()` bytes of it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut T as *mut libc::c_void,
+            size_of::<T>() as libc::c_long,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Like [`bpf`] for commands that return a new file descriptor.
+pub fn bpf_fd<T>(cmd: u32, attr: &mut T) -> io::Result<OwnedFd> {
+    let fd = bpf(cmd, attr)?;
+    // SAFETY: on success these commands return a fresh fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub fn ptr<T>(p: *const T) -> u64 {
+    p as usize as u64
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct ProgLoadAttr {
+    pub prog_type: u32,
+    pub insn_cnt: u32,
+    pub insns: u64,
+    pub license: u64,
+    pub log_level: u32,
+    pub log_size: u32,
+    pub log_buf: u64,
+    pub kern_version: u32,
+    pub prog_flags: u32,
+    pub prog_name: [u8; 16],
+    pub prog_ifindex: u32,
+    pub expected_attach_type: u32,
+    pub prog_btf_fd: u32,
+    pub func_info_rec_size: u32,
+    pub func_info: u64,
+    pub func_info_cnt: u32,
+    pub line_info_rec_size: u32,
+    pub line_info: u64,
+    pub line_info_cnt: u32,
+    pub attach_btf_id: u32,
+    pub attach_btf_obj_fd: u32,
+    pub core_relo_cnt: u32,
+    pub fd_array: u64,
+    pub core_relos: u64,
+    pub core_relo_rec_size: u32,
+    pub log_true_size: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct MapElemAttr {
+    pub map_fd: u32,
+    pub _pad: u32,
+    pub key: u64,
+    pub value_or_next_key: u64,
+    pub flags: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct ObjAttr {
+    pub pathname: u64,
+    pub bpf_fd: u32,
+    pub file_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct FreezeAttr {
+    pub map_fd: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct RawTpOpenAttr {
+    pub name: u64,
+    pub prog_fd: u32,
+    pub _pad: u32,
+    pub cookie: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct BtfLoadAttr {
+    pub btf: u64,
+    pub btf_log_buf: u64,
+    pub btf_size: u32,
+    pub btf_log_size: u32,
+    pub btf_log_level: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct InfoByFdAttr {
+    pub bpf_fd: u32,
+    pub info_len: u32,
+    pub info: u64,
+}
+
+/// `BPF_LINK_CREATE`: the fixed head, then a 48-byte union whose layout depends on
+/// `attach_type` (perf_event cookie, kprobe_multi, uprobe_multi, tracing, tracing_multi).
+#[repr(C)]
+#[derive(Default)]
+pub struct LinkCreateAttr {
+    pub prog_fd: u32,
+    pub target_fd: u32,
+    pub attach_type: u32,
+    pub flags: u32,
+    pub u: [u64; 6],
+}
+
+impl LinkCreateAttr {
+    pub fn new(prog_fd: RawFd, target_fd: RawFd, attach_type: u32) -> Self {
+        LinkCreateAttr {
+            prog_fd: prog_fd as u32,
+            target_fd: target_fd as u32,
+            attach_type,
+            ..Default::default()
+        }
+    }
+}
+
+/// The head of `struct bpf_link_info`; the per-type union follows.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct LinkInfo {
+    pub type_: u32,
+    pub id: u32,
+    pub prog_id: u32,
+    pub _pad: u32,
+    pub u: [u64; 8],
+}
+
+/// The leading part of `struct bpf_prog_info` that we read.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct ProgInfo {
+    pub type_: u32,
+    pub id: u32,
+    pub tag: [u8; 8],
+    pub jited_prog_len: u32,
+    pub xlated_prog_len: u32,
+    pub jited_prog_insns: u64,
+    pub xlated_prog_insns: u64,
+    pub load_time: u64,
+    pub created_by_uid: u32,
+    pub nr_map_ids: u32,
+    pub map_ids: u64,
+    pub name: [u8; 16],
+    pub ifindex: u32,
+    pub gpl_compatible_etc: u32,
+    pub netns_dev: u64,
+    pub netns_ino: u64,
+    pub nr_jited_ksyms: u32,
+    pub nr_jited_func_lens: u32,
+    pub jited_ksyms: u64,
+    pub jited_func_lens: u64,
+    pub btf_id: u32,
+    pub func_info_rec_size: u32,
+    pub func_info: u64,
+    pub nr_func_info: u32,
+    pub nr_line_info: u32,
+    pub line_info: u64,
+    pub jited_line_info: u64,
+    pub nr_jited_line_info: u32,
+    pub line_info_rec_size: u32,
+    pub jited_line_info_rec_size: u32,
+    pub nr_prog_tags: u32,
+    pub prog_tags: u64,
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
+    pub recursion_misses: u64,
+    pub verified_insns: u32,
+    pub attach_btf_obj_id: u32,
+    pub attach_btf_id: u32,
+}
+
+pub fn obj_info<T: Default>(fd: RawFd) -> io::Result<T> {
+    let mut info = T::default();
+    let mut attr = InfoByFdAttr {
+        bpf_fd: fd as u32,
+        info_len: size_of::<T>() as u32,
+        info: ptr(&mut info as *mut T),
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info)
+}
+
+pub fn map_freeze(fd: RawFd) -> io::Result<()> {
+    bpf(BPF_MAP_FREEZE, &mut FreezeAttr { map_fd: fd as u32 }).map(drop)
+}
+
+pub fn obj_pin(fd: RawFd, path: &CStr) -> io::Result<()> {
+    let mut attr = ObjAttr {
+        pathname: ptr(path.as_ptr()),
+        bpf_fd: fd as u32,
+        file_flags: 0,
+    };
+    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
+}
+
+pub fn obj_get(path: &CStr) -> io::Result<OwnedFd> {
+    let mut attr = ObjAttr {
+        pathname: ptr(path.as_ptr()),
+        ..Default::default()
+    };
+    bpf_fd(BPF_OBJ_GET, &mut attr)
+}
+
+/// `struct perf_event_attr` up to `config2` plus the fields we need.
+#[repr(C)]
+#[derive(Default)]
+pub struct PerfEventAttr {
+    pub type_: u32,
+    pub size: u32,
+    pub config: u64,
+    pub sample_period: u64,
+    pub sample_type: u64,
+    pub read_format: u64,
+    pub flags: u64,
+    pub wakeup_events: u32,
+    pub bp_type: u32,
+    pub config1: u64,
+    pub config2: u64,
+}
+
+pub const PERF_TYPE_TRACEPOINT: u32 = 2;
+pub const PERF_FLAG_FD_CLOEXEC: u64 = 8;
+pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
+pub const PERF_EVENT_IOC_SET_BPF: u64 = 0x40042408;
+
+pub fn perf_event_open(attr: &mut PerfEventAttr, pid: i32) -> io::Result<OwnedFd> {
+    attr.size = size_of::<PerfEventAttr>() as u32;
+    // cpu = -1 with a pid, cpu 0 for all processes: the kernel requires one of them.
+    let cpu = if pid == -1 { 0 } else { -1 };
+    // SAFETY: `attr` is a valid perf_event_attr prefix of the declared size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr as *mut PerfEventAttr,
+            pid,
+            cpu,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd from the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct MapCreateAttr {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+}
+
+/// One BPF instruction, encoded by hand for the feature probes.
+pub const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    let off = off as u16 as u64;
+    let imm = imm as u32 as u64;
+    (code as u64) | (((dst & 0xf) | ((src & 0xf) << 4)) as u64) << 8 | off << 16 | imm << 32
+}
+
+pub const INSN_MOV64_R0_0: u64 = insn(0xb7, 0, 0, 0, 0);
+pub const INSN_EXIT: u64 = insn(0x95, 0, 0, 0, 0);
+pub const fn insn_call(helper: i32) -> u64 {
+    insn(0x85, 0, 0, 0, helper)
+}

@@ -1,0 +1,452 @@
+//! N-API glue over nodebpf-core. No logic lives here: arguments are converted, the core
+//! is called, and core errors are passed to JS as JSON the facade turns into `BpfError`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use nodebpf_core as core;
+
+/// Upper bound of record bytes handed to JS per batch; the rest waits in the kernel ring.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+fn js_err(e: core::Error) -> Error {
+    let json = serde_json::json!({
+        "code": e.code.as_str(),
+        "errno": e.errno,
+        "message": e.message,
+        "verifierLog": e.verifier_log,
+    });
+    Error::new(Status::GenericFailure, format!("nodebpf:{json}"))
+}
+
+fn closed(what: &str) -> Error {
+    js_err(core::Error::new(core::Code::Closed, format!("{what} is closed")))
+}
+
+#[napi(object)]
+pub struct LoadOptions {
+    pub globals: Option<HashMap<String, Uint8Array>>,
+    pub btf_path: Option<String>,
+    pub pin_path: Option<String>,
+}
+
+fn core_options(o: Option<LoadOptions>) -> core::LoadOptions {
+    let Some(o) = o else { return Default::default() };
+    core::LoadOptions {
+        globals: o
+            .globals
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_vec()))
+            .collect(),
+        btf_path: o.btf_path.map(PathBuf::from),
+        pin_path: o.pin_path.map(PathBuf::from),
+    }
+}
+
+pub struct LoadTask {
+    data: Vec<u8>,
+    opts: core::LoadOptions,
+}
+
+impl Task for LoadTask {
+    type Output = core::Object;
+    type JsValue = NativeObject;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        core::load(&self.data, &self.opts).map_err(js_err)
+    }
+
+    fn resolve(&mut self, _env: Env, obj: Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeObject::new(obj, self.opts.btf_path.clone()))
+    }
+}
+
+#[napi]
+pub fn load_object(data: Uint8Array, options: Option<LoadOptions>) -> AsyncTask<LoadTask> {
+    AsyncTask::new(LoadTask {
+        data: data.to_vec(),
+        opts: core_options(options),
+    })
+}
+
+#[napi]
+pub fn load_object_sync(data: Uint8Array, options: Option<LoadOptions>) -> Result<NativeObject> {
+    let opts = core_options(options);
+    let obj = core::load(&data, &opts).map_err(js_err)?;
+    Ok(NativeObject::new(obj, opts.btf_path))
+}
+
+#[napi(object)]
+pub struct ProgramDesc {
+    pub name: String,
+    pub section: String,
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    pub loaded: bool,
+    pub insn_count: u32,
+}
+
+#[napi(object)]
+pub struct MapDesc {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub percpu: bool,
+    pub pinned: Option<String>,
+}
+
+#[napi(object)]
+pub struct UprobeOptions {
+    pub binary: String,
+    pub symbol: Option<String>,
+    pub offset: Option<BigInt>,
+    pub pid: Option<i32>,
+    pub retprobe: Option<bool>,
+    pub cookie: Option<BigInt>,
+}
+
+#[napi(object)]
+pub struct KprobeOptions {
+    pub symbol: String,
+    pub offset: Option<BigInt>,
+    pub retprobe: Option<bool>,
+    pub cookie: Option<BigInt>,
+}
+
+fn u64_of(b: Option<BigInt>) -> Option<u64> {
+    b.map(|b| b.get_u64().1)
+}
+
+#[napi]
+pub struct NativeObject {
+    inner: Mutex<Option<core::Object>>,
+    btf_path: Option<PathBuf>,
+}
+
+impl NativeObject {
+    fn new(obj: core::Object, btf_path: Option<PathBuf>) -> Self {
+        NativeObject {
+            inner: Mutex::new(Some(obj)),
+            btf_path,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&core::Object) -> core::Result<T>) -> Result<T> {
+        let guard = self.inner.lock().map_err(|_| closed("the object"))?;
+        let obj = guard.as_ref().ok_or_else(|| closed("the object"))?;
+        f(obj).map_err(js_err)
+    }
+
+    fn link(
+        &self,
+        prog: &str,
+        f: impl FnOnce(&core::Program) -> core::Result<core::Link>,
+    ) -> Result<NativeLink> {
+        self.with(|o| f(o.program(prog)?)).map(NativeLink::new)
+    }
+}
+
+#[napi]
+impl NativeObject {
+    #[napi]
+    pub fn programs(&self) -> Result<Vec<ProgramDesc>> {
+        self.with(|o| {
+            Ok(o.programs
+                .iter()
+                .map(|p| ProgramDesc {
+                    name: p.name.clone(),
+                    section: p.section.clone(),
+                    prog_type: p.spec.prog_type,
+                    expected_attach_type: p.spec.expected_attach_type,
+                    loaded: p.is_loaded(),
+                    insn_count: p.insn_count() as u32,
+                })
+                .collect())
+        })
+    }
+
+    #[napi]
+    pub fn maps(&self) -> Result<Vec<MapDesc>> {
+        self.with(|o| {
+            Ok(o.maps
+                .iter()
+                .map(|m| MapDesc {
+                    name: m.name.clone(),
+                    map_type: m.map_type,
+                    key_size: m.key_size,
+                    value_size: m.value_size,
+                    max_entries: m.max_entries,
+                    flags: m.flags,
+                    percpu: m.is_percpu(),
+                    pinned: m.pinned.as_ref().map(|p| p.display().to_string()),
+                })
+                .collect())
+        })
+    }
+
+    /// Closes every program and map fd of the object. Idempotent.
+    #[napi]
+    pub fn close(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.take();
+        }
+    }
+
+    #[napi]
+    pub fn attach(&self, prog: String) -> Result<NativeLink> {
+        let btf = self.btf_path.clone();
+        self.link(&prog, |p| core::attach::auto::attach_auto(p, btf.as_deref()))
+    }
+
+    #[napi]
+    pub fn attach_tracepoint(
+        &self,
+        prog: String,
+        category: String,
+        name: String,
+        cookie: Option<BigInt>,
+    ) -> Result<NativeLink> {
+        self.link(&prog, |p| {
+            core::attach::perf_event::attach_tracepoint(p.fd()?, &category, &name, u64_of(cookie))
+        })
+    }
+
+    #[napi]
+    pub fn attach_raw_tracepoint(&self, prog: String, name: String) -> Result<NativeLink> {
+        self.link(&prog, |p| {
+            core::attach::raw_tracepoint::attach_raw_tracepoint(p.fd()?, &name)
+        })
+    }
+
+    #[napi]
+    pub fn attach_uprobe(&self, prog: String, o: UprobeOptions) -> Result<NativeLink> {
+        self.link(&prog, |p| {
+            core::attach::perf_event::attach_uprobe(
+                p.fd()?,
+                &core::attach::perf_event::UprobeOptions {
+                    binary: &o.binary,
+                    symbol: o.symbol.as_deref(),
+                    offset: u64_of(o.offset).unwrap_or(0),
+                    pid: o.pid,
+                    retprobe: o.retprobe.unwrap_or(false),
+                    cookie: u64_of(o.cookie),
+                },
+            )
+        })
+    }
+
+    #[napi]
+    pub fn attach_kprobe(&self, prog: String, o: KprobeOptions) -> Result<NativeLink> {
+        self.link(&prog, |p| {
+            core::attach::perf_event::attach_kprobe(
+                p.fd()?,
+                &core::attach::perf_event::KprobeOptions {
+                    symbol: &o.symbol,
+                    offset: u64_of(o.offset).unwrap_or(0),
+                    retprobe: o.retprobe.unwrap_or(false),
+                    cookie: u64_of(o.cookie),
+                },
+            )
+        })
+    }
+
+    #[napi]
+    pub fn attach_fentry(
+        &self,
+        prog: String,
+        function: Option<String>,
+        cookie: Option<BigInt>,
+    ) -> Result<NativeLink> {
+        let btf = self.btf_path.clone();
+        self.link(&prog, |p| {
+            core::attach::tracing::attach_tracing(p, function.as_deref(), u64_of(cookie), btf.as_deref())
+        })
+    }
+
+    #[napi]
+    pub fn map_lookup(&self, map: String, key: Uint8Array) -> Result<Option<Buffer>> {
+        self.with(|o| o.map(&map)?.lookup(&key))
+            .map(|v| v.map(Buffer::from))
+    }
+
+    #[napi]
+    pub fn map_update(&self, map: String, key: Uint8Array, value: Uint8Array, flags: Option<u32>) -> Result<()> {
+        self.with(|o| o.map(&map)?.update(&key, &value, u64::from(flags.unwrap_or(0))))
+    }
+
+    #[napi]
+    pub fn map_delete(&self, map: String, key: Uint8Array) -> Result<bool> {
+        self.with(|o| o.map(&map)?.delete(&key))
+    }
+
+    #[napi]
+    pub fn map_keys(&self, map: String) -> Result<Vec<Buffer>> {
+        self.with(|o| o.map(&map)?.keys())
+            .map(|keys| keys.into_iter().map(Buffer::from).collect())
+    }
+
+    #[napi]
+    pub fn ringbuf(&self, map: String) -> Result<NativeRingBuf> {
+        self.with(|o| core::RingBuf::new(o.map(&map)?))
+            .map(|rb| NativeRingBuf { ring: Arc::new(rb) })
+    }
+}
+
+#[napi(object)]
+pub struct LinkInfo {
+    pub kind: String,
+    pub target: String,
+    pub link_type: String,
+    pub id: u32,
+    pub prog_id: u32,
+    pub cookie: Option<BigInt>,
+}
+
+#[napi]
+pub struct NativeLink {
+    inner: Mutex<Option<core::Link>>,
+}
+
+impl NativeLink {
+    fn new(link: core::Link) -> Self {
+        NativeLink {
+            inner: Mutex::new(Some(link)),
+        }
+    }
+}
+
+#[napi]
+impl NativeLink {
+    #[napi]
+    pub fn info(&self) -> Result<LinkInfo> {
+        let guard = self.inner.lock().map_err(|_| closed("the link"))?;
+        let link = guard.as_ref().ok_or_else(|| closed("the link"))?;
+        let info = link.info().map_err(js_err)?;
+        Ok(LinkInfo {
+            kind: link.kind.to_string(),
+            target: link.target.clone(),
+            link_type: info.link_type.to_string(),
+            id: info.id,
+            prog_id: info.prog_id,
+            cookie: link.cookie.map(BigInt::from),
+        })
+    }
+
+    /// Detaches. Idempotent.
+    #[napi]
+    pub fn close(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.take();
+        }
+    }
+}
+
+#[napi]
+pub struct NativeRingBuf {
+    ring: Arc<core::RingBuf>,
+}
+
+#[napi]
+impl NativeRingBuf {
+    /// Resolves with the next batch (records in core's batch format), or `null` once
+    /// woken or closed. The wait runs on a blocking thread, never on the JS thread.
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub fn next_batch<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<Buffer>>> {
+        let ring = self.ring.clone();
+        env.spawn_future(async move {
+            let batch = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let n = ring.next_batch(&mut out, MAX_BATCH_BYTES)?;
+                Ok::<_, core::Error>((n > 0).then_some(out))
+            })
+            .await
+            .map_err(|e| Error::from_reason(format!("ring-buffer poller failed: {e}")))?
+            .map_err(js_err)?;
+            Ok(batch.map(Buffer::from))
+        })
+    }
+
+    /// Drains what is available now without waiting.
+    #[napi]
+    pub fn try_batch(&self) -> Result<Option<Buffer>> {
+        let mut out = Vec::new();
+        let n = self.ring.drain_into(&mut out, MAX_BATCH_BYTES).map_err(js_err)?;
+        Ok((n > 0).then(|| Buffer::from(out)))
+    }
+
+    /// Makes a pending `nextBatch` resolve with `null`.
+    #[napi]
+    pub fn wake(&self) {
+        self.ring.wake();
+    }
+
+    /// Ends iteration; the mapping is released once no poller holds it. Idempotent.
+    #[napi]
+    pub fn close(&self) {
+        self.ring.close();
+    }
+}
+
+#[napi(object)]
+pub struct Features {
+    pub kernel: String,
+    pub btf: bool,
+    pub ringbuf: bool,
+    pub bpf_cookie: bool,
+    pub kprobe: bool,
+    pub kprobe_multi: bool,
+    pub kprobe_session: bool,
+    pub uprobe_multi: bool,
+    pub uprobe_session: bool,
+    pub fentry: bool,
+    pub tracing_multi: bool,
+}
+
+pub struct FeaturesTask;
+
+impl Task for FeaturesTask {
+    type Output = core::features::Features;
+    type JsValue = Features;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(core::features::features().clone())
+    }
+
+    fn resolve(&mut self, _env: Env, f: Self::Output) -> Result<Features> {
+        Ok(Features {
+            kernel: f.kernel,
+            btf: f.btf,
+            ringbuf: f.ringbuf,
+            bpf_cookie: f.bpf_cookie,
+            kprobe: f.kprobe,
+            kprobe_multi: f.kprobe_multi,
+            kprobe_session: f.kprobe_session,
+            uprobe_multi: f.uprobe_multi,
+            uprobe_session: f.uprobe_session,
+            fentry: f.fentry,
+            tracing_multi: f.tracing_multi,
+        })
+    }
+}
+
+#[napi]
+pub fn features() -> AsyncTask<FeaturesTask> {
+    AsyncTask::new(FeaturesTask)
+}
+
+#[napi]
+pub fn possible_cpus() -> Result<u32> {
+    core::maps::possible_cpus().map(|n| n as u32).map_err(js_err)
+}
+
+#[napi]
+pub fn missing_capabilities() -> Vec<String> {
+    core::caps::missing_caps().into_iter().map(String::from).collect()
+}
