@@ -22,7 +22,11 @@ pub fn kernel_btf(path: Option<&Path>) -> Result<Arc<Btf>> {
         return Ok(btf);
     }
     let btf = Btf::parse_file(&path, Endianness::default()).map_err(|e| {
-        let code = if path.exists() { Code::BadObject } else { Code::Unsupported };
+        let code = if path.exists() {
+            Code::BadObject
+        } else {
+            Code::Unsupported
+        };
         Error::new(
             code,
             format!(
@@ -49,12 +53,14 @@ pub fn tracing_target(btf: &Btf, kind: AttachKind, name: &str) -> Result<BtfTarg
         AttachKind::Iter => (format!("bpf_iter_{name}"), BtfKind::Func),
         _ => (name.to_string(), BtfKind::Func),
     };
-    let btf_id = btf.id_by_type_name_kind(&type_name, btf_kind).map_err(|_| {
-        enoent(format!(
-            "kernel function '{name}' is not in the kernel's BTF (looked for {btf_kind:?} \
+    let btf_id = btf
+        .id_by_type_name_kind(&type_name, btf_kind)
+        .map_err(|_| {
+            enoent(format!(
+                "kernel function '{name}' is not in the kernel's BTF (looked for {btf_kind:?} \
              '{type_name}' in vmlinux; module functions are not resolved yet)"
-        ))
-    })?;
+            ))
+        })?;
     Ok(BtfTarget {
         btf_id,
         btf_obj_fd: None,

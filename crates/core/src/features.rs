@@ -47,13 +47,17 @@ pub fn features() -> &'static Features {
 /// with the first kernel that has it.
 pub fn requirement(kind: AttachKind) -> Option<(&'static str, &'static str)> {
     Some(match kind {
-        AttachKind::Kprobe { .. } | AttachKind::Ksyscall { .. } => ("kprobe", "any kernel with CONFIG_KPROBES"),
+        AttachKind::Kprobe { .. } | AttachKind::Ksyscall { .. } => {
+            ("kprobe", "any kernel with CONFIG_KPROBES")
+        }
         AttachKind::KprobeMulti { .. } => ("kprobeMulti", "5.18"),
         AttachKind::KprobeSession => ("kprobeSession", "6.10"),
         AttachKind::UprobeMulti { .. } => ("uprobeMulti", "6.6"),
         AttachKind::UprobeSession => ("uprobeSession", "6.13"),
         AttachKind::Fentry | AttachKind::Fexit | AttachKind::FmodRet => ("fentry", "5.5 on x86_64"),
-        AttachKind::FentryMulti | AttachKind::FexitMulti | AttachKind::FsessionMulti => ("tracingMulti", "7.2"),
+        AttachKind::FentryMulti | AttachKind::FexitMulti | AttachKind::FsessionMulti => {
+            ("tracingMulti", "7.2")
+        }
         _ => return None,
     })
 }
@@ -90,7 +94,11 @@ const RETURN_0: [u64; 2] = [sys::INSN_MOV64_R0_0, sys::INSN_EXIT];
 fn probe_btf() -> bool {
     // One `int` type: header (24 bytes), BTF_KIND_INT (16 bytes), strings "\0int\0".
     let mut b = Vec::new();
-    for v in [0xeB9Fu16.to_le_bytes().to_vec(), vec![1, 0], 24u32.to_le_bytes().to_vec()] {
+    for v in [
+        0xeB9Fu16.to_le_bytes().to_vec(),
+        vec![1, 0],
+        24u32.to_le_bytes().to_vec(),
+    ] {
         b.extend(v);
     }
     for v in [0u32, 16, 16, 5] {
@@ -115,7 +123,10 @@ fn probe_ringbuf() -> bool {
 }
 
 fn probe_cookie() -> bool {
-    let insns = [sys::insn_call(sys::BPF_FUNC_GET_ATTACH_COOKIE), sys::INSN_EXIT];
+    let insns = [
+        sys::insn_call(sys::BPF_FUNC_GET_ATTACH_COOKIE),
+        sys::INSN_EXIT,
+    ];
     load(sys::BPF_PROG_TYPE_TRACEPOINT, 0, 0, &insns).is_some()
 }
 
@@ -123,8 +134,12 @@ fn probe_kprobe() -> bool {
     let Ok(pmu) = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type") else {
         return false;
     };
-    let Ok(pmu) = pmu.trim().parse() else { return false };
-    let Ok(sym) = CString::new(PROBE_FUNCTION) else { return false };
+    let Ok(pmu) = pmu.trim().parse() else {
+        return false;
+    };
+    let Ok(sym) = CString::new(PROBE_FUNCTION) else {
+        return false;
+    };
     let mut attr = PerfEventAttr {
         type_: pmu,
         config1: sys::ptr(sym.as_ptr()),
@@ -137,7 +152,9 @@ fn probe_kprobe_multi(attach_type: u32) -> bool {
     let Some(prog) = load(sys::BPF_PROG_TYPE_KPROBE, attach_type, 0, &RETURN_0) else {
         return false;
     };
-    let Ok(sym) = CString::new(PROBE_FUNCTION) else { return false };
+    let Ok(sym) = CString::new(PROBE_FUNCTION) else {
+        return false;
+    };
     let syms = [sym.as_ptr()];
     let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), 0, attach_type);
     attr.u[0] = 1u64 << 32; // flags 0, cnt 1
@@ -171,8 +188,15 @@ fn probe_function_btf_id() -> Option<u32> {
 }
 
 fn probe_fentry() -> bool {
-    let Some(id) = probe_function_btf_id() else { return false };
-    let Some(prog) = load(sys::BPF_PROG_TYPE_TRACING, sys::BPF_TRACE_FENTRY, id, &RETURN_0) else {
+    let Some(id) = probe_function_btf_id() else {
+        return false;
+    };
+    let Some(prog) = load(
+        sys::BPF_PROG_TYPE_TRACING,
+        sys::BPF_TRACE_FENTRY,
+        id,
+        &RETURN_0,
+    ) else {
         return false;
     };
     let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), 0, sys::BPF_TRACE_FENTRY);
@@ -180,9 +204,15 @@ fn probe_fentry() -> bool {
 }
 
 fn probe_tracing_multi() -> bool {
-    let Some(id) = probe_function_btf_id() else { return false };
-    let Some(prog) = load(sys::BPF_PROG_TYPE_TRACING, sys::BPF_TRACE_FENTRY_MULTI, 0, &RETURN_0)
-    else {
+    let Some(id) = probe_function_btf_id() else {
+        return false;
+    };
+    let Some(prog) = load(
+        sys::BPF_PROG_TYPE_TRACING,
+        sys::BPF_TRACE_FENTRY_MULTI,
+        0,
+        &RETURN_0,
+    ) else {
         return false;
     };
     let ids = [id];

@@ -16,7 +16,7 @@ pub mod tracefs;
 
 pub use attach::Link;
 pub use error::{Code, Error, Result};
-pub use loader::{load, load_file, LoadOptions, Object};
+pub use loader::{load, load_file, GlobalValue, LoadOptions, Object};
 pub use maps::Map;
 pub use program::Program;
 pub use ringbuf::RingBuf;

@@ -29,7 +29,12 @@ pub fn possible_cpus() -> Result<usize> {
 }
 
 impl Map {
-    pub(crate) fn new(name: String, obj: &aya_obj::Map, data: MapData, pinned: Option<PathBuf>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        obj: &aya_obj::Map,
+        data: MapData,
+        pinned: Option<PathBuf>,
+    ) -> Self {
         Map {
             name,
             map_type: obj.map_type(),
@@ -107,7 +112,11 @@ impl Map {
                 "map '{}': value is {} bytes, expected {expected}{}",
                 self.name,
                 value.len(),
-                if self.is_percpu() { " (one 8-byte-aligned slot per possible CPU)" } else { "" }
+                if self.is_percpu() {
+                    " (one 8-byte-aligned slot per possible CPU)"
+                } else {
+                    ""
+                }
             )));
         }
         let mut attr = self.elem_attr(key, sys::ptr(value.as_ptr()), flags);
@@ -157,8 +166,12 @@ impl Map {
 
     pub fn pin(&self, path: &std::path::Path) -> Result<()> {
         let c = path_cstring(path)?;
-        sys::obj_pin(self.fd().as_raw_fd(), &c)
-            .map_err(|e| Error::os(format!("pinning map '{}' at {}", self.name, path.display()), e))
+        sys::obj_pin(self.fd().as_raw_fd(), &c).map_err(|e| {
+            Error::os(
+                format!("pinning map '{}' at {}", self.name, path.display()),
+                e,
+            )
+        })
     }
 }
 

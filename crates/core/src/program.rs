@@ -137,10 +137,7 @@ impl Program {
             Err(e) => e,
         };
         if first.raw_os_error() == Some(libc::EPERM) {
-            return Err(Error::os(
-                format!("loading program '{}'", self.name),
-                first,
-            ));
+            return Err(Error::os(format!("loading program '{}'", self.name), first));
         }
         // Load again with the verifier log on: the first try skips the cost of logging.
         let mut log = vec![0u8; LOG_BUF_SIZE];
@@ -162,10 +159,7 @@ impl Program {
             return Error::os(
                 format!(
                     "loading program '{}' (SEC \"{}\", prog type {}, expected attach type {})",
-                    self.name,
-                    self.section,
-                    self.spec.prog_type,
-                    self.spec.expected_attach_type
+                    self.name, self.section, self.spec.prog_type, self.spec.expected_attach_type
                 ),
                 err,
             );

@@ -104,8 +104,8 @@ impl RingBuf {
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
         let size = map.max_entries as usize;
         let mmap_err = |e| Error::os(format!("mapping ring buffer '{}'", map.name), e);
-        let consumer =
-            Mapping::new(fd.as_fd(), page, libc::PROT_READ | libc::PROT_WRITE, 0).map_err(mmap_err)?;
+        let consumer = Mapping::new(fd.as_fd(), page, libc::PROT_READ | libc::PROT_WRITE, 0)
+            .map_err(mmap_err)?;
         let producer =
             Mapping::new(fd.as_fd(), page + 2 * size, libc::PROT_READ, page).map_err(mmap_err)?;
         let epoll = epoll_with(&[fd.as_raw_fd()])?;
@@ -150,7 +150,10 @@ impl RingBuf {
     /// of record data have been seen (one record always goes through). Returns the count.
     pub fn consume(&self, max_bytes: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::new(Code::Closed, format!("ring buffer '{}' is closed", self.name)));
+            return Err(Error::new(
+                Code::Closed,
+                format!("ring buffer '{}' is closed", self.name),
+            ));
         }
         let _guard = self.walk.lock().unwrap_or_else(|p| p.into_inner());
         let start = self.consumer_pos().load(Ordering::Relaxed);
@@ -176,7 +179,10 @@ impl RingBuf {
                 }
                 // SAFETY: the record's data follows its header, committed (not busy).
                 let rec = unsafe {
-                    std::slice::from_raw_parts(data.add((cons & self.mask) as usize + HDR_SIZE), data_len)
+                    std::slice::from_raw_parts(
+                        data.add((cons & self.mask) as usize + HDR_SIZE),
+                        data_len,
+                    )
                 };
                 f(rec);
                 count += 1;

@@ -18,11 +18,17 @@ pub fn root() -> Result<PathBuf> {
 
 pub fn tracepoint_id(category: &str, name: &str) -> Result<u64> {
     if category.contains(['/', '.']) || name.contains(['/', '.']) || category.is_empty() {
-        return Err(enoent(format!("tracepoint '{category}/{name}' is not a valid name")));
+        return Err(enoent(format!(
+            "tracepoint '{category}/{name}' is not a valid name"
+        )));
     }
     let path = root()?.join("events").join(category).join(name).join("id");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|_| enoent(format!("tracepoint '{category}/{name}' does not exist ({} is missing)", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        enoent(format!(
+            "tracepoint '{category}/{name}' does not exist ({} is missing)",
+            path.display()
+        ))
+    })?;
     text.trim()
         .parse()
         .map_err(|_| enoent(format!("unexpected contents of {}", path.display())))

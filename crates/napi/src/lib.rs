@@ -23,24 +23,40 @@ fn js_err(e: core::Error) -> Error {
 }
 
 fn closed(what: &str) -> Error {
-    js_err(core::Error::new(core::Code::Closed, format!("{what} is closed")))
+    js_err(core::Error::new(
+        core::Code::Closed,
+        format!("{what} is closed"),
+    ))
 }
 
 #[napi(object)]
 pub struct LoadOptions {
     pub globals: Option<HashMap<String, Uint8Array>>,
+    /// Integer globals, stored at the variable's own width.
+    pub int_globals: Option<HashMap<String, BigInt>>,
     pub btf_path: Option<String>,
     pub pin_path: Option<String>,
 }
 
 fn core_options(o: Option<LoadOptions>) -> core::LoadOptions {
-    let Some(o) = o else { return Default::default() };
+    let Some(o) = o else {
+        return Default::default();
+    };
     core::LoadOptions {
         globals: o
             .globals
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, v)| (k, v.to_vec()))
+            .map(|(k, v)| (k, core::GlobalValue::Bytes(v.to_vec())))
+            .chain(o.int_globals.unwrap_or_default().into_iter().map(|(k, v)| {
+                let (negative, magnitude, _) = v.get_u128();
+                let value = if negative {
+                    -(magnitude as i128)
+                } else {
+                    magnitude as i128
+                };
+                (k, core::GlobalValue::Int(value))
+            }))
             .collect(),
         btf_path: o.btf_path.map(PathBuf::from),
         pin_path: o.pin_path.map(PathBuf::from),
@@ -202,7 +218,9 @@ impl NativeObject {
     #[napi]
     pub fn attach(&self, prog: String) -> Result<NativeLink> {
         let btf = self.btf_path.clone();
-        self.link(&prog, |p| core::attach::auto::attach_auto(p, btf.as_deref()))
+        self.link(&prog, |p| {
+            core::attach::auto::attach_auto(p, btf.as_deref())
+        })
     }
 
     #[napi]
@@ -261,12 +279,17 @@ impl NativeObject {
     pub fn attach_fentry(
         &self,
         prog: String,
-        function: Option<String>,
+        target_fn: Option<String>,
         cookie: Option<BigInt>,
     ) -> Result<NativeLink> {
         let btf = self.btf_path.clone();
         self.link(&prog, |p| {
-            core::attach::tracing::attach_tracing(p, function.as_deref(), u64_of(cookie), btf.as_deref())
+            core::attach::tracing::attach_tracing(
+                p,
+                target_fn.as_deref(),
+                u64_of(cookie),
+                btf.as_deref(),
+            )
         })
     }
 
@@ -277,8 +300,17 @@ impl NativeObject {
     }
 
     #[napi]
-    pub fn map_update(&self, map: String, key: Uint8Array, value: Uint8Array, flags: Option<u32>) -> Result<()> {
-        self.with(|o| o.map(&map)?.update(&key, &value, u64::from(flags.unwrap_or(0))))
+    pub fn map_update(
+        &self,
+        map: String,
+        key: Uint8Array,
+        value: Uint8Array,
+        flags: Option<u32>,
+    ) -> Result<()> {
+        self.with(|o| {
+            o.map(&map)?
+                .update(&key, &value, u64::from(flags.unwrap_or(0)))
+        })
     }
 
     #[napi]
@@ -377,7 +409,10 @@ impl NativeRingBuf {
     #[napi]
     pub fn try_batch(&self) -> Result<Option<Buffer>> {
         let mut out = Vec::new();
-        let n = self.ring.drain_into(&mut out, MAX_BATCH_BYTES).map_err(js_err)?;
+        let n = self
+            .ring
+            .drain_into(&mut out, MAX_BATCH_BYTES)
+            .map_err(js_err)?;
         Ok((n > 0).then(|| Buffer::from(out)))
     }
 
@@ -443,10 +478,15 @@ pub fn features() -> AsyncTask<FeaturesTask> {
 
 #[napi]
 pub fn possible_cpus() -> Result<u32> {
-    core::maps::possible_cpus().map(|n| n as u32).map_err(js_err)
+    core::maps::possible_cpus()
+        .map(|n| n as u32)
+        .map_err(js_err)
 }
 
 #[napi]
 pub fn missing_capabilities() -> Vec<String> {
-    core::caps::missing_caps().into_iter().map(String::from).collect()
+    core::caps::missing_caps()
+        .into_iter()
+        .map(String::from)
+        .collect()
 }

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use super::perf_event::{attach_kprobe, attach_tracepoint, attach_uprobe, KprobeOptions, UprobeOptions};
+use super::perf_event::{
+    attach_kprobe, attach_tracepoint, attach_uprobe, KprobeOptions, UprobeOptions,
+};
 use super::raw_tracepoint::attach_raw_tracepoint;
 use super::tracing::attach_tracing;
 use super::Link;
@@ -92,7 +94,10 @@ pub fn syscall_prefix() -> &'static str {
 fn parse_number(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => s.parse().ok().filter(|_| s.bytes().all(|b| b.is_ascii_digit())),
+        None => s
+            .parse()
+            .ok()
+            .filter(|_| s.bytes().all(|b| b.is_ascii_digit())),
     }
 }
 

@@ -48,8 +48,8 @@ impl Link {
     }
 
     pub fn info(&self) -> Result<LinkInfo> {
-        let info: sys::LinkInfo = sys::obj_info(self.fd.as_raw_fd())
-            .map_err(|e| Error::os("reading link info", e))?;
+        let info: sys::LinkInfo =
+            sys::obj_info(self.fd.as_raw_fd()).map_err(|e| Error::os("reading link info", e))?;
         Ok(LinkInfo {
             link_type: link_type_name(info.type_),
             id: info.id,

@@ -15,8 +15,16 @@ fn pmu_type(pmu: &str) -> Result<u32> {
     let text = std::fs::read_to_string(&path).map_err(|_| {
         unsupported(format!(
             "this kernel has no {pmu} PMU ({path} is missing): {} need CONFIG_{}",
-            if pmu == "kprobe" { "kprobes" } else { "uprobes" },
-            if pmu == "kprobe" { "KPROBE_EVENTS" } else { "UPROBE_EVENTS" }
+            if pmu == "kprobe" {
+                "kprobes"
+            } else {
+                "uprobes"
+            },
+            if pmu == "kprobe" {
+                "KPROBE_EVENTS"
+            } else {
+                "UPROBE_EVENTS"
+            }
         ))
     })?;
     text.trim()
@@ -45,7 +53,10 @@ fn bind(
 ) -> Result<Link> {
     let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), perf.as_raw_fd(), sys::BPF_PERF_EVENT);
     attr.u[0] = cookie.unwrap_or(0);
-    let fd = link_create(&mut attr, &format!("attaching the program to {kind} {target}"))?;
+    let fd = link_create(
+        &mut attr,
+        &format!("attaching the program to {kind} {target}"),
+    )?;
     let mut link = Link::new(kind, target, fd);
     link.cookie = cookie;
     link._perf_event = Some(perf);
@@ -66,7 +77,13 @@ pub fn attach_tracepoint(
     };
     let perf = sys::perf_event_open(&mut attr, -1)
         .map_err(|e| Error::os(format!("opening tracepoint {category}/{name}"), e))?;
-    bind(prog, perf, "tracepoint", format!("{category}/{name}"), cookie)
+    bind(
+        prog,
+        perf,
+        "tracepoint",
+        format!("{category}/{name}"),
+        cookie,
+    )
 }
 
 pub struct KprobeOptions<'a> {
@@ -82,7 +99,11 @@ pub fn attach_kprobe(prog: BorrowedFd<'_>, o: &KprobeOptions<'_>) -> Result<Link
     let name = CString::new(o.symbol).map_err(|_| einval("symbol contains a NUL byte"))?;
     let mut attr = PerfEventAttr {
         type_: pmu,
-        config: if o.retprobe { retprobe_bit("kprobe")? } else { 0 },
+        config: if o.retprobe {
+            retprobe_bit("kprobe")?
+        } else {
+            0
+        },
         config1: sys::ptr(name.as_ptr()),
         config2: o.offset,
         ..Default::default()
@@ -95,7 +116,10 @@ pub fn attach_kprobe(prog: BorrowedFd<'_>, o: &KprobeOptions<'_>) -> Result<Link
     let perf = sys::perf_event_open(&mut attr, -1).map_err(|e| {
         let mut err = Error::os(format!("opening {kind} on {target}"), e);
         if err.code == crate::error::Code::Enoent {
-            err.message = format!("kernel symbol '{}' not found or not traceable ({kind})", o.symbol);
+            err.message = format!(
+                "kernel symbol '{}' not found or not traceable ({kind})",
+                o.symbol
+            );
         }
         err
     })?;
@@ -122,7 +146,11 @@ pub fn attach_uprobe(prog: BorrowedFd<'_>, o: &UprobeOptions<'_>) -> Result<Link
     let cpath = crate::maps::path_cstring(&path)?;
     let mut attr = PerfEventAttr {
         type_: pmu,
-        config: if o.retprobe { retprobe_bit("uprobe")? } else { 0 },
+        config: if o.retprobe {
+            retprobe_bit("uprobe")?
+        } else {
+            0
+        },
         config1: sys::ptr(cpath.as_ptr()),
         config2: file_offset,
         ..Default::default()

@@ -4,18 +4,20 @@
 //! in both places the name lives: the ELF section-name table and the BTF string table
 //! (`.BTF.ext` finds func/line info and CO-RE relocations by section name).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
-use object::{LittleEndian, Object as _, ObjectSection};
+use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, SymbolKind};
 
 use crate::error::{bad_object, Result};
 
-/// Program sections by ELF section index, with their original names.
+/// Program sections by ELF section index, with their original names, and the sizes of
+/// the object's data symbols (so integer globals can be encoded at the right width).
 pub struct ProgramSections {
     pub names: BTreeMap<usize, String>,
+    pub data_symbol_sizes: HashMap<String, u64>,
 }
 
 /// Checks the object is a BPF ELF, collects its program sections and returns the bytes
@@ -72,6 +74,12 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
         names.insert(index, name.to_string());
     }
 
+    let data_symbol_sizes = file
+        .symbols()
+        .filter(|s| s.kind() == SymbolKind::Data)
+        .filter_map(|s| Some((s.name().ok()?.to_string(), s.size())))
+        .collect();
+
     let mut bytes = data.to_vec();
     if !renames.is_empty() {
         let btf_strings = btf_strings_range(&file)?;
@@ -93,7 +101,13 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
             }
         }
     }
-    Ok((bytes, ProgramSections { names }))
+    Ok((
+        bytes,
+        ProgramSections {
+            names,
+            data_symbol_sizes,
+        },
+    ))
 }
 
 fn overwrite_cstr(bytes: &mut [u8], at: usize, old: &str, new: &str) -> Result<()> {

@@ -12,19 +12,27 @@ use std::sync::Arc;
 
 use aya::maps::MapData;
 use aya_obj::btf::BtfFeatures;
-use aya_obj::Features;
 use aya_obj::maps::PinningType;
 use aya_obj::EbpfSectionKind;
+use aya_obj::Features;
 
 use crate::error::{bad_object, enoent, Code, Error, Result};
 use crate::maps::{path_cstring, Map};
 use crate::program::{BtfTarget, Program, ProgramParts};
 use crate::sys::{self, BtfLoadAttr};
 
+#[derive(Debug, Clone)]
+pub enum GlobalValue {
+    /// Raw bytes, exactly the variable's size.
+    Bytes(Vec<u8>),
+    /// An integer, stored little-endian at the variable's width (two's complement).
+    Int(i128),
+}
+
 #[derive(Default, Clone)]
 pub struct LoadOptions {
-    /// `.rodata`/`.data`/`.bss` globals by symbol name, as raw bytes of the exact size.
-    pub globals: Vec<(String, Vec<u8>)>,
+    /// `.rodata`/`.data`/`.bss` globals by symbol name.
+    pub globals: Vec<(String, GlobalValue)>,
     /// Kernel BTF for CO-RE and tracing targets (default `/sys/kernel/btf/vmlinux`).
     pub btf_path: Option<PathBuf>,
     /// bpffs folder for maps declared with `pinning = LIBBPF_PIN_BY_NAME`
@@ -41,13 +49,16 @@ pub struct Object {
 
 impl Object {
     pub fn program(&self, name: &str) -> Result<&Program> {
-        self.programs.iter().find(|p| p.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.programs.iter().map(|p| p.name.as_str()).collect();
-            enoent(format!(
-                "no program named '{name}' in the object; programs: {}",
-                names.join(", ")
-            ))
-        })
+        self.programs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.programs.iter().map(|p| p.name.as_str()).collect();
+                enoent(format!(
+                    "no program named '{name}' in the object; programs: {}",
+                    names.join(", ")
+                ))
+            })
     }
 
     pub fn map(&self, name: &str) -> Result<&Map> {
@@ -69,12 +80,13 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Object> {
 
 pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     let (bytes, sections) = elf_names::prepare(data)?;
-    let (mut obj, btf_fd) = parse_with_btf(&bytes, opts)?;
+    let globals = encode_globals(&opts.globals, &sections.data_symbol_sizes)?;
+    let (mut obj, btf_fd) = parse_with_btf(&bytes, &globals)?;
 
     if obj.has_btf_relocations() {
         let target = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
         obj.relocate_btf(&target)
-            .map_err(|e| bad_object(format!("CO-RE relocation failed: {e}")))?;
+            .map_err(|e| bad_object(format!("CO-RE relocation failed: {}", error_chain(&e))))?;
     }
 
     let mut maps = Vec::new();
@@ -86,9 +98,10 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     }
     let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
     obj.relocate_maps(
-        map_objs.iter().zip(&maps).map(|((name, map_obj), map)| {
-            (name.as_str(), map.fd().as_raw_fd(), map_obj)
-        }),
+        map_objs
+            .iter()
+            .zip(&maps)
+            .map(|((name, map_obj), map)| (name.as_str(), map.fd().as_raw_fd(), map_obj)),
         &text_sections,
     )
     .map_err(|e| bad_object(format!("map relocation: {e}")))?;
@@ -96,13 +109,17 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         .map_err(|e| bad_object(format!("call relocation: {e}")))?;
     // Every helper aya-obj may rewrite (bpf_probe_read_kernel, 5.5) exists on the
     // kernels we support.
-    obj.sanitize_functions(&Features::new(true, true, true, true, true, true, true, None));
+    obj.sanitize_functions(&Features::new(
+        true, true, true, true, true, true, true, None,
+    ));
 
     let mut programs = Vec::new();
     let mut names: Vec<_> = obj.programs.keys().cloned().collect();
     names.sort();
     for name in names {
-        let Some(prog) = obj.programs.remove(&name) else { continue };
+        let Some(prog) = obj.programs.remove(&name) else {
+            continue;
+        };
         let section = sections
             .names
             .get(&prog.section_index)
@@ -158,13 +175,13 @@ fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
 /// sanitized away (FUNC/DATASEC are older than any kernel we support).
 fn parse_with_btf(
     bytes: &[u8],
-    opts: &LoadOptions,
+    globals: &[(String, Vec<u8>)],
 ) -> Result<(aya_obj::Object, Option<Arc<OwnedFd>>)> {
     let mut last_err = None;
     for all_features in [true, false] {
         let mut obj = aya_obj::Object::parse(bytes)
             .map_err(|e| bad_object(format!("parsing the ELF object: {e}")))?;
-        patch_globals(&mut obj, opts)?;
+        patch_globals(&mut obj, globals)?;
         let f = all_features;
         let btf_bytes = obj
             .fixup_and_sanitize_btf(&BtfFeatures::new(true, true, true, f, f, f, f, f))
@@ -181,12 +198,45 @@ fn parse_with_btf(
     Err(last_err.unwrap_or_else(|| bad_object("object BTF could not be loaded")))
 }
 
-fn patch_globals(obj: &mut aya_obj::Object, opts: &LoadOptions) -> Result<()> {
-    if opts.globals.is_empty() {
+fn encode_globals(
+    globals: &[(String, GlobalValue)],
+    sizes: &HashMap<String, u64>,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    globals
+        .iter()
+        .map(|(name, value)| {
+            let size = *sizes
+                .get(name)
+                .ok_or_else(|| enoent(format!("global variable '{name}' is not in the object")))?
+                as usize;
+            let bytes = match value {
+                GlobalValue::Bytes(b) => b.clone(),
+                GlobalValue::Int(v) => {
+                    if size > 16 {
+                        return Err(Error::new(
+                            Code::Einval,
+                            format!("global '{name}' is {size} bytes: pass bytes, not a number"),
+                        ));
+                    }
+                    v.to_le_bytes()[..size].to_vec()
+                }
+            };
+            if bytes.len() != size {
+                return Err(Error::new(
+                    Code::Einval,
+                    format!("global '{name}' is {size} bytes, got {}", bytes.len()),
+                ));
+            }
+            Ok((name.clone(), bytes))
+        })
+        .collect()
+}
+
+fn patch_globals(obj: &mut aya_obj::Object, globals: &[(String, Vec<u8>)]) -> Result<()> {
+    if globals.is_empty() {
         return Ok(());
     }
-    let globals: HashMap<&str, (&[u8], bool)> = opts
-        .globals
+    let globals: HashMap<&str, (&[u8], bool)> = globals
         .iter()
         .map(|(name, value)| (name.as_str(), (value.as_slice(), true)))
         .collect();
@@ -217,8 +267,10 @@ pub(crate) fn load_btf(bytes: &[u8]) -> Result<OwnedFd> {
         let tail: Vec<&str> = text.lines().rev().take(5).collect();
         let mut err = Error::os("loading the object's BTF into the kernel", e);
         if !tail.is_empty() {
-            err.message
-                .push_str(&format!("; BTF log: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
+            err.message.push_str(&format!(
+                "; BTF log: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ));
         }
         err
     })
@@ -240,9 +292,8 @@ fn create_map(
             let dir = opts.pin_path.as_deref().unwrap_or(Path::new("/sys/fs/bpf"));
             let path = dir.join(name);
             if path.exists() {
-                let fd = sys::obj_get(&path_cstring(&path)?).map_err(|e| {
-                    Error::os(format!("opening pinned map {}", path.display()), e)
-                })?;
+                let fd = sys::obj_get(&path_cstring(&path)?)
+                    .map_err(|e| Error::os(format!("opening pinned map {}", path.display()), e))?;
                 let data = MapData::from_fd(fd).map_err(|e| map_error(name, e))?;
                 return Ok(Map::new(name.to_string(), map_obj, data, Some(path)));
             }
@@ -277,4 +328,16 @@ fn map_error(name: &str, e: aya::maps::MapError) -> Error {
         }
         other => Error::new(Code::Einval, format!("map '{name}': {other}")),
     }
+}
+
+/// "outer: inner: innermost" — aya-obj's errors keep the useful part in their sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }

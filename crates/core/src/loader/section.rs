@@ -7,12 +7,22 @@ use crate::sys::*;
 /// How a program of this section is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachKind {
-    Kprobe { ret: bool },
-    KprobeMulti { ret: bool },
+    Kprobe {
+        ret: bool,
+    },
+    KprobeMulti {
+        ret: bool,
+    },
     KprobeSession,
-    Ksyscall { ret: bool },
-    Uprobe { ret: bool },
-    UprobeMulti { ret: bool },
+    Ksyscall {
+        ret: bool,
+    },
+    Uprobe {
+        ret: bool,
+    },
+    UprobeMulti {
+        ret: bool,
+    },
     UprobeSession,
     Usdt,
     Tracepoint,
@@ -244,13 +254,25 @@ mod tests {
         assert_eq!(s.prog_flags, BPF_F_SLEEPABLE);
         assert_eq!(s.kind, AttachKind::Fexit);
 
-        assert_eq!(parse("tp/syscalls/sys_enter_getppid").unwrap().kind, AttachKind::Tracepoint);
-        assert_eq!(parse("tc/ingress").unwrap().expected_attach_type, BPF_TCX_INGRESS);
+        assert_eq!(
+            parse("tp/syscalls/sys_enter_getppid").unwrap().kind,
+            AttachKind::Tracepoint
+        );
+        assert_eq!(
+            parse("tc/ingress").unwrap().expected_attach_type,
+            BPF_TCX_INGRESS
+        );
         assert_eq!(parse("tc").unwrap().expected_attach_type, 0);
         assert_eq!(parse("xdp.frags").unwrap().prog_flags, BPF_F_XDP_HAS_FRAGS);
         assert_eq!(parse("kprobe").unwrap().target, None);
-        assert_eq!(parse("kprobe.session/x").unwrap().expected_attach_type, BPF_TRACE_KPROBE_SESSION);
-        assert_eq!(parse("uprobe.session.s/x").unwrap().prog_flags, BPF_F_SLEEPABLE);
+        assert_eq!(
+            parse("kprobe.session/x").unwrap().expected_attach_type,
+            BPF_TRACE_KPROBE_SESSION
+        );
+        assert_eq!(
+            parse("uprobe.session.s/x").unwrap().prog_flags,
+            BPF_F_SLEEPABLE
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use crate::error::{bad_object, enoent, Error, Result};
 /// then `.dynsym`. The kernel wants file offsets, so the symbol's virtual address is
 /// translated through the loadable segment that contains it.
 pub fn symbol_file_offset(path: &Path, name: &str) -> Result<u64> {
-    let data = std::fs::read(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
+    let data =
+        std::fs::read(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
     let file = object::File::parse(&*data)
         .map_err(|e| bad_object(format!("{} is not an ELF file: {e}", path.display())))?;
     let sym = file

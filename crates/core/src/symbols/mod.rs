@@ -40,8 +40,12 @@ pub fn resolve_binary(binary: &str, pid: Option<i32>) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    let env_dirs = std::env::var(if is_library { "LD_LIBRARY_PATH" } else { "PATH" })
-        .unwrap_or_default();
+    let env_dirs = std::env::var(if is_library {
+        "LD_LIBRARY_PATH"
+    } else {
+        "PATH"
+    })
+    .unwrap_or_default();
     let static_dirs: &[&str] = if is_library { LIBRARY_DIRS } else { &[] };
     env_dirs
         .split(':')
@@ -53,7 +57,11 @@ pub fn resolve_binary(binary: &str, pid: Option<i32>) -> Result<PathBuf> {
         .ok_or_else(|| {
             enoent(format!(
                 "binary '{binary}' not found in {}",
-                if is_library { "LD_LIBRARY_PATH or the library folders" } else { "PATH" }
+                if is_library {
+                    "LD_LIBRARY_PATH or the library folders"
+                } else {
+                    "PATH"
+                }
             ))
         })
 }

@@ -1,0 +1,119 @@
+// Finds and loads the prebuilt addon for this platform.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export interface NativeLoadOptions {
+  globals?: Record<string, Uint8Array>;
+  intGlobals?: Record<string, bigint>;
+  btfPath?: string;
+  pinPath?: string;
+}
+
+export interface ProgramDesc {
+  name: string;
+  section: string;
+  progType: number;
+  expectedAttachType: number;
+  loaded: boolean;
+  insnCount: number;
+}
+
+export interface MapDesc {
+  name: string;
+  mapType: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  percpu: boolean;
+  pinned?: string;
+}
+
+export interface LinkInfo {
+  /** What was attached: 'tracepoint', 'uprobe', 'kretprobe', 'fentry', ... */
+  kind: string;
+  /** Where, e.g. 'syscalls/sys_enter_getppid' or '/usr/bin/node:uv_run'. */
+  target: string;
+  /** The kernel's link type: 'perf_event', 'raw_tracepoint', 'tracing', ... */
+  linkType: string;
+  id: number;
+  progId: number;
+  cookie?: bigint;
+}
+
+export interface Features {
+  kernel: string;
+  btf: boolean;
+  ringbuf: boolean;
+  bpfCookie: boolean;
+  kprobe: boolean;
+  kprobeMulti: boolean;
+  kprobeSession: boolean;
+  uprobeMulti: boolean;
+  uprobeSession: boolean;
+  fentry: boolean;
+  tracingMulti: boolean;
+}
+
+export interface NativeLink {
+  info(): LinkInfo;
+  close(): void;
+}
+
+export interface NativeRingBuf {
+  nextBatch(): Promise<Buffer | null>;
+  tryBatch(): Buffer | null;
+  wake(): void;
+  close(): void;
+}
+
+export interface NativeObject {
+  programs(): ProgramDesc[];
+  maps(): MapDesc[];
+  close(): void;
+  attach(prog: string): NativeLink;
+  attachTracepoint(prog: string, category: string, name: string, cookie?: bigint): NativeLink;
+  attachRawTracepoint(prog: string, name: string): NativeLink;
+  attachUprobe(
+    prog: string,
+    o: { binary: string; symbol?: string; offset?: bigint; pid?: number; retprobe?: boolean; cookie?: bigint },
+  ): NativeLink;
+  attachKprobe(prog: string, o: { symbol: string; offset?: bigint; retprobe?: boolean; cookie?: bigint }): NativeLink;
+  attachFentry(prog: string, fn?: string, cookie?: bigint): NativeLink;
+  mapLookup(map: string, key: Uint8Array): Buffer | null;
+  mapUpdate(map: string, key: Uint8Array, value: Uint8Array, flags?: number): void;
+  mapDelete(map: string, key: Uint8Array): boolean;
+  mapKeys(map: string): Buffer[];
+  ringbuf(map: string): NativeRingBuf;
+}
+
+export interface NativeAddon {
+  loadObject(data: Uint8Array, options?: NativeLoadOptions): Promise<NativeObject>;
+  loadObjectSync(data: Uint8Array, options?: NativeLoadOptions): NativeObject;
+  features(): Promise<Features>;
+  possibleCpus(): number;
+  missingCapabilities(): string[];
+}
+
+function libc(): 'glibc' | 'musl' {
+  // glibc reports its runtime version in the process report; musl does not.
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+function load(): NativeAddon {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const tag = `${process.platform}-${process.arch}`;
+  const file = path.join(here, '..', 'prebuilt', tag, `nodebpf.napi.${libc()}.node`);
+  if (!existsSync(file)) {
+    throw new Error(
+      `nodebpf has no prebuilt binary for ${tag} (${libc()}): looked for ${file}. ` +
+        'nodebpf runs on Linux only; build from source with `npm run build`.',
+    );
+  }
+  return createRequire(import.meta.url)(file) as NativeAddon;
+}
+
+export const addon: NativeAddon = load();

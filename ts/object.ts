@@ -1,0 +1,338 @@
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+
+import { BpfError, native, nativeAsync } from './errors.js';
+import { resolveCodec, type Codec, type CodecSpec } from './codec.js';
+import { addon, type LinkInfo, type MapDesc, type NativeLink, type NativeLoadOptions, type NativeObject, type ProgramDesc } from './native.js';
+import { RingBuffer } from './ringbuf.js';
+
+export type GlobalValue = number | bigint | boolean | Uint8Array;
+
+export interface LoadOptions {
+  /** `.rodata`/`.data`/`.bss` variables to set before load. Numbers are stored at the variable's width. */
+  globals?: Record<string, GlobalValue>;
+  /** Kernel BTF for CO-RE (default `/sys/kernel/btf/vmlinux`). */
+  btfPath?: string;
+  /** bpffs folder for maps declared with `LIBBPF_PIN_BY_NAME` (default `/sys/fs/bpf`). */
+  pinPath?: string;
+}
+
+function nativeOptions(o: LoadOptions = {}): NativeLoadOptions {
+  const globals: Record<string, Uint8Array> = {};
+  const intGlobals: Record<string, bigint> = {};
+  for (const [name, v] of Object.entries(o.globals ?? {})) {
+    if (v instanceof Uint8Array) globals[name] = v;
+    else if (typeof v === 'boolean') intGlobals[name] = v ? 1n : 0n;
+    else intGlobals[name] = BigInt(v);
+  }
+  return { globals, intGlobals, btfPath: o.btfPath, pinPath: o.pinPath };
+}
+
+/** A link: the attachment stays while it is open. */
+export class Link implements Disposable {
+  #link: NativeLink;
+  #closed = false;
+  #onClose: () => void;
+
+  /** @internal */
+  constructor(link: NativeLink, onClose: () => void) {
+    this.#link = link;
+    this.#onClose = onClose;
+  }
+
+  info(): LinkInfo {
+    return native(() => this.#link.info());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Detaches. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#link.close();
+    this.#onClose();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+type Cookie = number | bigint;
+const big = (v: Cookie | undefined) => (v === undefined ? undefined : BigInt(v));
+
+export interface UprobeOptions {
+  /** Path, or a name looked up in PATH (programs) or the library folders (`libc.so.6`). */
+  binary: string;
+  symbol?: string;
+  /** Offset added to the symbol, or a file offset when no symbol is given. */
+  offset?: number | bigint;
+  /** Only this process (default: every process running the binary). */
+  pid?: number;
+  retprobe?: boolean;
+  cookie?: Cookie;
+}
+
+export interface KprobeOptions {
+  symbol: string;
+  offset?: number | bigint;
+  retprobe?: boolean;
+  cookie?: Cookie;
+}
+
+export class Program {
+  readonly name: string;
+  readonly section: string;
+  readonly progType: number;
+  readonly expectedAttachType: number;
+  /** False for tracing programs whose SEC() names no target: they load on attach. */
+  readonly loaded: boolean;
+  #obj: BpfObject;
+
+  /** @internal */
+  constructor(obj: BpfObject, d: ProgramDesc) {
+    this.#obj = obj;
+    this.name = d.name;
+    this.section = d.section;
+    this.progType = d.progType;
+    this.expectedAttachType = d.expectedAttachType;
+    this.loaded = d.loaded;
+  }
+
+  #link(f: (o: NativeObject) => NativeLink): Link {
+    return this.#obj._track(native(() => f(this.#obj._native())));
+  }
+
+  /** Attaches where the SEC() name says (`tp/…`, `raw_tp/…`, `uprobe/BIN:SYM`, `kprobe/SYM`, `fentry/FN`, …). */
+  attach(): Link {
+    return this.#link((o) => o.attach(this.name));
+  }
+
+  attachTracepoint(category: string, name: string, options: { cookie?: Cookie } = {}): Link {
+    return this.#link((o) => o.attachTracepoint(this.name, category, name, big(options.cookie)));
+  }
+
+  attachRawTracepoint(name: string): Link {
+    return this.#link((o) => o.attachRawTracepoint(this.name, name));
+  }
+
+  attachUprobe(options: UprobeOptions): Link {
+    const { binary, symbol, offset, pid, retprobe, cookie } = options;
+    return this.#link((o) =>
+      o.attachUprobe(this.name, { binary, symbol, offset: big(offset), pid, retprobe, cookie: big(cookie) }),
+    );
+  }
+
+  attachKprobe(options: KprobeOptions): Link {
+    const { symbol, offset, retprobe, cookie } = options;
+    return this.#link((o) => o.attachKprobe(this.name, { symbol, offset: big(offset), retprobe, cookie: big(cookie) }));
+  }
+
+  /** fentry/fexit/fmod_ret/tp_btf/lsm, by the program's section; `function` overrides the SEC() target. */
+  attachFentry(options: { function?: string; cookie?: Cookie } = {}): Link {
+    return this.#link((o) => o.attachFentry(this.name, options.function, big(options.cookie)));
+  }
+}
+
+export interface MapCodecs<K, V> {
+  key?: CodecSpec<K>;
+  value?: CodecSpec<V>;
+}
+
+/** A map with typed keys and values. For per-CPU maps values are arrays, one per possible CPU. */
+export class BpfMap<K = Uint8Array, V = Uint8Array> {
+  readonly name: string;
+  readonly mapType: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly percpu: boolean;
+  readonly pinned: string | undefined;
+  #obj: BpfObject;
+  #key: Codec<K>;
+  #value: Codec<V>;
+
+  /** @internal */
+  constructor(obj: BpfObject, d: MapDesc, key: Codec<K>, value: Codec<V>) {
+    this.#obj = obj;
+    this.name = d.name;
+    this.mapType = d.mapType;
+    this.keySize = d.keySize;
+    this.valueSize = d.valueSize;
+    this.maxEntries = d.maxEntries;
+    this.percpu = d.percpu;
+    this.pinned = d.pinned;
+    this.#key = key;
+    this.#value = value;
+  }
+
+  #slot(): number {
+    return (this.valueSize + 7) & ~7;
+  }
+
+  #decodeValue(buf: Uint8Array): V | V[] {
+    if (!this.percpu) return this.#value.decode(buf);
+    const slot = this.#slot();
+    const out: V[] = [];
+    for (let off = 0; off < buf.byteLength; off += slot) {
+      out.push(this.#value.decode(buf.subarray(off, off + this.valueSize)));
+    }
+    return out;
+  }
+
+  #encodeValue(v: V | V[]): Uint8Array {
+    if (!this.percpu) return this.#value.encode(v as V);
+    const cpus = addon.possibleCpus();
+    const values = Array.isArray(v) ? (v as V[]) : new Array<V>(cpus).fill(v as V);
+    if (values.length !== cpus) {
+      throw new BpfError('EINVAL', `map '${this.name}': per-CPU value needs ${cpus} entries, got ${values.length}`);
+    }
+    const slot = this.#slot();
+    const out = new Uint8Array(slot * cpus);
+    values.forEach((x, i) => out.set(this.#value.encode(x), i * slot));
+    return out;
+  }
+
+  /** The value (per-CPU maps: one per possible CPU), or `undefined`. */
+  get(key: K): V | V[] | undefined {
+    const buf = native(() => this.#obj._native().mapLookup(this.name, this.#key.encode(key)));
+    return buf ? this.#decodeValue(buf) : undefined;
+  }
+
+  /** Per-CPU maps take an array (one per possible CPU) or one value for all CPUs. */
+  set(key: K, value: V | V[], flags: 'any' | 'noexist' | 'exist' = 'any'): void {
+    const f = { any: 0, noexist: 1, exist: 2 }[flags];
+    native(() => this.#obj._native().mapUpdate(this.name, this.#key.encode(key), this.#encodeValue(value), f));
+  }
+
+  /** Returns whether the key was present. */
+  delete(key: K): boolean {
+    return native(() => this.#obj._native().mapDelete(this.name, this.#key.encode(key)));
+  }
+
+  keys(): K[] {
+    return native(() => this.#obj._native().mapKeys(this.name)).map((k) => this.#key.decode(k));
+  }
+
+  *entries(): IterableIterator<[K, V | V[]]> {
+    for (const k of this.keys()) {
+      const v = this.get(k);
+      if (v !== undefined) yield [k, v];
+    }
+  }
+
+  [Symbol.iterator](): IterableIterator<[K, V | V[]]> {
+    return this.entries();
+  }
+}
+
+/** A loaded BPF object: its programs, maps, and every link and ring buffer made from it. */
+export class BpfObject implements Disposable {
+  #native: NativeObject | null;
+  #programs: Map<string, Program>;
+  #maps: Map<string, MapDesc>;
+  #open = new Set<{ close(): void }>();
+
+  /** @internal */
+  constructor(n: NativeObject) {
+    this.#native = n;
+    this.#programs = new Map(n.programs().map((d) => [d.name, new Program(this, d)]));
+    this.#maps = new Map(n.maps().map((d) => [d.name, d]));
+  }
+
+  /** @internal */
+  _native(): NativeObject {
+    if (!this.#native) throw new BpfError('CLOSED', 'the BPF object is closed');
+    return this.#native;
+  }
+
+  /** @internal */
+  _track(l: NativeLink): Link {
+    const link: Link = new Link(l, () => this.#open.delete(link));
+    this.#open.add(link);
+    return link;
+  }
+
+  get programs(): Program[] {
+    return [...this.#programs.values()];
+  }
+
+  get maps(): MapDesc[] {
+    return [...this.#maps.values()];
+  }
+
+  program(name: string): Program {
+    const p = this.#programs.get(name);
+    if (!p) {
+      throw new BpfError('ENOENT', `no program named '${name}'; programs: ${[...this.#programs.keys()].join(', ')}`);
+    }
+    return p;
+  }
+
+  map<K = Uint8Array, V = Uint8Array>(name: string, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
+    const d = this.#maps.get(name);
+    if (!d) throw new BpfError('ENOENT', `no map named '${name}'; maps: ${[...this.#maps.keys()].join(', ')}`);
+    const key = resolveCodec(codecs.key);
+    const value = resolveCodec(codecs.value);
+    for (const [what, c, size] of [['key', key, d.keySize], ['value', value, d.valueSize]] as const) {
+      if (c.size !== undefined && c.size !== size) {
+        throw new BpfError('EINVAL', `map '${name}': ${what} codec is ${c.size} bytes, the map's ${what}s are ${size} bytes`);
+      }
+    }
+    return new BpfMap<K, V>(this, d, key, value);
+  }
+
+  ringbuf(name: string): RingBuffer {
+    const ring = native(() => this._native().ringbuf(name));
+    const rb: RingBuffer = new RingBuffer(name, ring, () => this.#open.delete(rb));
+    this.#open.add(rb);
+    return rb;
+  }
+
+  /** Closes every link and ring buffer made from this object, then its programs and maps. Idempotent. */
+  close(): void {
+    for (const r of [...this.#open]) r.close();
+    this.#native?.close();
+    this.#native = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export async function load(source: string | Uint8Array, options?: LoadOptions): Promise<BpfObject> {
+  const data = typeof source === 'string' ? await readBytes(source) : source;
+  return new BpfObject(await nativeAsync(() => addon.loadObject(data, nativeOptions(options))));
+}
+
+export function loadSync(source: string | Uint8Array, options?: LoadOptions): BpfObject {
+  const data = typeof source === 'string' ? readBytesSync(source) : source;
+  return new BpfObject(native(() => addon.loadObjectSync(data, nativeOptions(options))));
+}
+
+function fileError(path: string, e: unknown): BpfError {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOENT') return new BpfError('ENOENT', `BPF object '${path}' does not exist`, 2);
+  if (err.code === 'EACCES') return new BpfError('EPERM', `BPF object '${path}': permission denied`, 13);
+  return new BpfError('EIO', `reading BPF object '${path}': ${err.message}`);
+}
+
+async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw fileError(path, e);
+  }
+}
+
+function readBytesSync(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw fileError(path, e);
+  }
+}
