@@ -62,6 +62,24 @@ pub fn requirement(kind: AttachKind) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// Looks up a feature by the name `features()` reports (e.g. "fentry").
+pub fn is_supported(name: &str) -> bool {
+    let f = features();
+    match name {
+        "btf" => f.btf,
+        "ringbuf" => f.ringbuf,
+        "bpfCookie" => f.bpf_cookie,
+        "kprobe" => f.kprobe,
+        "kprobeMulti" => f.kprobe_multi,
+        "kprobeSession" => f.kprobe_session,
+        "uprobeMulti" => f.uprobe_multi,
+        "uprobeSession" => f.uprobe_session,
+        "fentry" => f.fentry,
+        "tracingMulti" => f.tracing_multi,
+        _ => false,
+    }
+}
+
 fn kernel_release() -> String {
     // SAFETY: utsname is plain data filled by the kernel.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };

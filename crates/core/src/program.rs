@@ -153,6 +153,28 @@ impl Program {
         Err(self.load_error(second, text))
     }
 
+    /// EPERM with every capability present means the kernel cannot do it (fentry on a
+    /// kernel without direct trampolines, lockdown...): say which feature is missing.
+    fn permission_error(&self, err: std::io::Error) -> Error {
+        let mut e = Error::os(format!("loading program '{}'", self.name), err);
+        if crate::caps::missing_caps().is_empty() {
+            if let Some((feature, since)) = crate::features::requirement(self.spec.kind) {
+                if !crate::features::is_supported(feature) {
+                    e.code = Code::Unsupported;
+                    e.message = format!(
+                        "loading program '{}' (SEC \"{}\"): this kernel ({}) does not support \
+                         {feature} (features().{feature} is false; it needs Linux {since} with \
+                         BPF trampolines), and refused with EPERM",
+                        self.name,
+                        self.section,
+                        crate::features::features().kernel
+                    );
+                }
+            }
+        }
+        e
+    }
+
     fn load_error(&self, err: std::io::Error, log: String) -> Error {
         let errno = err.raw_os_error();
         if log.is_empty() {

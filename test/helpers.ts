@@ -1,0 +1,73 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { features, type RingBuffer } from '../dist/index.js';
+
+export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'build');
+export const fixture = (name: string) => path.join(FIXTURES, name);
+
+export const kernelFeatures = await features();
+
+/**
+ * A child that waits for a line on stdin before doing its work, so probes can be set up
+ * for its pid first.
+ */
+export class Child {
+  readonly proc: ChildProcessWithoutNullStreams;
+  readonly exited: Promise<{ code: number | null; stdout: string }>;
+
+  constructor(cmd: string, args: string[]) {
+    this.proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    this.proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    this.exited = new Promise((resolve, reject) => {
+      this.proc.on('error', reject);
+      this.proc.on('exit', (code) => resolve({ code, stdout }));
+    });
+  }
+
+  get pid(): number {
+    if (this.proc.pid === undefined) throw new Error('child did not start');
+    return this.proc.pid;
+  }
+
+  /** Lets the child start and waits for it to finish. */
+  async run(): Promise<{ code: number | null; stdout: string }> {
+    this.proc.stdin.write('go\n');
+    this.proc.stdin.end();
+    return this.exited;
+  }
+}
+
+export const syscalls = (...args: (string | number)[]) => new Child(fixture('syscalls'), args.map(String));
+
+/** Everything in the ring right now (the producers are done). */
+export function drain(rb: RingBuffer): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let b = rb.poll(); b; b = rb.poll()) for (const r of b) out.push(r.slice());
+  return out;
+}
+
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+export interface ProbeEvent {
+  kind: number;
+  pid: number;
+  value: bigint;
+  cookie: bigint;
+}
+
+/** `struct event` of uprobe.bpf.c and probe_event.h. */
+export function probeEvent(r: Uint8Array): ProbeEvent {
+  const v = new DataView(r.buffer, r.byteOffset, r.byteLength);
+  return {
+    kind: v.getUint32(0, true),
+    pid: v.getUint32(4, true),
+    value: v.getBigInt64(8, true),
+    cookie: v.getBigUint64(16, true),
+  };
+}
