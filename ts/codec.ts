@@ -58,7 +58,11 @@ const NAMED: Record<CodecName, Codec<number> | Codec<bigint>> = {
   i64: bigCodec(true),
 };
 
-export const raw: Codec<Uint8Array> = { encode: (v) => v, decode: (b) => b };
+/** Bytes as they are; decoded values are plain `Uint8Array` views. */
+export const raw: Codec<Uint8Array> = {
+  encode: (v) => v,
+  decode: (b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
+};
 
 export function resolveCodec<T>(spec: CodecSpec<T> | undefined): Codec<T> {
   if (spec === undefined) return raw as unknown as Codec<T>;

@@ -113,7 +113,7 @@ fn probe_btf() -> bool {
     // One `int` type: header (24 bytes), BTF_KIND_INT (16 bytes), strings "\0int\0".
     let mut b = Vec::new();
     for v in [
-        0xeB9Fu16.to_le_bytes().to_vec(),
+        0xEB9F_u16.to_le_bytes().to_vec(),
         vec![1, 0],
         24u32.to_le_bytes().to_vec(),
     ] {

@@ -23,9 +23,7 @@ pub struct Map {
 }
 
 pub fn possible_cpus() -> Result<usize> {
-    aya::util::nr_cpus()
-        .map(|n| n as usize)
-        .map_err(|(path, e)| Error::os(format!("reading {path}"), e))
+    aya::util::nr_cpus().map_err(|(path, e)| Error::os(format!("reading {path}"), e))
 }
 
 impl Map {

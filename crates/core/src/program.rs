@@ -137,7 +137,7 @@ impl Program {
             Err(e) => e,
         };
         if first.raw_os_error() == Some(libc::EPERM) {
-            return Err(Error::os(format!("loading program '{}'", self.name), first));
+            return Err(self.permission_error(first));
         }
         // Load again with the verifier log on: the first try skips the cost of logging.
         let mut log = vec![0u8; LOG_BUF_SIZE];
@@ -163,8 +163,8 @@ impl Program {
                     e.code = Code::Unsupported;
                     e.message = format!(
                         "loading program '{}' (SEC \"{}\"): this kernel ({}) does not support \
-                         {feature} (features().{feature} is false; it needs Linux {since} with \
-                         BPF trampolines), and refused with EPERM",
+                         {feature} (features().{feature} is false; it needs Linux {since}), and \
+                         refused with EPERM",
                         self.name,
                         self.section,
                         crate::features::features().kernel

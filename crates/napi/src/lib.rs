@@ -327,7 +327,9 @@ impl NativeObject {
     #[napi]
     pub fn ringbuf(&self, map: String) -> Result<NativeRingBuf> {
         self.with(|o| core::RingBuf::new(o.map(&map)?))
-            .map(|rb| NativeRingBuf { ring: Arc::new(rb) })
+            .map(|rb| NativeRingBuf {
+                ring: Mutex::new(Some(Arc::new(rb))),
+            })
     }
 }
 
@@ -382,7 +384,19 @@ impl NativeLink {
 
 #[napi]
 pub struct NativeRingBuf {
-    ring: Arc<core::RingBuf>,
+    /// `None` once closed. A poller in flight holds its own clone, so the mapping and
+    /// fds go away when it returns, never under it.
+    ring: Mutex<Option<Arc<core::RingBuf>>>,
+}
+
+impl NativeRingBuf {
+    fn ring(&self) -> Result<Arc<core::RingBuf>> {
+        self.ring
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .ok_or_else(|| closed("the ring buffer"))
+    }
 }
 
 #[napi]
@@ -391,7 +405,7 @@ impl NativeRingBuf {
     /// woken or closed. The wait runs on a blocking thread, never on the JS thread.
     #[napi(ts_return_type = "Promise<Buffer | null>")]
     pub fn next_batch<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Option<Buffer>>> {
-        let ring = self.ring.clone();
+        let ring = self.ring()?;
         env.spawn_future(async move {
             let batch = tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
@@ -410,7 +424,7 @@ impl NativeRingBuf {
     pub fn try_batch(&self) -> Result<Option<Buffer>> {
         let mut out = Vec::new();
         let n = self
-            .ring
+            .ring()?
             .drain_into(&mut out, MAX_BATCH_BYTES)
             .map_err(js_err)?;
         Ok((n > 0).then(|| Buffer::from(out)))
@@ -419,13 +433,17 @@ impl NativeRingBuf {
     /// Makes a pending `nextBatch` resolve with `null`.
     #[napi]
     pub fn wake(&self) {
-        self.ring.wake();
+        if let Ok(ring) = self.ring() {
+            ring.wake();
+        }
     }
 
     /// Ends iteration; the mapping is released once no poller holds it. Idempotent.
     #[napi]
     pub fn close(&self) {
-        self.ring.close();
+        if let Some(ring) = self.ring.lock().ok().and_then(|mut r| r.take()) {
+            ring.close();
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{link_create, Link};
-use crate::error::{einval, unsupported, Error, Result};
+use crate::error::{einval, unsupported, Code, Error, Result};
 use crate::sys::{self, LinkCreateAttr, PerfEventAttr};
 use crate::tracefs;
 
@@ -53,10 +53,17 @@ fn bind(
 ) -> Result<Link> {
     let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), perf.as_raw_fd(), sys::BPF_PERF_EVENT);
     attr.u[0] = cookie.unwrap_or(0);
-    let fd = link_create(
-        &mut attr,
-        &format!("attaching the program to {kind} {target}"),
-    )?;
+    let what = format!("attaching the program to {kind} {target}");
+    let fd = link_create(&mut attr, &what).map_err(|mut e| {
+        if e.errno == Some(libc::EEXIST) {
+            e.code = Code::Einval;
+            e.message = format!(
+                "the program is already attached to {kind} {target}; the kernel allows one \
+                 attachment of a program per event"
+            );
+        }
+        e
+    })?;
     let mut link = Link::new(kind, target, fd);
     link.cookie = cookie;
     link._perf_event = Some(perf);
@@ -115,7 +122,7 @@ pub fn attach_kprobe(prog: BorrowedFd<'_>, o: &KprobeOptions<'_>) -> Result<Link
     };
     let perf = sys::perf_event_open(&mut attr, -1).map_err(|e| {
         let mut err = Error::os(format!("opening {kind} on {target}"), e);
-        if err.code == crate::error::Code::Enoent {
+        if err.code == Code::Enoent {
             err.message = format!(
                 "kernel symbol '{}' not found or not traceable ({kind})",
                 o.symbol
@@ -158,7 +165,7 @@ pub fn attach_uprobe(prog: BorrowedFd<'_>, o: &UprobeOptions<'_>) -> Result<Link
     let target = describe_uprobe(&path, o.symbol, o.offset);
     let perf = sys::perf_event_open(&mut attr, o.pid.unwrap_or(-1)).map_err(|e| {
         let mut err = Error::os(format!("opening {kind} on {target}"), e);
-        if err.code == crate::error::Code::Enoent {
+        if err.code == Code::Enoent {
             if let Some(pid) = o.pid {
                 err.message = format!("{kind} on {target}: no process with pid {pid}");
             }
