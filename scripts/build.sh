@@ -12,4 +12,5 @@ cmp -s target/napi/nodebpf.node "$dest/nodebpf.napi.glibc.node" 2>/dev/null \
   || cp target/napi/nodebpf.node "$dest/nodebpf.napi.glibc.node"
 
 make -s -C test/fixtures
+make -s -C examples
 npx tsc -p tsconfig.json
