@@ -26,7 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let obj = load_file(obj_path.as_ref(), &opts)?;
-    let _link = attach_tracepoint(obj.program("produce")?.fd()?, "syscalls", "sys_enter_getppid", None)?;
+    let _link = attach_tracepoint(
+        obj.program("produce")?.fd()?,
+        "syscalls",
+        "sys_enter_getppid",
+        None,
+    )?;
     let ring = RingBuf::new(obj.map("records")?)?;
 
     let (mut received, mut next, mut errors) = (0u64, 0u64, 0u64);
@@ -49,7 +54,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = start.elapsed().as_secs_f64();
     child.kill()?;
     child.wait()?;
-    let bss = obj.maps.iter().find(|m| m.name.ends_with(".bss")).ok_or("no .bss")?;
+    let bss = obj
+        .maps
+        .iter()
+        .find(|m| m.name.ends_with(".bss"))
+        .ok_or("no .bss")?;
     let counters = bss.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
     let dropped = u64::from_ne_bytes(counters[8..16].try_into()?);
     println!("{received} {secs:.6} {dropped} {errors}");

@@ -113,3 +113,20 @@ pub(crate) fn bad_object(message: impl Into<String>) -> Error {
 pub(crate) fn unsupported(message: impl Into<String>) -> Error {
     Error::new(Code::Unsupported, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_get_stable_codes() {
+        let code = |errno| Error::os("x", io::Error::from_raw_os_error(errno)).code;
+        assert_eq!(code(libc::ENOENT), Code::Enoent);
+        assert_eq!(code(libc::EINVAL), Code::Einval);
+        assert_eq!(code(libc::EOPNOTSUPP), Code::Unsupported);
+        assert_eq!(code(libc::EBUSY), Code::Io);
+        let e = Error::os("loading", io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!((e.code, e.errno), (Code::Eperm, Some(libc::EPERM)));
+        assert!(e.message.starts_with("loading: "));
+    }
+}

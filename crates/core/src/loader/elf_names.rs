@@ -146,3 +146,103 @@ fn btf_strings_range(file: &ElfFile64<'_, LittleEndian>) -> Result<Option<(usize
     }
     Ok(Some((start, end)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::write::{Object as WObject, Symbol, SymbolSection};
+    use object::{Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolScope};
+
+    /// A BPF object with one program in `section` and a `.BTF` whose string table
+    /// holds the section name, as clang emits it.
+    fn object_with_program(section: &str) -> Vec<u8> {
+        let mut obj = WObject::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);
+        let text = obj.add_section(Vec::new(), section.as_bytes().to_vec(), SectionKind::Text);
+        // mov r0, 0; exit
+        let code = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+        obj.append_section_data(text, &code, 8);
+        obj.add_symbol(Symbol {
+            name: b"prog".to_vec(),
+            value: 0,
+            size: 16,
+            kind: object::SymbolKind::Text,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Section(text),
+            flags: SymbolFlags::None,
+        });
+        let strings = [b"\0".as_slice(), section.as_bytes(), b"\0"].concat();
+        let mut btf = Vec::new();
+        for v in [
+            0xEB9F_u16.to_le_bytes().to_vec(),
+            vec![1, 0],
+            24u32.to_le_bytes().to_vec(),
+        ] {
+            btf.extend(v);
+        }
+        for v in [0u32, 0, 0, strings.len() as u32] {
+            btf.extend(v.to_le_bytes());
+        }
+        btf.extend(&strings);
+        let btf_sec = obj.add_section(Vec::new(), b".BTF".to_vec(), SectionKind::Data);
+        obj.append_section_data(btf_sec, &btf, 4);
+        obj.write().expect("writing the test object")
+    }
+
+    fn section_names(data: &[u8]) -> Vec<String> {
+        let file = ElfFile64::<LittleEndian>::parse(data).expect("ELF");
+        file.sections()
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn renames_sections_aya_obj_rejects_in_elf_and_btf() {
+        let data = object_with_program("kprobe.multi/vfs_*");
+        let (bytes, sections) = prepare(&data).expect("prepare");
+        let (&index, original) = sections.names.iter().next().expect("one program section");
+        assert_eq!(original, "kprobe.multi/vfs_*");
+        let renamed = format!("tp/{index}");
+        assert!(section_names(&bytes).contains(&renamed));
+        let (start, end) = btf_strings_range(&ElfFile64::parse(bytes.as_slice()).expect("ELF"))
+            .expect("BTF")
+            .expect("has BTF");
+        let needle = [b"\0".as_slice(), renamed.as_bytes(), b"\0"].concat();
+        assert!(bytes[start..end]
+            .windows(needle.len())
+            .any(|w| w == needle.as_slice()));
+    }
+
+    #[test]
+    fn keeps_names_aya_obj_knows() {
+        let data = object_with_program("tp/syscalls/sys_enter_getppid");
+        let (bytes, sections) = prepare(&data).expect("prepare");
+        assert_eq!(bytes, data);
+        assert_eq!(
+            sections.names.values().collect::<Vec<_>>(),
+            ["tp/syscalls/sys_enter_getppid"]
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_sections_and_non_bpf_files() {
+        let err = prepare(&object_with_program("bogus/x"))
+            .err()
+            .expect("refused");
+        assert_eq!(err.code, crate::Code::BadObject);
+        assert!(err.message.contains("bogus/x"));
+        assert_eq!(
+            prepare(b"\x7fELF garbage").err().map(|e| e.code),
+            Some(crate::Code::BadObject)
+        );
+        assert_eq!(
+            prepare(&[]).err().map(|e| e.code),
+            Some(crate::Code::BadObject)
+        );
+        let x86 = WObject::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little)
+            .write()
+            .expect("write");
+        let err = prepare(&x86).err().expect("refused");
+        assert!(err.message.contains("not BPF"));
+    }
+}

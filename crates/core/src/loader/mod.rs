@@ -341,3 +341,34 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_globals_take_the_variable_width() {
+        let sizes: HashMap<String, u64> = [
+            ("a".to_string(), 4),
+            ("b".to_string(), 8),
+            ("c".to_string(), 1),
+        ]
+        .into();
+        let out = encode_globals(
+            &[
+                ("a".into(), GlobalValue::Int(0x01020304)),
+                ("b".into(), GlobalValue::Int(-2)),
+                ("c".into(), GlobalValue::Bytes(vec![9])),
+            ],
+            &sizes,
+        )
+        .expect("encoded");
+        assert_eq!(out[0].1, vec![4, 3, 2, 1]);
+        assert_eq!(out[1].1, (-2i64).to_le_bytes().to_vec());
+        assert_eq!(out[2].1, vec![9]);
+        let missing = encode_globals(&[("z".into(), GlobalValue::Int(1))], &sizes);
+        assert_eq!(missing.err().map(|e| e.code), Some(Code::Enoent));
+        let wrong = encode_globals(&[("a".into(), GlobalValue::Bytes(vec![1]))], &sizes);
+        assert_eq!(wrong.err().map(|e| e.code), Some(Code::Einval));
+    }
+}

@@ -299,3 +299,29 @@ pub const INSN_EXIT: u64 = insn(0x95, 0, 0, 0, 0);
 pub const fn insn_call(helper: i32) -> u64 {
     insn(0x85, 0, 0, 0, helper)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instruction_encoding() {
+        // mov64 r0, 0 / exit / call 174, as bytes in little-endian order.
+        assert_eq!(INSN_MOV64_R0_0.to_le_bytes(), [0xb7, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(INSN_EXIT.to_le_bytes(), [0x95, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(insn_call(174).to_le_bytes(), [0x85, 0, 0, 0, 174, 0, 0, 0]);
+        assert_eq!(
+            insn(0xbf, 1, 2, -1, -1).to_le_bytes(),
+            [0xbf, 0x21, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
+    }
+
+    #[test]
+    fn attr_layouts_match_the_kernel() {
+        assert_eq!(std::mem::size_of::<LinkCreateAttr>(), 64);
+        assert_eq!(std::mem::offset_of!(ProgLoadAttr, expected_attach_type), 68);
+        assert_eq!(std::mem::offset_of!(ProgLoadAttr, attach_btf_id), 108);
+        assert_eq!(std::mem::offset_of!(ProgInfo, run_cnt), 200);
+        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 72);
+    }
+}
