@@ -7,7 +7,7 @@ describe('resources', () => {
   // Raw tracepoint links detach in well under a millisecond; perf-event links (tracepoint,
   // uprobe) wait for an RCU grace period in the kernel on detach (~70-110 ms each on our
   // 6.18 VM), so they get fewer rounds: the fd bookkeeping under test is the same.
-  it('attaching and closing 1000 links leaves no fd behind', async () => {
+  it('attaching and closing 1000 links leaves no fd behind', { timeout: 180_000 }, async () => {
     using obj = await load(fixture('trace.bpf.o'));
     using up = await load(fixture('uprobe.bpf.o'));
     const before = openFds();
@@ -26,7 +26,7 @@ describe('resources', () => {
     expect(openFds()).toBe(before);
   });
 
-  it('opening and closing 100 objects (with rings and open links) leaves no fd behind', async () => {
+  it('opening and closing 100 objects (with rings and open links) leaves no fd behind', { timeout: 180_000 }, async () => {
     const warm = await load(fixture('trace.bpf.o'));
     warm.close();
     const before = openFds();

@@ -1,0 +1,104 @@
+// Debian kernels for the matrix, downloaded with a private apt state (never the system's
+// sources: adding trixie or sid there would half-upgrade the machine) and unpacked with
+// dpkg-deb. Versions are resolved at run time; .debs are cached and reused.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+export const SUITES = {
+  '6.1': 'bookworm',
+  '6.12': 'trixie',
+  '7.2': 'sid',
+};
+
+const MIRROR = 'http://deb.debian.org/debian';
+
+function aptOptions(dir) {
+  return [
+    '-o', `Dir::Etc::SourceList=${dir}/sources.list`,
+    '-o', 'Dir::Etc::SourceParts=/dev/null',
+    '-o', `Dir::State::Lists=${dir}/lists`,
+    '-o', `Dir::Cache=${dir}/cache`,
+    '-o', 'Dir::State::status=/dev/null',
+    '-o', 'Debug::NoLocking=1',
+    '-o', 'Acquire::Languages=none',
+  ];
+}
+
+function run(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+}
+
+function depends(opts, pkg) {
+  const show = run('apt-cache', [...opts, 'show', '--no-all-versions', pkg]);
+  const line = show.split('\n').find((l) => l.startsWith('Depends:')) ?? '';
+  const version = show.split('\n').find((l) => l.startsWith('Version:'))?.slice(9).trim();
+  const deps = line
+    .slice('Depends:'.length)
+    .split(',')
+    .map((d) => d.trim().split(/[\s|(]/)[0])
+    .filter((d) => /^linux-(image|binary|modules)-/.test(d));
+  return { version, deps };
+}
+
+/** Resolves, downloads (when not cached) and unpacks the newest amd64 kernel of `suite`. */
+export function ensureKernel(cacheRoot, label, log = () => {}) {
+  const suite = SUITES[label];
+  if (!suite) throw new Error(`unknown kernel '${label}' (known: ${Object.keys(SUITES).join(', ')})`);
+  const dir = path.resolve(cacheRoot, suite);
+  for (const d of ['lists/partial', 'cache/archives/partial', 'debs']) mkdirSync(path.join(dir, d), { recursive: true });
+  writeFileSync(path.join(dir, 'sources.list'), `deb ${MIRROR} ${suite} main\n`);
+  const opts = aptOptions(dir);
+  log(`${label}: resolving linux-image-amd64 in ${suite}`);
+  run('apt-get', [...opts, 'update', '-qq']);
+  // Follow linux-image-amd64 → linux-image-X (→ linux-binary-X, linux-modules-X in sid).
+  const wanted = new Set();
+  const queue = ['linux-image-amd64'];
+  while (queue.length) {
+    const pkg = queue.shift();
+    const { deps } = depends(opts, pkg);
+    for (const d of deps) {
+      if (!wanted.has(d)) {
+        wanted.add(d);
+        queue.push(d);
+      }
+    }
+  }
+  if (wanted.size === 0) throw new Error(`${suite}: linux-image-amd64 depends on no kernel package`);
+  const debs = [];
+  for (const pkg of wanted) {
+    const { version } = depends(opts, pkg);
+    const file = `${pkg}_${version.replace(/:/g, '%3a')}_amd64.deb`;
+    const debPath = path.join(dir, 'debs', file);
+    if (!existsSync(debPath)) {
+      log(`${label}: downloading ${pkg} ${version}`);
+      run('apt-get', [...opts, 'download', '-qq', `${pkg}=${version}`], { cwd: path.join(dir, 'debs') });
+    }
+    if (!existsSync(debPath)) throw new Error(`${suite}: apt-get download did not produce ${file}`);
+    debs.push(debPath);
+  }
+  const key = debs.map((d) => path.basename(d)).sort().join('\n');
+  const root = path.join(dir, 'root');
+  const stamp = path.join(root, '.unpacked');
+  if (!existsSync(stamp) || run('cat', [stamp]) !== key) {
+    run('rm', ['-rf', root]);
+    mkdirSync(root, { recursive: true });
+    for (const deb of debs) run('dpkg-deb', ['-x', deb, root]);
+    writeFileSync(stamp, key);
+  }
+  return locate(root, label, suite);
+}
+
+function locate(root, label, suite) {
+  for (const modBase of ['usr/lib/modules', 'lib/modules']) {
+    const base = path.join(root, modBase);
+    if (!existsSync(base)) continue;
+    for (const release of readdirSync(base)) {
+      const modulesDir = path.join(base, release);
+      const candidates = [path.join(modulesDir, 'vmlinuz'), path.join(root, 'boot', `vmlinuz-${release}`)];
+      const vmlinuz = candidates.find((c) => existsSync(c) && statSync(c).size > 0);
+      if (vmlinuz) return { label, suite, release, vmlinuz, modulesDir };
+    }
+  }
+  throw new Error(`${suite}: no vmlinuz found in the unpacked packages`);
+}
