@@ -4,10 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in clang:clang llc:llvm bpftool:bpftool gcc:gcc setpriv:util-linux; do
+for pair in clang:clang llc:llvm bpftool:bpftool gcc:gcc setpriv:util-linux make:make \
+  qemu-system-x86_64:qemu-system-x86 xz:xz-utils zstd:zstd; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
+# The kernel matrix's guests run a static busybox as their init.
+if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need_apt+=(busybox-static); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to apt-get install ${need_apt[*]}" >&2; exit 1; fi

@@ -47,12 +47,17 @@ describe('features() agrees with what the kernel does', () => {
     expect(r === true).toBe(f.bpfCookie);
   });
 
-  for (const [section, feature] of [
-    ['uprobe-multi', 'uprobeMulti'],
-    ['uprobe-session', 'uprobeSession'],
-    ['fentry-multi', 'tracingMulti'],
+  // Before 6.6 the kernel does not check a kprobe program's expected attach type at load,
+  // so a missing uprobe_multi/session only shows at attach: for those, present ⇒ loadable.
+  // A tracing program with attach type FENTRY_MULTI loads only where tracing_multi exists.
+  for (const [section, feature, both] of [
+    ['uprobe-multi', 'uprobeMulti', false],
+    ['uprobe-session', 'uprobeSession', false],
+    ['fentry-multi', 'tracingMulti', true],
   ] as const) {
-    it(`${feature}: a SEC("${section.replace('-', '.')}") program loads only where the kernel has it`, async () => {
+    const untestable = !f[feature] && !both;
+    const reason = untestable ? ` [skipped: ${f.kernel} lacks ${feature} and does not check the attach type at load]` : '';
+    it.skipIf(untestable)(`${feature}: a SEC("${section.replace('-', '.')}") program loads ${both ? 'only ' : ''}where the kernel has it${reason}`, async () => {
       const r = await attempt(async () => (await load(fixture(`sec-${section}.bpf.o`))).close());
       expect(r === true).toBe(f[feature]);
     });

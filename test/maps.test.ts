@@ -47,7 +47,7 @@ describe('maps', () => {
     expect(h.get(5)).toEqual(values);
     h.set(6, 9); // one value for every CPU
     expect(h.get(6)).toEqual(new Array(cpus).fill(9));
-    expect(() => h.set(7, [1])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => h.set(7, new Array(cpus + 1).fill(1))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     const a = obj.map('percpu_array', { key: 'u32', value: 'u64' });
     expect(a.get(0)).toEqual(new Array(cpus).fill(0n));
   });
