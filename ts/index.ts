@@ -1,9 +1,18 @@
 export { BpfError, type BpfErrorCode } from './errors.js';
-export { load, loadSync, BpfObject, BpfMap, Program, Link } from './object.js';
-export type { LoadOptions, GlobalValue, UprobeOptions, KprobeOptions, MapCodecs } from './object.js';
+export { load, loadSync, BpfObject, BpfMap, Program, Link, MultiLink } from './object.js';
+export type {
+  LoadOptions,
+  GlobalValue,
+  UprobeOptions,
+  KprobeOptions,
+  MapCodecs,
+  KprobeMultiOptions,
+  UprobeMultiOptions,
+  TracingMultiOptions,
+} from './object.js';
 export { RingBuffer, Batch, type IterateOptions } from './ringbuf.js';
 export type { Codec, CodecName, CodecSpec } from './codec.js';
-export type { Features, LinkInfo, ProgramDesc, MapDesc } from './native.js';
+export type { Features, LinkInfo, ProgramDesc, MapDesc, MultiTarget, MultiSkipped, MultiStats } from './native.js';
 
 import { addon, type Features } from './native.js';
 import { nativeAsync } from './errors.js';

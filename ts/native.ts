@@ -62,6 +62,65 @@ export interface NativeLink {
   close(): void;
 }
 
+export interface MultiTarget {
+  name: string;
+  /** Kernel address, file offset (uprobes) or BTF id (tracing), by mechanism. */
+  address: bigint;
+  cookie: bigint;
+}
+
+export interface MultiSkipped {
+  name: string;
+  reason: string;
+}
+
+export interface MultiStats {
+  missed?: bigint;
+  recursionMisses: bigint;
+  runCount?: bigint;
+}
+
+export interface NativeMultiLink {
+  readonly mechanism: string;
+  targets(): MultiTarget[];
+  skipped(): MultiSkipped[];
+  kernelLinks(): number;
+  stats(): MultiStats;
+  close(): void;
+}
+
+interface Selection {
+  pattern?: string;
+  names?: string[];
+}
+
+export interface NativeKprobeMultiOptions extends Selection {
+  addresses?: bigint[];
+  cookies?: bigint[];
+  retprobe?: boolean;
+  session?: boolean;
+  module?: string;
+  strict?: boolean;
+  fallback?: boolean;
+}
+
+export interface NativeUprobeMultiOptions extends Selection {
+  binary: string;
+  offsets?: bigint[];
+  pid?: number;
+  cookies?: bigint[];
+  retprobe?: boolean;
+  session?: boolean;
+  includeClones?: boolean;
+  fallback?: boolean;
+}
+
+export interface NativeTracingMultiOptions extends Selection {
+  btfIds?: number[];
+  cookies?: bigint[];
+  fallback?: boolean;
+}
+
 export interface NativeRingBuf {
   nextBatch(): Promise<Buffer | null>;
   tryBatch(): Buffer | null;
@@ -82,6 +141,10 @@ export interface NativeObject {
   ): NativeLink;
   attachKprobe(prog: string, o: { symbol: string; offset?: bigint; retprobe?: boolean; cookie?: bigint }): NativeLink;
   attachFentry(prog: string, fn?: string, cookie?: bigint): NativeLink;
+  attachMulti(prog: string): NativeMultiLink;
+  attachKprobeMulti(prog: string, o: NativeKprobeMultiOptions): NativeMultiLink;
+  attachUprobeMulti(prog: string, o: NativeUprobeMultiOptions): NativeMultiLink;
+  attachTracingMulti(prog: string, o: NativeTracingMultiOptions): NativeMultiLink;
   mapLookup(map: string, key: Uint8Array): Buffer | null;
   mapUpdate(map: string, key: Uint8Array, value: Uint8Array, flags?: number): void;
   mapDelete(map: string, key: Uint8Array): boolean;

@@ -3,7 +3,19 @@ import { readFileSync } from 'node:fs';
 
 import { BpfError, native, nativeAsync } from './errors.js';
 import { resolveCodec, type Codec, type CodecSpec } from './codec.js';
-import { addon, type LinkInfo, type MapDesc, type NativeLink, type NativeLoadOptions, type NativeObject, type ProgramDesc } from './native.js';
+import {
+  addon,
+  type LinkInfo,
+  type MapDesc,
+  type MultiSkipped,
+  type MultiStats,
+  type MultiTarget,
+  type NativeLink,
+  type NativeLoadOptions,
+  type NativeMultiLink,
+  type NativeObject,
+  type ProgramDesc,
+} from './native.js';
 import { RingBuffer } from './ringbuf.js';
 
 export type GlobalValue = number | bigint | boolean | Uint8Array;
@@ -61,7 +73,98 @@ export class Link implements Disposable {
   }
 }
 
+/** One link over many targets (kprobe_multi, uprobe_multi, tracing_multi, or their fallbacks). */
+export class MultiLink implements Disposable {
+  #link: NativeMultiLink;
+  #closed = false;
+  #onClose: () => void;
+  /** What was used: 'kprobe_multi' | 'kprobes' | 'uprobe_multi' | 'uprobes' | 'tracing_multi' | 'fentry' | 'fexit' ... */
+  readonly mechanism: string;
+  /** What is attached, in cookie order (the default cookie is the index here). */
+  readonly targets: MultiTarget[];
+  /** What the selection matched but could not be attached, and why. */
+  readonly skipped: MultiSkipped[];
+
+  /** @internal */
+  constructor(link: NativeMultiLink, onClose: () => void) {
+    this.#link = link;
+    this.#onClose = onClose;
+    this.mechanism = link.mechanism;
+    this.targets = link.targets();
+    this.skipped = link.skipped();
+  }
+
+  /** Kernel links behind this one: 1 for a multi link, more when split or per target. */
+  get kernelLinks(): number {
+    return native(() => this.#link.kernelLinks());
+  }
+
+  stats(): MultiStats {
+    return native(() => this.#link.stats());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Detaches every target. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#link.close();
+    this.#onClose();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
 type Cookie = number | bigint;
+const bigs = (v: readonly Cookie[] | undefined) => v?.map((x) => BigInt(x));
+const selection = (s: string | readonly string[] | undefined) =>
+  typeof s === 'string' ? { pattern: s } : s ? { names: [...s] } : {};
+
+export interface KprobeMultiOptions {
+  /** A glob (`'vfs_*'`) or exact names; neither: every traceable function. */
+  symbols?: string | readonly string[];
+  addresses?: readonly bigint[];
+  cookies?: readonly Cookie[];
+  retprobe?: boolean;
+  session?: boolean;
+  /** Only this module's functions (`'vmlinux'` for the kernel proper). */
+  module?: string;
+  /** 'skip' (default): leave out what cannot be attached, listed in `skipped`; 'error': fail instead. */
+  onSkip?: 'skip' | 'error';
+  /** false: UNSUPPORTED instead of one perf kprobe per function on kernels without kprobe_multi. */
+  fallback?: boolean;
+}
+
+export interface UprobeMultiOptions {
+  binary: string;
+  /** A glob (`'uv_*'`) or exact names; or give `offsets`. */
+  symbols?: string | readonly string[];
+  offsets?: readonly bigint[];
+  pid?: number;
+  cookies?: readonly Cookie[];
+  retprobe?: boolean;
+  session?: boolean;
+  /** Also attach the compiler's clones: `name.part.N`, `name.cold`, `name.isra.N`, `name.constprop.N`. */
+  includeClones?: boolean;
+  fallback?: boolean;
+}
+
+export interface TracingMultiOptions {
+  /** A glob (`'tcp_*'`) or exact names; neither: every function tracing_multi can take. */
+  functions?: string | readonly string[];
+  btfIds?: readonly number[];
+  cookies?: readonly Cookie[];
+  /** false: UNSUPPORTED instead of one fentry/fexit per function on kernels without tracing_multi. */
+  fallback?: boolean;
+}
+
+/** Expected attach types of the batch kinds (kprobe.multi, uprobe.multi, sessions, fentry.multi...). */
+const MULTI_ATTACH_TYPES = new Set([42, 48, 56, 57, 59, 60, 61]);
 const big = (v: Cookie | undefined) => (v === undefined ? undefined : BigInt(v));
 
 export interface UprobeOptions {
@@ -106,9 +209,64 @@ export class Program {
     return this.#obj._track(native(() => f(this.#obj._native())));
   }
 
-  /** Attaches where the SEC() name says (`tp/…`, `raw_tp/…`, `uprobe/BIN:SYM`, `kprobe/SYM`, `fentry/FN`, …). */
-  attach(): Link {
+  #multi(f: (o: NativeObject) => NativeMultiLink): MultiLink {
+    return this.#obj._trackMulti(native(() => f(this.#obj._native())));
+  }
+
+  /** Whether `attach()` gives a `MultiLink` (kprobe.multi/…, uprobe.multi/…, fentry.multi/…, sessions). */
+  get isMulti(): boolean {
+    return MULTI_ATTACH_TYPES.has(this.expectedAttachType);
+  }
+
+  /**
+   * Attaches where the SEC() name says: `tp/…`, `raw_tp/…`, `uprobe/BIN:SYM`, `kprobe/SYM`,
+   * `fentry/FN`, … give a `Link`; `kprobe.multi/PATTERN`, `uprobe.multi/BIN:PATTERN`,
+   * `fentry.multi/PATTERN` and the sessions give a `MultiLink`.
+   */
+  attach(): Link | MultiLink {
+    if (this.isMulti) return this.#multi((o) => o.attachMulti(this.name));
     return this.#link((o) => o.attach(this.name));
+  }
+
+  attachKprobeMulti(options: KprobeMultiOptions = {}): MultiLink {
+    const { symbols, addresses, cookies, retprobe, session, module, onSkip, fallback } = options;
+    return this.#multi((o) =>
+      o.attachKprobeMulti(this.name, {
+        ...selection(symbols),
+        addresses: addresses && [...addresses],
+        cookies: bigs(cookies),
+        retprobe,
+        session,
+        module,
+        strict: onSkip === 'error',
+        fallback,
+      }),
+    );
+  }
+
+  attachUprobeMulti(options: UprobeMultiOptions): MultiLink {
+    const { binary, symbols, offsets, pid, cookies, retprobe, session, includeClones, fallback } = options;
+    return this.#multi((o) =>
+      o.attachUprobeMulti(this.name, {
+        binary,
+        ...selection(symbols),
+        offsets: offsets && [...offsets],
+        pid,
+        cookies: bigs(cookies),
+        retprobe,
+        session,
+        includeClones,
+        fallback,
+      }),
+    );
+  }
+
+  /** fentry.multi / fexit.multi / fsession.multi, by the program's section. */
+  attachTracingMulti(options: TracingMultiOptions = {}): MultiLink {
+    const { functions, btfIds, cookies, fallback } = options;
+    return this.#multi((o) =>
+      o.attachTracingMulti(this.name, { ...selection(functions), btfIds: btfIds && [...btfIds], cookies: bigs(cookies), fallback }),
+    );
   }
 
   attachTracepoint(category: string, name: string, options: { cookie?: Cookie } = {}): Link {
@@ -252,6 +410,13 @@ export class BpfObject implements Disposable {
   /** @internal */
   _track(l: NativeLink): Link {
     const link: Link = new Link(l, () => this.#open.delete(link));
+    this.#open.add(link);
+    return link;
+  }
+
+  /** @internal */
+  _trackMulti(l: NativeMultiLink): MultiLink {
+    const link: MultiLink = new MultiLink(l, () => this.#open.delete(link));
     this.#open.add(link);
     return link;
   }

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod btf;
+pub mod btf_index;
 pub mod caps;
 pub mod error;
 pub mod features;

@@ -294,6 +294,75 @@ impl NativeObject {
     }
 
     #[napi]
+    pub fn attach_multi(&self, prog: String) -> Result<NativeMultiLink> {
+        let btf = self.btf_path.clone();
+        self.with(|o| core::attach::auto::attach_multi_auto(o.program(&prog)?, btf.as_deref()))
+            .map(NativeMultiLink::new)
+    }
+
+    #[napi]
+    pub fn attach_kprobe_multi(
+        &self,
+        prog: String,
+        o: KprobeMultiOptions,
+    ) -> Result<NativeMultiLink> {
+        let opts = core::attach::kprobe_multi::KprobeMultiOptions {
+            selection: selection(o.pattern, o.names),
+            addresses: u64s(o.addresses),
+            cookies: u64s(o.cookies),
+            retprobe: o.retprobe.unwrap_or(false),
+            session: o.session.unwrap_or(false),
+            module: o.module,
+            strict: o.strict.unwrap_or(false),
+            fallback: o.fallback.unwrap_or(true),
+        };
+        self.with(|obj| core::attach::kprobe_multi::attach_kprobe_multi(obj.program(&prog)?, &opts))
+            .map(NativeMultiLink::new)
+    }
+
+    #[napi]
+    pub fn attach_uprobe_multi(
+        &self,
+        prog: String,
+        o: UprobeMultiOptions,
+    ) -> Result<NativeMultiLink> {
+        let opts = core::attach::uprobe_multi::UprobeMultiOptions {
+            binary: &o.binary,
+            selection: selection(o.pattern, o.names),
+            offsets: u64s(o.offsets),
+            pid: o.pid,
+            cookies: u64s(o.cookies),
+            retprobe: o.retprobe.unwrap_or(false),
+            session: o.session.unwrap_or(false),
+            include_clones: o.include_clones.unwrap_or(false),
+            fallback: o.fallback.unwrap_or(true),
+        };
+        self.with(|obj| core::attach::uprobe_multi::attach_uprobe_multi(obj.program(&prog)?, &opts))
+            .map(NativeMultiLink::new)
+    }
+
+    #[napi]
+    pub fn attach_tracing_multi(
+        &self,
+        prog: String,
+        o: TracingMultiOptions,
+    ) -> Result<NativeMultiLink> {
+        let btf = self.btf_path.clone();
+        let opts = core::attach::tracing_multi::TracingMultiOptions {
+            selection: selection(o.pattern, o.names),
+            btf_ids: o.btf_ids,
+            cookies: u64s(o.cookies),
+            fallback: o.fallback.unwrap_or(true),
+            btf_path: btf.as_deref(),
+            progress: None,
+        };
+        self.with(|obj| {
+            core::attach::tracing_multi::attach_tracing_multi(obj.program(&prog)?, &opts)
+        })
+        .map(NativeMultiLink::new)
+    }
+
+    #[napi]
     pub fn map_lookup(&self, map: String, key: Uint8Array) -> Result<Option<Buffer>> {
         self.with(|o| o.map(&map)?.lookup(&key))
             .map(|v| v.map(Buffer::from))
@@ -330,6 +399,159 @@ impl NativeObject {
             .map(|rb| NativeRingBuf {
                 ring: Mutex::new(Some(Arc::new(rb))),
             })
+    }
+}
+
+/// `symbols`: a glob string or exact names.
+fn selection(
+    glob: Option<String>,
+    names: Option<Vec<String>>,
+) -> Option<core::symbols::pattern::Selection> {
+    use core::symbols::pattern::Selection;
+    match (glob, names) {
+        (Some(g), _) => Some(Selection::Glob(g)),
+        (None, Some(n)) => Some(Selection::Names(n)),
+        (None, None) => None,
+    }
+}
+
+fn u64s(v: Option<Vec<BigInt>>) -> Option<Vec<u64>> {
+    v.map(|v| v.into_iter().map(|b| b.get_u64().1).collect())
+}
+
+#[napi(object)]
+pub struct KprobeMultiOptions {
+    pub pattern: Option<String>,
+    pub names: Option<Vec<String>>,
+    pub addresses: Option<Vec<BigInt>>,
+    pub cookies: Option<Vec<BigInt>>,
+    pub retprobe: Option<bool>,
+    pub session: Option<bool>,
+    pub module: Option<String>,
+    pub strict: Option<bool>,
+    pub fallback: Option<bool>,
+}
+
+#[napi(object)]
+pub struct UprobeMultiOptions {
+    pub binary: String,
+    pub pattern: Option<String>,
+    pub names: Option<Vec<String>>,
+    pub offsets: Option<Vec<BigInt>>,
+    pub pid: Option<i32>,
+    pub cookies: Option<Vec<BigInt>>,
+    pub retprobe: Option<bool>,
+    pub session: Option<bool>,
+    pub include_clones: Option<bool>,
+    pub fallback: Option<bool>,
+}
+
+#[napi(object)]
+pub struct TracingMultiOptions {
+    pub pattern: Option<String>,
+    pub names: Option<Vec<String>>,
+    pub btf_ids: Option<Vec<u32>>,
+    pub cookies: Option<Vec<BigInt>>,
+    pub fallback: Option<bool>,
+}
+
+#[napi(object)]
+pub struct MultiTarget {
+    pub name: String,
+    pub address: BigInt,
+    pub cookie: BigInt,
+}
+
+#[napi(object)]
+pub struct MultiSkipped {
+    pub name: String,
+    pub reason: String,
+}
+
+#[napi(object)]
+pub struct MultiStats {
+    pub missed: Option<BigInt>,
+    pub recursion_misses: BigInt,
+    pub run_count: Option<BigInt>,
+}
+
+#[napi]
+pub struct NativeMultiLink {
+    inner: Mutex<Option<core::attach::multi::MultiLink>>,
+    mechanism: String,
+}
+
+impl NativeMultiLink {
+    fn new(link: core::attach::multi::MultiLink) -> Self {
+        NativeMultiLink {
+            mechanism: link.mechanism.to_string(),
+            inner: Mutex::new(Some(link)),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&core::attach::multi::MultiLink) -> T) -> Result<T> {
+        let guard = self.inner.lock().map_err(|_| closed("the link"))?;
+        guard.as_ref().map(f).ok_or_else(|| closed("the link"))
+    }
+}
+
+#[napi]
+impl NativeMultiLink {
+    #[napi(getter)]
+    pub fn mechanism(&self) -> String {
+        self.mechanism.clone()
+    }
+
+    #[napi]
+    pub fn targets(&self) -> Result<Vec<MultiTarget>> {
+        self.with(|l| {
+            l.targets
+                .iter()
+                .map(|t| MultiTarget {
+                    name: t.name.clone(),
+                    address: BigInt::from(t.address),
+                    cookie: BigInt::from(t.cookie),
+                })
+                .collect()
+        })
+    }
+
+    #[napi]
+    pub fn skipped(&self) -> Result<Vec<MultiSkipped>> {
+        self.with(|l| {
+            l.skipped
+                .iter()
+                .map(|s| MultiSkipped {
+                    name: s.name.clone(),
+                    reason: s.reason.clone(),
+                })
+                .collect()
+        })
+    }
+
+    #[napi]
+    pub fn kernel_links(&self) -> Result<u32> {
+        self.with(|l| l.kernel_links() as u32)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Result<MultiStats> {
+        self.with(|l| {
+            let s = l.stats();
+            MultiStats {
+                missed: s.missed.map(BigInt::from),
+                recursion_misses: BigInt::from(s.recursion_misses),
+                run_count: s.run_count.map(BigInt::from),
+            }
+        })
+    }
+
+    /// Detaches every target. Idempotent.
+    #[napi]
+    pub fn close(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.take();
+        }
     }
 }
 

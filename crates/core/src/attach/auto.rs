@@ -2,15 +2,20 @@
 
 use std::path::Path;
 
+use super::kprobe_multi::{attach_kprobe_multi, KprobeMultiOptions};
+use super::multi::MultiLink;
 use super::perf_event::{
     attach_kprobe, attach_tracepoint, attach_uprobe, KprobeOptions, UprobeOptions,
 };
 use super::raw_tracepoint::attach_raw_tracepoint;
 use super::tracing::attach_tracing;
+use super::tracing_multi::{attach_tracing_multi, TracingMultiOptions};
+use super::uprobe_multi::{attach_uprobe_multi, UprobeMultiOptions};
 use super::Link;
 use crate::error::{einval, unsupported, Result};
 use crate::loader::section::AttachKind;
 use crate::program::Program;
+use crate::symbols::pattern::Selection;
 
 pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
     let needs_target = || {
@@ -68,13 +73,90 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
         | AttachKind::Fsession | AttachKind::Lsm => attach_tracing(prog, None, None, btf_path),
         AttachKind::KprobeMulti { .. } | AttachKind::KprobeSession | AttachKind::UprobeMulti { .. }
         | AttachKind::UprobeSession | AttachKind::FentryMulti | AttachKind::FexitMulti
-        | AttachKind::FsessionMulti | AttachKind::Usdt | AttachKind::Iter => Err(unsupported(format!(
+        | AttachKind::FsessionMulti => Err(einval(format!(
+            "program '{}': SEC(\"{}\") attaches many targets: use attach_multi_auto",
+            prog.name, prog.section
+        ))),
+        AttachKind::Usdt | AttachKind::Iter => Err(unsupported(format!(
             "program '{}': attaching SEC(\"{}\") programs is not implemented in this version of nodebpf",
             prog.name, prog.section
         ))),
         AttachKind::Other => Err(einval(format!(
             "program '{}': SEC(\"{}\") programs are not attached to a trace point; \
              nodebpf loads them but cannot auto-attach them",
+            prog.name, prog.section
+        ))),
+    }
+}
+
+/// `attach()` for the batch kinds: `kprobe.multi/PATTERN`, `kretprobe.multi/PATTERN`,
+/// `kprobe.session/PATTERN`, `uprobe.multi/BINARY:PATTERN` (and `uretprobe.`, `.session`),
+/// `fentry.multi/PATTERN`, `fexit.multi/PATTERN`, `fsession.multi/PATTERN`.
+pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<MultiLink> {
+    let target = prog.spec.target.as_deref().ok_or_else(|| {
+        einval(format!(
+            "program '{}': SEC(\"{}\") names no attach target; use an explicit attach call",
+            prog.name, prog.section
+        ))
+    })?;
+    let glob = || Some(Selection::Glob(target.to_string()));
+    match prog.spec.kind {
+        AttachKind::KprobeMulti { .. } | AttachKind::KprobeSession => {
+            let session = prog.spec.kind == AttachKind::KprobeSession;
+            let ret = prog.spec.kind == AttachKind::KprobeMulti { ret: true };
+            attach_kprobe_multi(
+                prog,
+                &KprobeMultiOptions {
+                    selection: glob(),
+                    addresses: None,
+                    cookies: None,
+                    retprobe: ret,
+                    session,
+                    module: None,
+                    strict: false,
+                    fallback: true,
+                },
+            )
+        }
+        AttachKind::UprobeMulti { .. } | AttachKind::UprobeSession => {
+            let ret = prog.spec.kind == AttachKind::UprobeMulti { ret: true };
+            let (binary, pattern) = target.rsplit_once(':').ok_or_else(|| {
+                einval(format!(
+                    "SEC(\"{}\"): expected uprobe.multi/<binary>:<pattern>",
+                    prog.section
+                ))
+            })?;
+            let session = prog.spec.kind == AttachKind::UprobeSession;
+            attach_uprobe_multi(
+                prog,
+                &UprobeMultiOptions {
+                    binary,
+                    selection: Some(Selection::Glob(pattern.to_string())),
+                    offsets: None,
+                    pid: None,
+                    cookies: None,
+                    retprobe: ret,
+                    session,
+                    include_clones: false,
+                    fallback: true,
+                },
+            )
+        }
+        AttachKind::FentryMulti | AttachKind::FexitMulti | AttachKind::FsessionMulti => {
+            attach_tracing_multi(
+                prog,
+                &TracingMultiOptions {
+                    selection: glob(),
+                    btf_ids: None,
+                    cookies: None,
+                    fallback: true,
+                    btf_path,
+                    progress: None,
+                },
+            )
+        }
+        _ => Err(einval(format!(
+            "program '{}': SEC(\"{}\") is not a batch attach kind",
             prog.name, prog.section
         ))),
     }

@@ -3,9 +3,13 @@
 //! dropping it detaches completely.
 
 pub mod auto;
+pub mod kprobe_multi;
+pub mod multi;
 pub mod perf_event;
 pub mod raw_tracepoint;
 pub mod tracing;
+pub mod tracing_multi;
+pub mod uprobe_multi;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 

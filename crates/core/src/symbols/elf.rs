@@ -28,6 +28,39 @@ pub fn symbol_file_offset(path: &Path, name: &str) -> Result<u64> {
     })
 }
 
+/// A function of an ELF file, with the file offset uprobes take.
+#[derive(Debug, Clone)]
+pub struct ElfFunction {
+    pub name: String,
+    pub offset: u64,
+}
+
+/// Every defined function of the file (`.symtab` and `.dynsym`), one entry per name.
+pub fn functions(path: &Path) -> Result<Vec<ElfFunction>> {
+    let data =
+        std::fs::read(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| bad_object(format!("{} is not an ELF file: {e}", path.display())))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        if sym.kind() != SymbolKind::Text || !sym.is_definition() || sym.address() == 0 {
+            continue;
+        }
+        let Ok(name) = sym.name() else { continue };
+        if name.is_empty() || !seen.insert(name.to_string()) {
+            continue;
+        }
+        if let Some(offset) = vaddr_to_file_offset(&file, sym.address()) {
+            out.push(ElfFunction {
+                name: name.to_string(),
+                offset,
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn vaddr_to_file_offset(file: &object::File<'_>, vaddr: u64) -> Option<u64> {
     file.segments().find_map(|seg| {
         let (file_off, file_size) = seg.file_range();

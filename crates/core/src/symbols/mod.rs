@@ -2,6 +2,8 @@
 //! lives inside it.
 
 pub mod elf;
+pub mod kernel;
+pub mod pattern;
 
 use std::path::{Path, PathBuf};
 

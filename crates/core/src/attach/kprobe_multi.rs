@@ -1,0 +1,259 @@
+//! kprobe_multi (5.18, needs CONFIG_FPROBE): one program on many kernel functions through
+//! one link, with cookies, return probes and sessions (6.10). Without the link type:
+//! one perf kprobe per function.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd};
+
+use super::link_create;
+use super::multi::{attach_targets, cookies_for, MultiLink, Skipped, Target};
+use super::perf_event::{attach_kprobe, KprobeOptions};
+use super::uprobe_multi::instance_for;
+use crate::error::{einval, enoent, unsupported, Code, Error, Result};
+use crate::features::features;
+use crate::program::Program;
+use crate::symbols::kernel::{name_counts, traceable_functions};
+use crate::symbols::pattern::{selects, Selection};
+use crate::sys::{self, LinkCreateAttr};
+
+pub struct KprobeMultiOptions {
+    /// `None` with no addresses: every traceable function.
+    pub selection: Option<Selection>,
+    pub addresses: Option<Vec<u64>>,
+    pub cookies: Option<Vec<u64>>,
+    pub retprobe: bool,
+    pub session: bool,
+    /// Only functions of this module ("vmlinux" for the kernel proper).
+    pub module: Option<String>,
+    /// Fail instead of skipping what cannot be attached.
+    pub strict: bool,
+    pub fallback: bool,
+}
+
+pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions) -> Result<MultiLink> {
+    let (targets, mut skipped, by_address) = resolve(o)?;
+    if o.strict && !skipped.is_empty() {
+        return Err(strict_error(&skipped));
+    }
+    let user_cookies = o.cookies.is_some();
+    let cookies = cookies_for(targets.len(), o.cookies.as_deref())?;
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .zip(cookies)
+        .map(|((name, address), cookie)| Target {
+            name,
+            address,
+            cookie,
+        })
+        .collect();
+
+    let f = features();
+    let multi = if o.session {
+        f.kprobe_session
+    } else {
+        f.kprobe_multi
+    };
+    if !multi {
+        if o.session {
+            return Err(unsupported(format!(
+                "kprobe sessions need Linux 6.10 with CONFIG_FPROBE (features().kprobeSession is false on {})",
+                f.kernel
+            )));
+        }
+        if !o.fallback {
+            return Err(unsupported(format!(
+                "kprobe_multi links need Linux 5.18 with CONFIG_FPROBE (features().kprobeMulti is \
+                 false on {}); allow the per-kprobe fallback to attach anyway",
+                f.kernel
+            )));
+        }
+        return fallback(prog, targets, skipped, o);
+    }
+
+    let attach_type = if o.session {
+        sys::BPF_TRACE_KPROBE_SESSION
+    } else {
+        sys::BPF_TRACE_KPROBE_MULTI
+    };
+    let own = instance_for(prog, attach_type)?;
+    let prog_fd = own
+        .as_ref()
+        .map(|f| f.as_fd())
+        .map_or_else(|| prog.fd(), Ok)?;
+    let flags = if o.retprobe {
+        sys::BPF_F_KPROBE_MULTI_RETURN
+    } else {
+        0
+    };
+    let name_of: HashMap<String, CString> = targets
+        .iter()
+        .map(|t| {
+            Ok((
+                t.name.clone(),
+                CString::new(t.name.as_str()).map_err(|_| einval("symbol contains a NUL byte"))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let (targets, links) = attach_targets(targets, &mut skipped, user_cookies, &mut |t, idx| {
+        let cookies: Vec<u64> = idx.iter().map(|&i| t[i].cookie).collect();
+        let addrs: Vec<u64> = idx.iter().map(|&i| t[i].address).collect();
+        let syms: Vec<*const libc::c_char> = idx
+            .iter()
+            .map(|&i| {
+                name_of
+                    .get(t[i].name.as_str())
+                    .map_or(std::ptr::null(), |c| c.as_ptr())
+            })
+            .collect();
+        let mut attr = LinkCreateAttr::new(prog_fd.as_raw_fd(), 0, attach_type);
+        attr.u[0] = u64::from(flags) | ((idx.len() as u64) << 32);
+        if by_address {
+            attr.u[2] = sys::ptr(addrs.as_ptr());
+        } else {
+            attr.u[1] = sys::ptr(syms.as_ptr());
+        }
+        attr.u[3] = sys::ptr(cookies.as_ptr());
+        link_create(
+            &mut attr,
+            &format!("attaching kprobe_multi to {} functions", idx.len()),
+        )
+    })?;
+    let mut link = MultiLink::new("kprobe_multi", targets, skipped).with_links(links);
+    match own {
+        Some(fd) => link.own_program(fd),
+        None => link.note_program(prog_fd.as_raw_fd()),
+    }
+    Ok(link)
+}
+
+fn strict_error(skipped: &[Skipped]) -> Error {
+    let list: Vec<String> = skipped
+        .iter()
+        .take(10)
+        .map(|s| format!("{} ({})", s.name, s.reason))
+        .collect();
+    Error::new(
+        Code::Enoent,
+        format!(
+            "{} targets cannot be attached: {}",
+            skipped.len(),
+            list.join("; ")
+        ),
+    )
+}
+
+/// The functions to attach, as (name, address), what was left out, and whether to
+/// attach by address (the kernel publishes ftrace addresses, 6.5+).
+type Resolved = (Vec<(String, u64)>, Vec<Skipped>, bool);
+
+fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
+    if let Some(addrs) = &o.addresses {
+        if o.selection.is_some() {
+            return Err(einval("kprobe_multi: give symbols or addresses, not both"));
+        }
+        return Ok((
+            addrs.iter().map(|&a| (format!("{a:#x}"), a)).collect(),
+            Vec::new(),
+            true,
+        ));
+    }
+    let all = traceable_functions()?;
+    let by_address = all.first().is_some_and(|f| f.address.is_some());
+    let counts = name_counts(&all);
+    let selection = o.selection.clone().unwrap_or(Selection::Glob("*".into()));
+    let in_module = |m: &Option<String>| match o.module.as_deref() {
+        None => true,
+        Some("vmlinux") => m.is_none(),
+        Some(want) => m.as_deref() == Some(want),
+    };
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for f in all
+        .iter()
+        .filter(|f| in_module(&f.module) && selects(&selection, &f.name, false))
+    {
+        match (
+            by_address,
+            counts.get(f.name.as_str()).copied().unwrap_or(0),
+        ) {
+            (true, _) => out.push((f.name.clone(), f.address.unwrap_or(0))),
+            (false, 1) => out.push((f.name.clone(), 0)),
+            (false, _) => {
+                if !skipped.iter().any(|s: &Skipped| s.name == f.name) {
+                    skipped.push(Skipped {
+                        name: f.name.clone(),
+                        reason: "several kernel functions have this name and this kernel publishes no \
+                                 addresses to tell them apart (available_filter_functions_addrs, 6.5+)"
+                            .into(),
+                    });
+                }
+            }
+        }
+    }
+    if let Selection::Names(names) = &selection {
+        for n in names {
+            if !all.iter().any(|f| &f.name == n) {
+                skipped.push(Skipped {
+                    name: n.clone(),
+                    reason: "not a traceable kernel function (not in available_filter_functions)"
+                        .into(),
+                });
+            }
+        }
+        out.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
+    }
+    if out.is_empty() {
+        return Err(enoent(format!(
+            "no traceable kernel function matches {}",
+            selection.describe()
+        )));
+    }
+    Ok((out, skipped, by_address))
+}
+
+fn fallback(
+    prog: &Program,
+    targets: Vec<Target>,
+    mut skipped: Vec<Skipped>,
+    o: &KprobeMultiOptions,
+) -> Result<MultiLink> {
+    let own = instance_for(prog, 0)?;
+    let prog_fd = own
+        .as_ref()
+        .map(|f| f.as_fd())
+        .map_or_else(|| prog.fd(), Ok)?;
+    let mut attached = Vec::new();
+    let mut links = Vec::new();
+    for t in targets {
+        let r = attach_kprobe(
+            prog_fd,
+            &KprobeOptions {
+                symbol: &t.name,
+                offset: 0,
+                retprobe: o.retprobe,
+                cookie: Some(t.cookie),
+            },
+        );
+        match r {
+            Ok(l) => {
+                links.push(l);
+                attached.push(t);
+            }
+            Err(e) if e.code == Code::Unsupported => return Err(e),
+            Err(e) => skipped.push(Skipped {
+                name: t.name,
+                reason: e.message,
+            }),
+        }
+    }
+    let mut link = MultiLink::new("kprobes", attached, skipped);
+    for l in links {
+        link.add_link(l);
+    }
+    match own {
+        Some(fd) => link.own_program(fd),
+        None => link.note_program(prog_fd.as_raw_fd()),
+    }
+    Ok(link)
+}

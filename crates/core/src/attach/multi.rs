@@ -1,0 +1,249 @@
+//! What the batch attach paths share: the link they return (targets actually attached,
+//! what was skipped and why, the mechanism used) and the attach engine, which splits a
+//! batch the kernel cannot take in one piece (ENOMEM on 6.7–6.11 kprobe_multi) and finds
+//! the targets the kernel refuses by bisection, so they can be named and left out.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::error::{Code, Error, Result};
+use crate::sys;
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    /// Kernel address, file offset (uprobes) or BTF id (tracing), by mechanism.
+    pub address: u64,
+    pub cookie: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    /// Hits the kernel could not run the program for (kprobe_multi link info, 6.9+).
+    pub missed: Option<u64>,
+    pub recursion_misses: u64,
+    /// Program runs, when `kernel.bpf_stats_enabled` is on.
+    pub run_count: Option<u64>,
+}
+
+pub struct MultiLink {
+    /// "kprobe_multi", "kprobes", "uprobe_multi", "uprobes", "tracing_multi", "fentry", ...
+    pub mechanism: &'static str,
+    pub targets: Vec<Target>,
+    pub skipped: Vec<Skipped>,
+    links: Vec<OwnedFd>,
+    _perf_events: Vec<OwnedFd>,
+    /// Program instances loaded for this link (another attach type, or one per target).
+    _programs: Vec<OwnedFd>,
+    prog_fds: Vec<i32>,
+}
+
+impl MultiLink {
+    pub(crate) fn new(
+        mechanism: &'static str,
+        targets: Vec<Target>,
+        skipped: Vec<Skipped>,
+    ) -> Self {
+        MultiLink {
+            mechanism,
+            targets,
+            skipped,
+            links: Vec::new(),
+            _perf_events: Vec::new(),
+            _programs: Vec::new(),
+            prog_fds: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_links(mut self, links: Vec<OwnedFd>) -> Self {
+        self.links = links;
+        self
+    }
+
+    pub(crate) fn own_program(&mut self, fd: OwnedFd) {
+        self.prog_fds.push(fd.as_raw_fd());
+        self._programs.push(fd);
+    }
+
+    pub(crate) fn note_program(&mut self, fd: i32) {
+        self.prog_fds.push(fd);
+    }
+
+    pub(crate) fn add_link(&mut self, link: super::Link) {
+        let super::Link {
+            fd,
+            _perf_event,
+            _program,
+            ..
+        } = link;
+        self.links.push(fd);
+        self._perf_events.extend(_perf_event);
+        if let Some(p) = _program {
+            self.own_program(p);
+        }
+    }
+
+    /// Kernel links behind this one (1 for a multi link; more when split or per target).
+    pub fn kernel_links(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        for &fd in &self.prog_fds {
+            if let Ok(info) = sys::obj_info::<sys::ProgInfo>(fd) {
+                stats.recursion_misses += info.recursion_misses;
+                if info.run_cnt > 0 {
+                    *stats.run_count.get_or_insert(0) += info.run_cnt;
+                }
+            }
+        }
+        for fd in &self.links {
+            if let Ok(info) = sys::obj_info::<sys::LinkInfo>(fd.as_raw_fd()) {
+                // kprobe_multi: { addrs, count, flags, missed }
+                if info.type_ == 8 && info.u[2] > 0 {
+                    *stats.missed.get_or_insert(0) += info.u[2];
+                }
+            }
+        }
+        stats
+    }
+}
+
+/// Cookies for `n` targets: the user's, or each target's index.
+pub(crate) fn cookies_for(n: usize, given: Option<&[u64]>) -> Result<Vec<u64>> {
+    match given {
+        Some(c) if c.len() != n => Err(Error::new(
+            Code::Einval,
+            format!("{} cookies given for {n} targets", c.len()),
+        )),
+        Some(c) => Ok(c.to_vec()),
+        None => Ok((0..n as u64).collect()),
+    }
+}
+
+fn is_enomem(e: &Error) -> bool {
+    matches!(e.errno, Some(libc::ENOMEM) | Some(libc::E2BIG))
+}
+
+/// Errors that mean "one of these targets is not acceptable", worth a bisection.
+fn is_refusal(e: &Error) -> bool {
+    matches!(
+        e.errno,
+        Some(libc::EINVAL)
+            | Some(libc::ESRCH)
+            | Some(libc::ENOENT)
+            | Some(libc::EBUSY)
+            | Some(libc::EEXIST)
+    )
+}
+
+/// Bisection stops naming culprits past this many: the whole batch is wrong then.
+const MAX_CULPRITS: usize = 256;
+
+pub(crate) enum Outcome {
+    Attached(Vec<OwnedFd>),
+    /// These targets (indexes) were refused on their own; attach again without them.
+    Culprits(Vec<(usize, Error)>),
+}
+
+/// Attaches targets `0..n` with `attach(indexes)`, splitting on ENOMEM and bisecting refusals.
+pub(crate) fn attach_batch(
+    n: usize,
+    attach: &mut dyn FnMut(&[usize]) -> Result<OwnedFd>,
+) -> Result<Outcome> {
+    let all: Vec<usize> = (0..n).collect();
+    match attach_split(&all, attach) {
+        Ok(links) => Ok(Outcome::Attached(links)),
+        Err(e) if is_refusal(&e) && n > 1 => {
+            let mut culprits = Vec::new();
+            find_culprits(&all, attach, &mut culprits)?;
+            if culprits.is_empty() {
+                // Refused as a whole, accepted in parts: attach again.
+                return attach_split(&all, attach).map(Outcome::Attached);
+            }
+            if culprits.len() == n {
+                return Err(e);
+            }
+            Ok(Outcome::Culprits(culprits))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn attach_split(
+    idx: &[usize],
+    attach: &mut dyn FnMut(&[usize]) -> Result<OwnedFd>,
+) -> Result<Vec<OwnedFd>> {
+    match attach(idx) {
+        Ok(fd) => Ok(vec![fd]),
+        Err(e) if is_enomem(&e) && idx.len() > 1 => {
+            let (a, b) = idx.split_at(idx.len() / 2);
+            let mut links = attach_split(a, attach)?;
+            links.extend(attach_split(b, attach)?);
+            Ok(links)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn find_culprits(
+    idx: &[usize],
+    attach: &mut dyn FnMut(&[usize]) -> Result<OwnedFd>,
+    out: &mut Vec<(usize, Error)>,
+) -> Result<()> {
+    match attach_split(idx, attach) {
+        Ok(_links) => Ok(()),
+        Err(e) if idx.len() == 1 => {
+            out.push((idx[0], e));
+            Ok(())
+        }
+        Err(e) if is_refusal(&e) && out.len() < MAX_CULPRITS => {
+            let (a, b) = idx.split_at(idx.len() / 2);
+            find_culprits(a, attach, out)?;
+            find_culprits(b, attach, out)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs the engine to the end: culprits become `skipped`, the rest is attached again
+/// with their cookies recomputed (so the default cookie stays the index in `targets`).
+pub(crate) fn attach_targets(
+    mut targets: Vec<Target>,
+    skipped: &mut Vec<Skipped>,
+    user_cookies: bool,
+    attach: &mut dyn FnMut(&[Target], &[usize]) -> Result<OwnedFd>,
+) -> Result<(Vec<Target>, Vec<OwnedFd>)> {
+    loop {
+        let outcome = attach_batch(targets.len(), &mut |idx| attach(&targets, idx))?;
+        match outcome {
+            Outcome::Attached(links) => return Ok((targets, links)),
+            Outcome::Culprits(culprits) => {
+                let mut bad = vec![false; targets.len()];
+                for (i, e) in culprits {
+                    bad[i] = true;
+                    skipped.push(Skipped {
+                        name: targets[i].name.clone(),
+                        reason: format!("the kernel refused it: {}", e.message),
+                    });
+                }
+                let mut i = 0;
+                targets.retain(|_| {
+                    i += 1;
+                    !bad[i - 1]
+                });
+                if !user_cookies {
+                    for (i, t) in targets.iter_mut().enumerate() {
+                        t.cookie = i as u64;
+                    }
+                }
+            }
+        }
+    }
+}

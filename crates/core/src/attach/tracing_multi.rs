@@ -1,0 +1,226 @@
+//! tracing_multi (7.2): fentry/fexit/fsession on many kernel functions through one link,
+//! by BTF id. Without the link type: the program is loaded once per function as a plain
+//! fentry/fexit (in parallel, reporting progress) and attached per function.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::link_create;
+use super::multi::{attach_targets, cookies_for, MultiLink, Skipped, Target};
+use crate::btf_index::BtfIndex;
+use crate::error::{einval, enoent, unsupported, Result};
+use crate::features::features;
+use crate::loader::section::AttachKind;
+use crate::program::{BtfTarget, Program};
+use crate::symbols::kernel::traceable_functions;
+use crate::symbols::pattern::{selects, Selection};
+use crate::sys::{self, LinkCreateAttr};
+
+pub struct TracingMultiOptions<'a> {
+    /// `None` with no ids: every traceable function tracing_multi can take.
+    pub selection: Option<Selection>,
+    pub btf_ids: Option<Vec<u32>>,
+    pub cookies: Option<Vec<u64>>,
+    pub fallback: bool,
+    pub btf_path: Option<&'a Path>,
+    /// Called with (done, total) while the fallback loads one program per function.
+    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+}
+
+pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Result<MultiLink> {
+    let (single, name) = match prog.spec.kind {
+        AttachKind::FentryMulti => (sys::BPF_TRACE_FENTRY, "fentry"),
+        AttachKind::FexitMulti => (sys::BPF_TRACE_FEXIT, "fexit"),
+        AttachKind::FsessionMulti => (sys::BPF_TRACE_FSESSION, "fsession"),
+        _ => return Err(einval(format!(
+            "program '{}' (SEC \"{}\") is not a fentry.multi/fexit.multi/fsession.multi program",
+            prog.name, prog.section
+        ))),
+    };
+    let btf = BtfIndex::kernel(o.btf_path)?;
+    let (targets, mut skipped) = resolve(&btf, o)?;
+    let user_cookies = o.cookies.is_some();
+    let cookies = cookies_for(targets.len(), o.cookies.as_deref())?;
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .zip(cookies)
+        .map(|((name, id), cookie)| Target {
+            name,
+            address: u64::from(id),
+            cookie,
+        })
+        .collect();
+
+    let f = features();
+    if !f.tracing_multi {
+        if !o.fallback || !f.fentry {
+            return Err(unsupported(format!(
+                "tracing_multi links need Linux 7.2 (features().tracingMulti is false on {}){}",
+                f.kernel,
+                if f.fentry {
+                    "; allow the per-function fallback to attach anyway"
+                } else {
+                    ""
+                }
+            )));
+        }
+        return fallback(prog, single, name, targets, skipped, o);
+    }
+
+    let prog_fd = prog.fd()?;
+    let attach_type = prog.spec.expected_attach_type;
+    let (targets, links) = attach_targets(targets, &mut skipped, user_cookies, &mut |t, idx| {
+        let ids: Vec<u32> = idx.iter().map(|&i| t[i].address as u32).collect();
+        let cookies: Vec<u64> = idx.iter().map(|&i| t[i].cookie).collect();
+        let mut attr = LinkCreateAttr::new(prog_fd.as_raw_fd(), 0, attach_type);
+        attr.u[0] = sys::ptr(ids.as_ptr());
+        attr.u[1] = sys::ptr(cookies.as_ptr());
+        attr.u[2] = ids.len() as u64;
+        link_create(
+            &mut attr,
+            &format!("attaching tracing_multi to {} functions", idx.len()),
+        )
+    })?;
+    let mut link = MultiLink::new("tracing_multi", targets, skipped).with_links(links);
+    link.note_program(prog_fd.as_raw_fd());
+    Ok(link)
+}
+
+fn resolve(
+    btf: &BtfIndex,
+    o: &TracingMultiOptions<'_>,
+) -> Result<(Vec<(String, u32)>, Vec<Skipped>)> {
+    let mut skipped = Vec::new();
+    if let Some(ids) = &o.btf_ids {
+        if o.selection.is_some() {
+            return Err(einval("tracing_multi: give functions or BTF ids, not both"));
+        }
+        return Ok((
+            ids.iter().map(|&id| (format!("btf#{id}"), id)).collect(),
+            skipped,
+        ));
+    }
+    let selection = o.selection.clone().unwrap_or(Selection::Glob("*".into()));
+    let traceable = traceable_functions()?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for f in traceable
+        .iter()
+        .filter(|f| f.module.is_none() && selects(&selection, &f.name, false))
+    {
+        if !seen.insert(f.name.as_str()) {
+            continue;
+        }
+        let skip = |reason: String| Skipped {
+            name: f.name.clone(),
+            reason,
+        };
+        match btf.func_ids(&f.name) {
+            [] => skipped.push(skip("not in the kernel's BTF".into())),
+            [id] => match btf.check_prototype(*id) {
+                Ok(()) => out.push((f.name.clone(), *id)),
+                Err(why) => skipped.push(skip(format!(
+                    "tracing_multi cannot take its prototype: {why}"
+                ))),
+            },
+            _ => skipped.push(skip(
+                "several kernel functions have this name in BTF".into(),
+            )),
+        }
+    }
+    if let Selection::Names(names) = &selection {
+        for n in names {
+            if !traceable.iter().any(|f| &f.name == n) {
+                skipped.push(Skipped {
+                    name: n.clone(),
+                    reason: "not a traceable kernel function (not in available_filter_functions)"
+                        .into(),
+                });
+            }
+        }
+        out.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
+    }
+    if out.is_empty() {
+        return Err(enoent(format!(
+            "no kernel function tracing_multi can take matches {}",
+            selection.describe()
+        )));
+    }
+    Ok((out, skipped))
+}
+
+fn fallback(
+    prog: &Program,
+    attach_type: u32,
+    name: &'static str,
+    targets: Vec<Target>,
+    mut skipped: Vec<Skipped>,
+    o: &TracingMultiOptions<'_>,
+) -> Result<MultiLink> {
+    let total = targets.len();
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<(OwnedFd, OwnedFd)>>>> =
+        Mutex::new((0..total).map(|_| None).collect());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(total.max(1));
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (targets, results, done) = (&targets, &results, &done);
+            s.spawn(move || {
+                for i in (t..total).step_by(threads) {
+                    let target = &targets[i];
+                    let r = prog
+                        .load_with_attach_type(
+                            attach_type,
+                            BtfTarget {
+                                btf_id: target.address as u32,
+                                btf_obj_fd: None,
+                            },
+                        )
+                        .and_then(|p| {
+                            let mut attr = LinkCreateAttr::new(p.as_raw_fd(), 0, attach_type);
+                            attr.u[1] = target.cookie;
+                            link_create(&mut attr, &format!("attaching {name} to {}", target.name))
+                                .map(|l| (l, p))
+                        });
+                    if let Ok(mut r_) = results.lock() {
+                        r_[i] = Some(r);
+                    }
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(progress) = o.progress {
+                        progress(n, total);
+                    }
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut attached = Vec::new();
+    let mut links = Vec::new();
+    let mut programs = Vec::new();
+    for (t, r) in targets.into_iter().zip(results) {
+        match r {
+            Some(Ok((l, p))) => {
+                links.push(l);
+                programs.push(p);
+                attached.push(t);
+            }
+            Some(Err(e)) => skipped.push(Skipped {
+                name: t.name,
+                reason: e.message,
+            }),
+            None => skipped.push(Skipped {
+                name: t.name,
+                reason: "not attempted".into(),
+            }),
+        }
+    }
+    let mut link = MultiLink::new(name, attached, skipped).with_links(links);
+    for p in programs {
+        link.own_program(p);
+    }
+    Ok(link)
+}

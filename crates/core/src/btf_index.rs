@@ -1,0 +1,182 @@
+//! A small reader of the kernel's BTF type section: the FUNCs by name and what their
+//! prototypes look like. tracing_multi attaches thousands of functions by BTF id, and
+//! only takes functions whose arguments and return value fit in registers.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::error::{bad_object, Error, Result};
+
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_FLOAT: u32 = 16;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+/// Arguments a BPF trampoline passes in registers on x86_64.
+pub const MAX_ARGS: usize = 6;
+
+#[derive(Clone, Copy)]
+struct Type {
+    kind: u32,
+    vlen: u32,
+    size_or_type: u32,
+    /// Offset of the kind-specific data that follows the common header.
+    extra: usize,
+}
+
+pub struct BtfIndex {
+    data: Vec<u8>,
+    types: Vec<Type>,
+    funcs: HashMap<String, Vec<u32>>,
+}
+
+fn u32_at(d: &[u8], off: usize) -> Option<u32> {
+    d.get(off..off + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+impl BtfIndex {
+    pub fn parse(data: Vec<u8>) -> Result<Self> {
+        let bad = || bad_object("kernel BTF is malformed");
+        if data.get(0..2) != Some(&[0x9f, 0xeb]) {
+            return Err(bad_object("kernel BTF has a bad magic number"));
+        }
+        let hdr_len = u32_at(&data, 4).ok_or_else(bad)? as usize;
+        let type_off = hdr_len + u32_at(&data, 8).ok_or_else(bad)? as usize;
+        let type_len = u32_at(&data, 12).ok_or_else(bad)? as usize;
+        let str_off = hdr_len + u32_at(&data, 16).ok_or_else(bad)? as usize;
+        let mut types = vec![Type {
+            kind: 0,
+            vlen: 0,
+            size_or_type: 0,
+            extra: 0,
+        }]; // id 0: void
+        let mut name_offs = vec![0u32];
+        let mut off = type_off;
+        let end = type_off + type_len;
+        while off < end {
+            let name_off = u32_at(&data, off).ok_or_else(bad)?;
+            let info = u32_at(&data, off + 4).ok_or_else(bad)?;
+            let size_or_type = u32_at(&data, off + 8).ok_or_else(bad)?;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = info & 0xffff;
+            let extra = off + 12;
+            let extra_len = match kind {
+                KIND_INT | 14 /* VAR */ | 17 /* DECL_TAG */ => 4,
+                3 /* ARRAY */ => 12,
+                KIND_STRUCT | KIND_UNION | 15 /* DATASEC */ | KIND_ENUM64 => 12 * vlen as usize,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
+                _ => 0,
+            };
+            types.push(Type {
+                kind,
+                vlen,
+                size_or_type,
+                extra,
+            });
+            name_offs.push(name_off);
+            off = extra + extra_len;
+        }
+        let mut funcs: HashMap<String, Vec<u32>> = HashMap::new();
+        for (id, t) in types.iter().enumerate() {
+            if t.kind == KIND_FUNC {
+                let start = str_off + name_offs[id] as usize;
+                let len = data[start..].iter().position(|&b| b == 0).ok_or_else(bad)?;
+                let name = String::from_utf8_lossy(&data[start..start + len]).into_owned();
+                funcs.entry(name).or_default().push(id as u32);
+            }
+        }
+        Ok(BtfIndex { data, types, funcs })
+    }
+
+    /// The kernel's BTF, parsed once per path.
+    pub fn kernel(path: Option<&Path>) -> Result<Arc<BtfIndex>> {
+        static CACHE: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<BtfIndex>>>> = OnceLock::new();
+        let path = path.unwrap_or(Path::new(crate::btf::VMLINUX)).to_path_buf();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(i) = cache.lock().ok().and_then(|c| c.get(&path).cloned()) {
+            return Ok(i);
+        }
+        let data = std::fs::read(&path)
+            .map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
+        let index = Arc::new(BtfIndex::parse(data)?);
+        if let Ok(mut c) = cache.lock() {
+            c.insert(path, index.clone());
+        }
+        Ok(index)
+    }
+
+    /// FUNC ids of that name (more than one for static functions of different files).
+    pub fn func_ids(&self, name: &str) -> &[u32] {
+        self.funcs.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    fn strip(&self, mut id: u32) -> Option<Type> {
+        for _ in 0..32 {
+            let t = *self.types.get(id as usize)?;
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.size_or_type
+                }
+                _ => return Some(t),
+            }
+        }
+        None
+    }
+
+    /// Whether a trampoline can pass this value in a register: integers, enums, pointers,
+    /// and structs/unions of at most 8 bytes are fine; floats and larger aggregates are not.
+    fn register_sized(&self, id: u32, what: &str) -> std::result::Result<(), String> {
+        let t = self
+            .strip(id)
+            .ok_or_else(|| format!("{what} has an unknown type"))?;
+        match t.kind {
+            0 | KIND_INT | KIND_PTR | KIND_ENUM | KIND_ENUM64 => Ok(()),
+            KIND_STRUCT | KIND_UNION if t.size_or_type <= 8 => Ok(()),
+            KIND_STRUCT | KIND_UNION => Err(format!(
+                "{what} is a {}-byte struct passed by value",
+                t.size_or_type
+            )),
+            KIND_FLOAT => Err(format!("{what} is a floating-point value")),
+            k => Err(format!("{what} has BTF kind {k}")),
+        }
+    }
+
+    /// `Ok` when a tracing_multi/fentry trampoline can take the function; else why not.
+    pub fn check_prototype(&self, func_id: u32) -> std::result::Result<(), String> {
+        let func = self
+            .types
+            .get(func_id as usize)
+            .copied()
+            .ok_or("no such BTF id")?;
+        let proto = self
+            .types
+            .get(func.size_or_type as usize)
+            .copied()
+            .filter(|p| p.kind == KIND_FUNC_PROTO)
+            .ok_or("its BTF has no prototype")?;
+        let nargs = proto.vlen as usize;
+        if nargs > MAX_ARGS {
+            return Err(format!("it takes {nargs} arguments (at most {MAX_ARGS})"));
+        }
+        for i in 0..nargs {
+            let ty = u32_at(&self.data, proto.extra + 8 * i + 4).ok_or("truncated prototype")?;
+            if ty == 0 {
+                return Err("it is variadic".into());
+            }
+            self.register_sized(ty, &format!("argument {}", i + 1))?;
+        }
+        self.register_sized(proto.size_or_type, "the return value")
+    }
+}

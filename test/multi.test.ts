@@ -1,0 +1,225 @@
+// Batch attach: uprobe_multi natively; kprobe_multi and tracing_multi (or their
+// fallbacks) where the kernel has kprobes / trampolines, i.e. in the kernel matrix.
+import { describe, expect, it } from 'vitest';
+
+import { load, type BpfObject, type MultiLink } from '../dist/index.js';
+import { Child, fixture, kernelFeatures as f, syscalls } from './helpers.js';
+
+const counts = (obj: BpfObject) => obj.map('counts', { key: 'u32', value: 'u64' });
+const values = (obj: BpfObject) => obj.map('values', { key: 'u32', value: 'i64' });
+const countOf = (obj: BpfObject, link: MultiLink, name: string) => {
+  const t = link.targets.find((x) => x.name === name);
+  if (!t) throw new Error(`${name} is not among the targets`);
+  return counts(obj).get(Number(t.cookie));
+};
+const skipReason = (ok: boolean, why: string) => (ok ? '' : ` [skipped: ${f.kernel}: ${why}]`);
+
+describe('uprobe_multi', () => {
+  // 50,000 uprobes through one link; kernels without uprobe_multi fall back to one perf
+  // uprobe per function, and the fallback case checks 200 of them (each perf uprobe costs
+  // an RCU grace period to detach).
+  const N = f.uprobeMulti ? 50_000 : 200;
+  it(`attaches ${N} functions and counts every call exactly (${f.uprobeMulti ? 'uprobe_multi' : 'perf uprobe fallback'})`, { timeout: 300_000 }, async () => {
+    const child = new Child(fixture('many'), []);
+    using obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    const symbols = f.uprobeMulti ? 'many_*' : Array.from({ length: N }, (_, i) => `many_${i}`);
+    using link = obj.program('on_entry').attachUprobeMulti({ binary: fixture('many'), symbols });
+    expect(link.mechanism).toBe(f.uprobeMulti ? 'uprobe_multi' : 'uprobes');
+    expect(link.targets).toHaveLength(N);
+    expect(link.skipped).toEqual([]);
+    expect((await child.run()).code).toBe(0);
+    const c = counts(obj);
+    const wrong = link.targets.filter((t) => {
+      const i = Number(t.name.slice('many_'.length));
+      return c.get(Number(t.cookie)) !== BigInt((i % 3) + 1);
+    });
+    expect(wrong).toEqual([]);
+    expect(link.targets.map((t) => t.cookie)).toEqual(link.targets.map((_, i) => BigInt(i)));
+  });
+
+  it('cookies, argument and return values, and skipped names', async () => {
+    const child = new Child(fixture('target'), ['5', '40']);
+    using obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    const binary = fixture('target');
+    using entry = obj.program('on_entry').attachUprobeMulti({ binary, symbols: ['nodebpf_target'], cookies: [77] });
+    using ret = obj.program('on_return').attachUprobeMulti({
+      binary,
+      symbols: ['nodebpf_target', 'nodebpf_no_such'],
+      retprobe: true,
+      cookies: [78],
+    });
+    expect(entry.targets).toEqual([expect.objectContaining({ name: 'nodebpf_target', cookie: 77n })]);
+    expect(ret.skipped).toEqual([{ name: 'nodebpf_no_such', reason: expect.stringContaining('no function') }]);
+    await child.run();
+    expect(counts(obj).get(77)).toBe(5n);
+    expect(values(obj).get(77)).toBe(44n); // last argument: 40 + 4
+    expect(counts(obj).get(78)).toBe(5n);
+    expect(values(obj).get(78)).toBe(89n); // last return: 2 * 44 + 1
+  });
+
+  it('a pid filter on a shared library counts only that process', async () => {
+    const a = new Child(fixture('libuser'), ['5']);
+    const b = new Child(fixture('libuser'), ['9']);
+    using obj = await load(fixture('uprobe_multi.bpf.o'));
+    using link = obj.program('on_entry').attachUprobeMulti({
+      binary: fixture('libnodebpf_test.so'),
+      symbols: 'nodebpf_lib_*',
+      pid: a.pid,
+    });
+    await Promise.all([a.run(), b.run()]);
+    expect(countOf(obj, link, 'nodebpf_lib_fn')).toBe(5n);
+  });
+
+  it('includeClones also attaches name.part.N and name.cold, which run the calls a plain probe misses', async () => {
+    const N = 4;
+    const attachRun = async (includeClones: boolean) => {
+      const child = new Child(fixture('clones'), [String(N)]);
+      const obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+      const link = obj.program('on_entry').attachUprobeMulti({
+        binary: fixture('clones'),
+        symbols: ['nodebpf_split', 'nodebpf_cold'],
+        includeClones,
+      });
+      await child.run();
+      const seen = Object.fromEntries(link.targets.map((t) => [t.name, counts(obj).get(Number(t.cookie))]));
+      obj.close();
+      return seen;
+    };
+    expect(await attachRun(false)).toEqual({ nodebpf_split: 0n, nodebpf_cold: BigInt(N) });
+    expect(await attachRun(true)).toEqual({
+      nodebpf_split: 0n,
+      'nodebpf_split.part.0': BigInt(2 * N),
+      nodebpf_cold: BigInt(N),
+      'nodebpf_cold.cold': BigInt(N),
+    });
+  });
+
+  it('attaches from SEC("uprobe.multi/BINARY:PATTERN")', async () => {
+    const child = new Child(fixture('target'), ['3', '1']);
+    using obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    const link = obj.program('on_auto').attach() as MultiLink;
+    expect(link.targets.map((t) => t.name)).toEqual(['nodebpf_target']);
+    await child.run();
+    expect(counts(obj).get(0)).toBe(3n);
+  });
+
+  it.skipIf(!f.uprobeSession)(`uprobe sessions run at entry and return${skipReason(f.uprobeSession, 'no uprobe sessions (6.13)')}`, async () => {
+    const child = new Child(fixture('target'), ['6', '0']);
+    using obj = await load(fixture('uprobe_session.bpf.o'), { globals: { target_tgid: child.pid } });
+    using link = obj.program('on_session').attachUprobeMulti({ binary: fixture('target'), symbols: ['nodebpf_target'], session: true });
+    expect(link.mechanism).toBe('uprobe_multi');
+    await child.run();
+    expect(counts(obj).get(0)).toBe(12n);
+  });
+
+  it.skipIf(f.uprobeMulti)(`without uprobe_multi, fallback: false is UNSUPPORTED naming the feature${skipReason(!f.uprobeMulti, 'has uprobe_multi')}`, async () => {
+    using obj = await load(fixture('uprobe_multi.bpf.o'));
+    expect(() =>
+      obj.program('on_entry').attachUprobeMulti({ binary: fixture('target'), symbols: 'nodebpf_*', fallback: false }),
+    ).toThrow(expect.objectContaining({ code: 'UNSUPPORTED', message: expect.stringContaining('uprobeMulti') }));
+  });
+});
+
+const ARG = 999_999;
+const ESRCH = -3n;
+const SYSCALLS = ['__x64_sys_getpgid', '__x64_sys_getppid'];
+
+describe('kprobe_multi', () => {
+  const mechanism = f.kprobeMulti ? 'kprobe_multi' : 'kprobes';
+  const noKprobes = skipReason(f.kprobe, 'no kprobes (features().kprobe is false)');
+
+  it.skipIf(!f.kprobe)(`counts per function, with the argument (${mechanism})${noKprobes}`, async () => {
+    const N = 7;
+    const child = syscalls('mixed', N, ARG);
+    using obj = await load(fixture('kprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    using link = obj.program('on_entry').attachKprobeMulti({ symbols: SYSCALLS });
+    expect(link.mechanism).toBe(mechanism);
+    expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([[SYSCALLS[0], 0n], [SYSCALLS[1], 1n]]);
+    await child.run();
+    expect(counts(obj).get(0)).toBe(BigInt(N));
+    expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+    expect(values(obj).get(0)).toBe(BigInt(ARG));
+  });
+
+  it.skipIf(!f.kprobe)(`kretprobe_multi sees return values, with a glob${noKprobes}`, async () => {
+    const N = 3;
+    const child = syscalls('getpgid', N, ARG);
+    using obj = await load(fixture('kprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    using link = obj.program('on_return').attachKprobeMulti({ symbols: '__x64_sys_getpgi?', retprobe: true });
+    expect(link.targets.map((t) => t.name)).toEqual(['__x64_sys_getpgid']);
+    await child.run();
+    expect(counts(obj).get(0)).toBe(BigInt(N));
+    expect(values(obj).get(0)).toBe(ESRCH);
+  });
+
+  it.skipIf(!f.kprobe)(`attaches from SEC("kprobe.multi/PATTERN")${noKprobes}`, async () => {
+    const child = syscalls('getpgid', 2, ARG);
+    using obj = await load(fixture('kprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    const link = obj.program('on_auto').attach() as MultiLink;
+    expect(link.mechanism).toBe(mechanism);
+    await child.run();
+    expect(counts(obj).get(0)).toBe(2n);
+  });
+
+  it.skipIf(!f.kprobeSession)(`kprobe sessions run at entry and return${skipReason(f.kprobeSession, 'no kprobe sessions (6.10 with CONFIG_FPROBE)')}`, async () => {
+    const child = syscalls('getpgid', 4, ARG);
+    using obj = await load(fixture('kprobe_session.bpf.o'), { globals: { target_tgid: child.pid } });
+    using _l = obj.program('on_session').attachKprobeMulti({ symbols: ['__x64_sys_getpgid'], session: true });
+    await child.run();
+    expect(counts(obj).get(0)).toBe(8n);
+  });
+
+  it.skipIf(!f.kprobeMulti)(`attaches every traceable kernel function and detaches${skipReason(f.kprobeMulti, 'no kprobe_multi')}`, { timeout: 600_000 }, async () => {
+    using obj = await load(fixture('kprobe_multi.bpf.o'));
+    const link = obj.program('on_any').attachKprobeMulti();
+    expect(link.targets.length).toBeGreaterThan(20_000);
+    for (const s of link.skipped) expect(s.reason).not.toBe('');
+    await syscalls('getpgid', 1, ARG).run();
+    expect(counts(obj).get(0)).toBeGreaterThan(0n);
+    console.log(`kprobe_multi on every function: ${link.targets.length} attached, ${link.skipped.length} skipped, ${link.kernelLinks} kernel links`);
+    link.close();
+  });
+});
+
+describe('tracing_multi', () => {
+  const mechanism = (kind: string) => (f.tracingMulti ? 'tracing_multi' : kind);
+  const noTrampolines = skipReason(f.fentry, 'no BPF trampolines (features().fentry is false)');
+
+  it.skipIf(!f.fentry)(`fentry.multi counts per function with bpf_get_func_arg${noTrampolines}`, async () => {
+    const N = 5;
+    const child = syscalls('mixed', N, ARG);
+    using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    using link = obj.program('on_entry').attachTracingMulti({ functions: SYSCALLS });
+    expect(link.mechanism).toBe(mechanism('fentry'));
+    await child.run();
+    expect(counts(obj).get(0)).toBe(BigInt(N));
+    expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+    expect(values(obj).get(0)).toBe(BigInt(ARG));
+  });
+
+  it.skipIf(!f.fentry)(`fexit.multi sees return values with bpf_get_func_ret${noTrampolines}`, async () => {
+    const child = syscalls('getpgid', 3, ARG);
+    using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    using link = obj.program('on_exit').attachTracingMulti({ functions: ['__x64_sys_getpgid'] });
+    expect(link.mechanism).toBe(mechanism('fexit'));
+    await child.run();
+    expect(counts(obj).get(0)).toBe(3n);
+    expect(values(obj).get(0)).toBe(ESRCH);
+  });
+
+  it.skipIf(!f.tracingMulti)(`fsession.multi runs at entry and return${skipReason(f.tracingMulti, 'no tracing_multi (7.2)')}`, async () => {
+    const child = syscalls('getpgid', 3, ARG);
+    using obj = await load(fixture('fsession_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    using _l = obj.program('on_session').attachTracingMulti({ functions: ['__x64_sys_getpgid'] });
+    await child.run();
+    expect(counts(obj).get(0)).toBe(6n);
+  });
+
+  it.skipIf(!f.tracingMulti)(`skips what it cannot take and names it${skipReason(f.tracingMulti, 'no tracing_multi (7.2)')}`, async () => {
+    using obj = await load(fixture('tracing_multi.bpf.o'));
+    using link = obj.program('on_entry').attachTracingMulti({ functions: 'vfs_*' });
+    expect(link.targets.length).toBeGreaterThan(5);
+    expect(link.kernelLinks).toBe(1);
+    for (const s of link.skipped) expect(s.reason).toMatch(/./);
+  });
+});
