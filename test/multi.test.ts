@@ -37,6 +37,22 @@ describe('uprobe_multi', () => {
     expect(link.targets.map((t) => t.cookie)).toEqual(link.targets.map((_, i) => BigInt(i)));
   });
 
+  it.skipIf(!f.uprobeMulti)(`the perf-uprobe fallback gives the same counts as uprobe_multi${skipReason(f.uprobeMulti, 'no uprobe_multi: the test above already ran the fallback')}`, async () => {
+    const symbols = Array.from({ length: 30 }, (_, i) => `many_${i * 7}`);
+    const seen: bigint[][] = [];
+    for (const forceFallback of [false, true]) {
+      const child = new Child(fixture('many'), []);
+      using obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+      using link = obj.program('on_entry').attachUprobeMulti({ binary: fixture('many'), symbols, forceFallback });
+      expect(link.mechanism).toBe(forceFallback ? 'uprobes' : 'uprobe_multi');
+      expect(link.kernelLinks).toBe(forceFallback ? 30 : 1);
+      await child.run();
+      seen.push(link.targets.map((t) => counts(obj).get(Number(t.cookie)) as bigint));
+    }
+    expect(seen[0]).toEqual(symbols.map((_, i) => BigInt(((i * 7) % 3) + 1)));
+    expect(seen[1]).toEqual(seen[0]);
+  });
+
   it('cookies, argument and return values, and skipped names', async () => {
     const child = new Child(fixture('target'), ['5', '40']);
     using obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
@@ -122,24 +138,28 @@ describe('uprobe_multi', () => {
 
 const ARG = 999_999;
 const ESRCH = -3n;
-const SYSCALLS = ['__x64_sys_getpgid', '__x64_sys_getppid'];
+// Both take a pid and return -ESRCH for one that does not exist.
+const SYSCALLS = ['__x64_sys_getpgid', '__x64_sys_getsid'];
 
 describe('kprobe_multi', () => {
   const mechanism = f.kprobeMulti ? 'kprobe_multi' : 'kprobes';
   const noKprobes = skipReason(f.kprobe, 'no kprobes (features().kprobe is false)');
 
-  it.skipIf(!f.kprobe)(`counts per function, with the argument (${mechanism})${noKprobes}`, async () => {
+  // Where kprobe_multi exists, the perf-kprobe fallback runs too and must count the same.
+  for (const forceFallback of f.kprobeMulti ? [false, true] : [false]) {
+  it.skipIf(!f.kprobe)(`counts per function, with the argument (${forceFallback ? 'kprobes, forced' : mechanism})${noKprobes}`, async () => {
     const N = 7;
     const child = syscalls('mixed', N, ARG);
     using obj = await load(fixture('kprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
-    using link = obj.program('on_entry').attachKprobeMulti({ symbols: SYSCALLS });
-    expect(link.mechanism).toBe(mechanism);
+    using link = obj.program('on_entry').attachKprobeMulti({ symbols: SYSCALLS, forceFallback });
+    expect(link.mechanism).toBe(forceFallback ? 'kprobes' : mechanism);
     expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([[SYSCALLS[0], 0n], [SYSCALLS[1], 1n]]);
     await child.run();
     expect(counts(obj).get(0)).toBe(BigInt(N));
     expect(counts(obj).get(1)).toBe(BigInt(2 * N));
     expect(values(obj).get(0)).toBe(BigInt(ARG));
   });
+  }
 
   it.skipIf(!f.kprobe)(`kretprobe_multi sees return values, with a glob${noKprobes}`, async () => {
     const N = 3;
@@ -185,17 +205,20 @@ describe('tracing_multi', () => {
   const mechanism = (kind: string) => (f.tracingMulti ? 'tracing_multi' : kind);
   const noTrampolines = skipReason(f.fentry, 'no BPF trampolines (features().fentry is false)');
 
-  it.skipIf(!f.fentry)(`fentry.multi counts per function with bpf_get_func_arg${noTrampolines}`, async () => {
+  // Where tracing_multi exists, the per-function fentry fallback runs too and must count the same.
+  for (const forceFallback of f.tracingMulti ? [false, true] : [false]) {
+  it.skipIf(!f.fentry)(`fentry.multi counts per function with bpf_get_func_arg (${forceFallback ? 'fentry, forced' : mechanism('fentry')})${noTrampolines}`, async () => {
     const N = 5;
     const child = syscalls('mixed', N, ARG);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
-    using link = obj.program('on_entry').attachTracingMulti({ functions: SYSCALLS });
-    expect(link.mechanism).toBe(mechanism('fentry'));
+    using link = obj.program('on_entry').attachTracingMulti({ functions: SYSCALLS, forceFallback });
+    expect(link.mechanism).toBe(forceFallback ? 'fentry' : mechanism('fentry'));
     await child.run();
     expect(counts(obj).get(0)).toBe(BigInt(N));
     expect(counts(obj).get(1)).toBe(BigInt(2 * N));
     expect(values(obj).get(0)).toBe(BigInt(ARG));
   });
+  }
 
   it.skipIf(!f.fentry)(`fexit.multi sees return values with bpf_get_func_ret${noTrampolines}`, async () => {
     const child = syscalls('getpgid', 3, ARG);

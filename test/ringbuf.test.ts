@@ -17,7 +17,9 @@ const seqOf = (view: DataView, off: number) => view.getBigUint64(off, true);
 
 describe('ring buffer', () => {
   it('delivers contiguous sequence numbers when the consumer keeps up', async () => {
-    const TRIGGERS = 100;
+    // 20,000 records of 24 ring bytes fit the 1 MiB ring, so even a consumer starved of
+    // CPU (TCG guests) cannot lose any: what is tested is order and batching.
+    const TRIGGERS = 40;
     const PER = 500;
     const child = syscalls('getppid', TRIGGERS, 0, 500);
     using obj = await load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: PER } });
@@ -26,19 +28,19 @@ describe('ring buffer', () => {
     let expected = 0n;
     let received = 0;
     let batches = 0;
+    let wrong = 0;
     const done = child.run();
     for await (const batch of rb.batches()) {
       batches++;
       batch.forEach((view, off, len) => {
-        expect(len).toBe(16);
-        expect(seqOf(view, off)).toBe(expected);
-        expect(view.getBigUint64(off + 8, true)).toBe(expected * 3n);
+        if (len !== 16 || seqOf(view, off) !== expected || view.getBigUint64(off + 8, true) !== expected * 3n) wrong++;
         expected++;
         received++;
       });
       if (received === TRIGGERS * PER) break;
     }
     await done;
+    expect(wrong).toBe(0);
     expect(counters(obj)).toEqual({ produced: BigInt(TRIGGERS * PER), dropped: 0n });
     // Many records per wakeup, not one JS call per record.
     expect(batches).toBeLessThan(received / 10);

@@ -102,6 +102,7 @@ export interface NativeKprobeMultiOptions extends Selection {
   module?: string;
   strict?: boolean;
   fallback?: boolean;
+  forceFallback?: boolean;
 }
 
 export interface NativeUprobeMultiOptions extends Selection {
@@ -113,12 +114,14 @@ export interface NativeUprobeMultiOptions extends Selection {
   session?: boolean;
   includeClones?: boolean;
   fallback?: boolean;
+  forceFallback?: boolean;
 }
 
 export interface NativeTracingMultiOptions extends Selection {
   btfIds?: number[];
   cookies?: bigint[];
   fallback?: boolean;
+  forceFallback?: boolean;
 }
 
 export interface NativeRingBuf {

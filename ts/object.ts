@@ -80,18 +80,26 @@ export class MultiLink implements Disposable {
   #onClose: () => void;
   /** What was used: 'kprobe_multi' | 'kprobes' | 'uprobe_multi' | 'uprobes' | 'tracing_multi' | 'fentry' | 'fexit' ... */
   readonly mechanism: string;
-  /** What is attached, in cookie order (the default cookie is the index here). */
-  readonly targets: MultiTarget[];
-  /** What the selection matched but could not be attached, and why. */
-  readonly skipped: MultiSkipped[];
+  #targets: MultiTarget[] | undefined;
+  #skipped: MultiSkipped[] | undefined;
 
   /** @internal */
   constructor(link: NativeMultiLink, onClose: () => void) {
     this.#link = link;
     this.#onClose = onClose;
     this.mechanism = link.mechanism;
-    this.targets = link.targets();
-    this.skipped = link.skipped();
+  }
+
+  /** What is attached, in cookie order (the default cookie is the index here). Built on first use. */
+  get targets(): MultiTarget[] {
+    this.#targets ??= native(() => this.#link.targets());
+    return this.#targets;
+  }
+
+  /** What the selection matched but could not be attached, and why. */
+  get skipped(): MultiSkipped[] {
+    this.#skipped ??= native(() => this.#link.skipped());
+    return this.#skipped;
   }
 
   /** Kernel links behind this one: 1 for a multi link, more when split or per target. */
@@ -138,6 +146,8 @@ export interface KprobeMultiOptions {
   onSkip?: 'skip' | 'error';
   /** false: UNSUPPORTED instead of one perf kprobe per function on kernels without kprobe_multi. */
   fallback?: boolean;
+  /** Use the per-target fallback even where the multi link exists (comparisons, tests). */
+  forceFallback?: boolean;
 }
 
 export interface UprobeMultiOptions {
@@ -151,7 +161,10 @@ export interface UprobeMultiOptions {
   session?: boolean;
   /** Also attach the compiler's clones: `name.part.N`, `name.cold`, `name.isra.N`, `name.constprop.N`. */
   includeClones?: boolean;
+  /** false: UNSUPPORTED instead of one perf uprobe per target on kernels without uprobe_multi. */
   fallback?: boolean;
+  /** Use the per-target fallback even where the multi link exists (comparisons, tests). */
+  forceFallback?: boolean;
 }
 
 export interface TracingMultiOptions {
@@ -161,6 +174,8 @@ export interface TracingMultiOptions {
   cookies?: readonly Cookie[];
   /** false: UNSUPPORTED instead of one fentry/fexit per function on kernels without tracing_multi. */
   fallback?: boolean;
+  /** Use the per-function fallback even where tracing_multi exists (comparisons, tests). */
+  forceFallback?: boolean;
 }
 
 /** Expected attach types of the batch kinds (kprobe.multi, uprobe.multi, sessions, fentry.multi...). */
@@ -229,7 +244,7 @@ export class Program {
   }
 
   attachKprobeMulti(options: KprobeMultiOptions = {}): MultiLink {
-    const { symbols, addresses, cookies, retprobe, session, module, onSkip, fallback } = options;
+    const { symbols, addresses, cookies, retprobe, session, module, onSkip, fallback, forceFallback } = options;
     return this.#multi((o) =>
       o.attachKprobeMulti(this.name, {
         ...selection(symbols),
@@ -240,12 +255,13 @@ export class Program {
         module,
         strict: onSkip === 'error',
         fallback,
+        forceFallback,
       }),
     );
   }
 
   attachUprobeMulti(options: UprobeMultiOptions): MultiLink {
-    const { binary, symbols, offsets, pid, cookies, retprobe, session, includeClones, fallback } = options;
+    const { binary, symbols, offsets, pid, cookies, retprobe, session, includeClones, fallback, forceFallback } = options;
     return this.#multi((o) =>
       o.attachUprobeMulti(this.name, {
         binary,
@@ -257,15 +273,22 @@ export class Program {
         session,
         includeClones,
         fallback,
+        forceFallback,
       }),
     );
   }
 
   /** fentry.multi / fexit.multi / fsession.multi, by the program's section. */
   attachTracingMulti(options: TracingMultiOptions = {}): MultiLink {
-    const { functions, btfIds, cookies, fallback } = options;
+    const { functions, btfIds, cookies, fallback, forceFallback } = options;
     return this.#multi((o) =>
-      o.attachTracingMulti(this.name, { ...selection(functions), btfIds: btfIds && [...btfIds], cookies: bigs(cookies), fallback }),
+      o.attachTracingMulti(this.name, {
+        ...selection(functions),
+        btfIds: btfIds && [...btfIds],
+        cookies: bigs(cookies),
+        fallback,
+        forceFallback,
+      }),
     );
   }
 

@@ -315,6 +315,7 @@ impl NativeObject {
             module: o.module,
             strict: o.strict.unwrap_or(false),
             fallback: o.fallback.unwrap_or(true),
+            force_fallback: o.force_fallback.unwrap_or(false),
         };
         self.with(|obj| core::attach::kprobe_multi::attach_kprobe_multi(obj.program(&prog)?, &opts))
             .map(NativeMultiLink::new)
@@ -336,6 +337,7 @@ impl NativeObject {
             session: o.session.unwrap_or(false),
             include_clones: o.include_clones.unwrap_or(false),
             fallback: o.fallback.unwrap_or(true),
+            force_fallback: o.force_fallback.unwrap_or(false),
         };
         self.with(|obj| core::attach::uprobe_multi::attach_uprobe_multi(obj.program(&prog)?, &opts))
             .map(NativeMultiLink::new)
@@ -353,6 +355,7 @@ impl NativeObject {
             btf_ids: o.btf_ids,
             cookies: u64s(o.cookies),
             fallback: o.fallback.unwrap_or(true),
+            force_fallback: o.force_fallback.unwrap_or(false),
             btf_path: btf.as_deref(),
             progress: None,
         };
@@ -430,6 +433,7 @@ pub struct KprobeMultiOptions {
     pub module: Option<String>,
     pub strict: Option<bool>,
     pub fallback: Option<bool>,
+    pub force_fallback: Option<bool>,
 }
 
 #[napi(object)]
@@ -444,6 +448,7 @@ pub struct UprobeMultiOptions {
     pub session: Option<bool>,
     pub include_clones: Option<bool>,
     pub fallback: Option<bool>,
+    pub force_fallback: Option<bool>,
 }
 
 #[napi(object)]
@@ -453,6 +458,7 @@ pub struct TracingMultiOptions {
     pub btf_ids: Option<Vec<u32>>,
     pub cookies: Option<Vec<BigInt>>,
     pub fallback: Option<bool>,
+    pub force_fallback: Option<bool>,
 }
 
 #[napi(object)]
@@ -546,11 +552,13 @@ impl NativeMultiLink {
         })
     }
 
-    /// Detaches every target. Idempotent.
+    /// Detaches every target; targets and skipped stay readable. Idempotent.
     #[napi]
     pub fn close(&self) {
         if let Ok(mut g) = self.inner.lock() {
-            g.take();
+            if let Some(link) = g.as_mut() {
+                link.detach();
+            }
         }
     }
 }

@@ -115,6 +115,7 @@ pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Mult
                     module: None,
                     strict: false,
                     fallback: true,
+                    force_fallback: false,
                 },
             )
         }
@@ -139,6 +140,7 @@ pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Mult
                     session,
                     include_clones: false,
                     fallback: true,
+                    force_fallback: false,
                 },
             )
         }
@@ -150,6 +152,7 @@ pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Mult
                     btf_ids: None,
                     cookies: None,
                     fallback: true,
+                    force_fallback: false,
                     btf_path,
                     progress: None,
                 },

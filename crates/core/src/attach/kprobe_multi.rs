@@ -29,6 +29,8 @@ pub struct KprobeMultiOptions {
     /// Fail instead of skipping what cannot be attached.
     pub strict: bool,
     pub fallback: bool,
+    /// Use the fallback even where the multi link exists (for comparisons and tests).
+    pub force_fallback: bool,
 }
 
 pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions) -> Result<MultiLink> {
@@ -52,7 +54,7 @@ pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions) -> Result<Mul
     let multi = if o.session {
         f.kprobe_session
     } else {
-        f.kprobe_multi
+        f.kprobe_multi && !o.force_fallback
     };
     if !multi {
         if o.session {
@@ -61,7 +63,7 @@ pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions) -> Result<Mul
                 f.kernel
             )));
         }
-        if !o.fallback {
+        if !o.fallback && !o.force_fallback {
             return Err(unsupported(format!(
                 "kprobe_multi links need Linux 5.18 with CONFIG_FPROBE (features().kprobeMulti is \
                  false on {}); allow the per-kprobe fallback to attach anyway",

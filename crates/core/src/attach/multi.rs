@@ -88,6 +88,14 @@ impl MultiLink {
         }
     }
 
+    /// Detaches every target; `targets` and `skipped` stay readable. Idempotent.
+    pub fn detach(&mut self) {
+        self.links.clear();
+        self._perf_events.clear();
+        self._programs.clear();
+        self.prog_fds.clear();
+    }
+
     /// Kernel links behind this one (1 for a multi link; more when split or per target).
     pub fn kernel_links(&self) -> usize {
         self.links.len()

@@ -24,6 +24,8 @@ pub struct TracingMultiOptions<'a> {
     pub btf_ids: Option<Vec<u32>>,
     pub cookies: Option<Vec<u64>>,
     pub fallback: bool,
+    /// Use the fallback even where tracing_multi exists (for comparisons and tests).
+    pub force_fallback: bool,
     pub btf_path: Option<&'a Path>,
     /// Called with (done, total) while the fallback loads one program per function.
     pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
@@ -54,8 +56,8 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
         .collect();
 
     let f = features();
-    if !f.tracing_multi {
-        if !o.fallback || !f.fentry {
+    if !f.tracing_multi || o.force_fallback {
+        if !(o.fallback || o.force_fallback) || !f.fentry {
             return Err(unsupported(format!(
                 "tracing_multi links need Linux 7.2 (features().tracingMulti is false on {}){}",
                 f.kernel,

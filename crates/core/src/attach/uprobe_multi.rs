@@ -28,6 +28,8 @@ pub struct UprobeMultiOptions<'a> {
     pub include_clones: bool,
     /// Use one perf uprobe per target when the kernel has no uprobe_multi.
     pub fallback: bool,
+    /// Use the fallback even where the multi link exists (for comparisons and tests).
+    pub force_fallback: bool,
 }
 
 pub fn attach_uprobe_multi(prog: &Program, o: &UprobeMultiOptions<'_>) -> Result<MultiLink> {
@@ -49,7 +51,7 @@ pub fn attach_uprobe_multi(prog: &Program, o: &UprobeMultiOptions<'_>) -> Result
     let multi = if o.session {
         f.uprobe_session
     } else {
-        f.uprobe_multi
+        f.uprobe_multi && !o.force_fallback
     };
     if !multi {
         if o.session {
@@ -58,7 +60,7 @@ pub fn attach_uprobe_multi(prog: &Program, o: &UprobeMultiOptions<'_>) -> Result
                 f.kernel
             )));
         }
-        if !o.fallback {
+        if !o.fallback && !o.force_fallback {
             return Err(unsupported(format!(
                 "uprobe_multi links need Linux 6.6 (features().uprobeMulti is false on {}); \
                  allow the per-uprobe fallback to attach anyway",

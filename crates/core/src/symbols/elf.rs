@@ -1,6 +1,8 @@
 //! Function symbols of ELF binaries, as the file offsets uprobes take.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 
@@ -36,7 +38,26 @@ pub struct ElfFunction {
 }
 
 /// Every defined function of the file (`.symtab` and `.dynsym`), one entry per name.
-pub fn functions(path: &Path) -> Result<Vec<ElfFunction>> {
+/// Parsed once per file version (device, inode, size, mtime): attaching again to the same
+/// binary costs no ELF parse, and a replaced binary is parsed anew.
+pub fn functions(path: &Path) -> Result<Arc<Vec<ElfFunction>>> {
+    use std::os::unix::fs::MetadataExt;
+    type Key = (u64, u64, u64, i64, i64);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Vec<ElfFunction>>>>> = OnceLock::new();
+    let meta = std::fs::metadata(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
+    let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(f) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(f);
+    }
+    let parsed = Arc::new(parse_functions(path)?);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, parsed.clone());
+    }
+    Ok(parsed)
+}
+
+fn parse_functions(path: &Path) -> Result<Vec<ElfFunction>> {
     let data =
         std::fs::read(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
     let file = object::File::parse(&*data)

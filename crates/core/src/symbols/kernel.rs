@@ -28,16 +28,25 @@ pub fn traceable_functions() -> Result<Vec<KernelFunction>> {
             false,
         ),
     };
+    let starts = if has_addrs { function_starts() } else { HashMap::new() };
     Ok(text
         .lines()
         .filter_map(|line| {
             let mut parts = line.split_whitespace();
-            let address = if has_addrs {
+            let ftrace_addr = if has_addrs {
                 Some(u64::from_str_radix(parts.next()?, 16).ok()?)
             } else {
                 None
             };
             let name = parts.next()?.to_string();
+            // ftrace lists its call site (after ENDBR on IBT kernels); the kernel matches
+            // kprobe_multi cookies by function start, so use that.
+            let address = ftrace_addr.map(|a| {
+                starts
+                    .get(name.as_str())
+                    .and_then(|v| v.iter().copied().filter(|&s| s <= a && a - s < 64).max())
+                    .unwrap_or(a)
+            });
             let module = parts
                 .next()
                 .map(|m| m.trim_matches(|c| c == '[' || c == ']').to_string());
@@ -49,6 +58,27 @@ pub fn traceable_functions() -> Result<Vec<KernelFunction>> {
             })
         })
         .collect())
+}
+
+/// Start addresses of kernel text symbols by name, from /proc/kallsyms.
+fn function_starts() -> HashMap<String, Vec<u64>> {
+    let mut out: HashMap<String, Vec<u64>> = HashMap::new();
+    let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
+        return out;
+    };
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if !matches!(kind, "t" | "T") {
+            continue;
+        }
+        if let Ok(a) = u64::from_str_radix(addr, 16) {
+            out.entry(name.to_string()).or_default().push(a);
+        }
+    }
+    out
 }
 
 /// How many times each name occurs.
