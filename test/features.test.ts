@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { features, load, type BpfError } from '../dist/index.js';
+import { features, load, type BpfError, type Program } from '../dist/index.js';
 import { fixture, kernelFeatures as f, syscalls } from './helpers.js';
 
 const attempt = async (fn: () => Promise<unknown>): Promise<true | BpfError> => {
@@ -47,19 +47,24 @@ describe('features() agrees with what the kernel does', () => {
     expect(r === true).toBe(f.bpfCookie);
   });
 
-  // Before 6.6 the kernel does not check a kprobe program's expected attach type at load,
-  // so a missing uprobe_multi/session only shows at attach: for those, present ⇒ loadable.
-  // A tracing program with attach type FENTRY_MULTI loads only where tracing_multi exists.
-  for (const [section, feature, both] of [
-    ['uprobe-multi', 'uprobeMulti', false],
-    ['uprobe-session', 'uprobeSession', false],
-    ['fentry-multi', 'tracingMulti', true],
-  ] as const) {
-    const untestable = !f[feature] && !both;
-    const reason = untestable ? ` [skipped: ${f.kernel} lacks ${feature} and does not check the attach type at load]` : '';
-    it.skipIf(untestable)(`${feature}: a SEC("${section.replace('-', '.')}") program loads ${both ? 'only ' : ''}where the kernel has it${reason}`, async () => {
-      const r = await attempt(async () => (await load(fixture(`sec-${section}.bpf.o`))).close());
-      expect(r === true).toBe(f[feature]);
+  // The batch kinds, tried for real with no fallback allowed.
+  const B = fixture('target');
+  const attempts = {
+    uprobeMulti: () => ['uprobe_multi.bpf.o', 'on_entry', (p: Program) => p.attachUprobeMulti({ binary: B, symbols: ['nodebpf_target'], fallback: false })],
+    uprobeSession: () => ['uprobe_session.bpf.o', 'on_session', (p: Program) => p.attachUprobeMulti({ binary: B, symbols: ['nodebpf_target'], session: true })],
+    kprobeMulti: () => ['kprobe_multi.bpf.o', 'on_entry', (p: Program) => p.attachKprobeMulti({ symbols: ['__x64_sys_getpgid'], fallback: false })],
+    kprobeSession: () => ['kprobe_session.bpf.o', 'on_session', (p: Program) => p.attachKprobeMulti({ symbols: ['__x64_sys_getpgid'], session: true })],
+    tracingMulti: () => ['tracing_multi.bpf.o', 'on_entry', (p: Program) => p.attachTracingMulti({ functions: ['__x64_sys_getpgid'], fallback: false })],
+  } as const;
+  for (const [feature, make] of Object.entries(attempts) as [keyof typeof attempts, (typeof attempts)[keyof typeof attempts]][]) {
+    it(`${feature}: attaching works exactly where features() says so`, async () => {
+      const [object, prog, attach] = make();
+      const r = await attempt(async () => {
+        using obj = await load(fixture(object));
+        attach(obj.program(prog)).close();
+      });
+      if (f[feature]) expect(r).toBe(true);
+      else expect(r).toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining(feature) });
     });
   }
 });

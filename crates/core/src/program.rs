@@ -137,7 +137,8 @@ impl Program {
             Err(e) => e,
         };
         if first.raw_os_error() == Some(libc::EPERM) {
-            return Err(self.permission_error(first));
+            let e = Error::os(format!("loading program '{}'", self.name), first);
+            return Err(self.missing_feature(e));
         }
         // Load again with the verifier log on: the first try skips the cost of logging.
         let mut log = vec![0u8; LOG_BUF_SIZE];
@@ -150,24 +151,25 @@ impl Program {
         };
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
         let text = String::from_utf8_lossy(&log[..end]).trim_end().to_string();
-        Err(self.load_error(second, text))
+        Err(self.missing_feature(self.load_error(second, text)))
     }
 
-    /// EPERM with every capability present means the kernel cannot do it (fentry on a
-    /// kernel without direct trampolines, lockdown...): say which feature is missing.
-    fn permission_error(&self, err: std::io::Error) -> Error {
-        let mut e = Error::os(format!("loading program '{}'", self.name), err);
+    /// A load refused on a kernel that lacks what the program's kind needs (EPERM with
+    /// every capability present, e.g. fentry without trampolines; EINVAL for an attach type
+    /// the kernel does not know) is `UNSUPPORTED`, naming the feature and its kernel.
+    fn missing_feature(&self, mut e: Error) -> Error {
         if crate::caps::missing_caps().is_empty() {
             if let Some((feature, since)) = crate::features::requirement(self.spec.kind) {
                 if !crate::features::is_supported(feature) {
                     e.code = Code::Unsupported;
                     e.message = format!(
                         "loading program '{}' (SEC \"{}\"): this kernel ({}) does not support \
-                         {feature} (features().{feature} is false; it needs Linux {since}), and \
-                         refused with EPERM",
+                         {feature} (features().{feature} is false; it needs Linux {since}); the \
+                         kernel said: {}",
                         self.name,
                         self.section,
-                        crate::features::features().kernel
+                        crate::features::features().kernel,
+                        e.message
                     );
                 }
             }

@@ -34,22 +34,6 @@ pub struct KprobeMultiOptions {
 }
 
 pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions) -> Result<MultiLink> {
-    let (targets, mut skipped, by_address) = resolve(o)?;
-    if o.strict && !skipped.is_empty() {
-        return Err(strict_error(&skipped));
-    }
-    let user_cookies = o.cookies.is_some();
-    let cookies = cookies_for(targets.len(), o.cookies.as_deref())?;
-    let targets: Vec<Target> = targets
-        .into_iter()
-        .zip(cookies)
-        .map(|((name, address), cookie)| Target {
-            name,
-            address,
-            cookie,
-        })
-        .collect();
-
     let f = features();
     let multi = if o.session {
         f.kprobe_session
@@ -70,6 +54,30 @@ pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions) -> Result<Mul
                 f.kernel
             )));
         }
+        if !f.kprobe {
+            return Err(unsupported(format!(
+                "this kernel ({}) has neither kprobe_multi nor kprobes (features().kprobeMulti and \
+                 features().kprobe are false; kprobes need CONFIG_KPROBES)",
+                f.kernel
+            )));
+        }
+    }
+    let (targets, mut skipped, by_address) = resolve(o)?;
+    if o.strict && !skipped.is_empty() {
+        return Err(strict_error(&skipped));
+    }
+    let user_cookies = o.cookies.is_some();
+    let cookies = cookies_for(targets.len(), o.cookies.as_deref())?;
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .zip(cookies)
+        .map(|((name, address), cookie)| Target {
+            name,
+            address,
+            cookie,
+        })
+        .collect();
+    if !multi {
         return fallback(prog, targets, skipped, o);
     }
 

@@ -220,13 +220,19 @@ fn find_culprits(
     }
 }
 
+/// Attaches the given targets (by index into the slice) as one kernel link.
+pub(crate) type AttachFn<'a> = dyn FnMut(&[Target], &[usize]) -> Result<OwnedFd> + 'a;
+
+/// Resolved targets as (name, address-like value), and what was left out.
+pub(crate) type Resolved<A> = (Vec<(String, A)>, Vec<Skipped>);
+
 /// Runs the engine to the end: culprits become `skipped`, the rest is attached again
 /// with their cookies recomputed (so the default cookie stays the index in `targets`).
 pub(crate) fn attach_targets(
     mut targets: Vec<Target>,
     skipped: &mut Vec<Skipped>,
     user_cookies: bool,
-    attach: &mut dyn FnMut(&[Target], &[usize]) -> Result<OwnedFd>,
+    attach: &mut AttachFn<'_>,
 ) -> Result<(Vec<Target>, Vec<OwnedFd>)> {
     loop {
         let outcome = attach_batch(targets.len(), &mut |idx| attach(&targets, idx))?;

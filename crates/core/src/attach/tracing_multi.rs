@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::link_create;
-use super::multi::{attach_targets, cookies_for, MultiLink, Skipped, Target};
+use super::multi::{attach_targets, cookies_for, MultiLink, Resolved, Skipped, Target};
 use crate::btf_index::BtfIndex;
 use crate::error::{einval, enoent, unsupported, Result};
 use crate::features::features;
@@ -36,11 +36,26 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
         AttachKind::FentryMulti => (sys::BPF_TRACE_FENTRY, "fentry"),
         AttachKind::FexitMulti => (sys::BPF_TRACE_FEXIT, "fexit"),
         AttachKind::FsessionMulti => (sys::BPF_TRACE_FSESSION, "fsession"),
-        _ => return Err(einval(format!(
+        _ => {
+            return Err(einval(format!(
             "program '{}' (SEC \"{}\") is not a fentry.multi/fexit.multi/fsession.multi program",
             prog.name, prog.section
-        ))),
+        )))
+        }
     };
+    let f = features();
+    let multi = f.tracing_multi && !o.force_fallback;
+    if !multi && (!(o.fallback || o.force_fallback) || !f.fentry) {
+        return Err(unsupported(format!(
+            "tracing_multi links need Linux 7.2 (features().tracingMulti is false on {}){}",
+            f.kernel,
+            if f.fentry {
+                "; allow the per-function fallback to attach anyway"
+            } else {
+                ", and its fallback needs fentry (features().fentry is false)"
+            }
+        )));
+    }
     let btf = BtfIndex::kernel(o.btf_path)?;
     let (targets, mut skipped) = resolve(&btf, o)?;
     let user_cookies = o.cookies.is_some();
@@ -55,19 +70,7 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
         })
         .collect();
 
-    let f = features();
-    if !f.tracing_multi || o.force_fallback {
-        if !(o.fallback || o.force_fallback) || !f.fentry {
-            return Err(unsupported(format!(
-                "tracing_multi links need Linux 7.2 (features().tracingMulti is false on {}){}",
-                f.kernel,
-                if f.fentry {
-                    "; allow the per-function fallback to attach anyway"
-                } else {
-                    ""
-                }
-            )));
-        }
+    if !multi {
         return fallback(prog, single, name, targets, skipped, o);
     }
 
@@ -90,10 +93,7 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
     Ok(link)
 }
 
-fn resolve(
-    btf: &BtfIndex,
-    o: &TracingMultiOptions<'_>,
-) -> Result<(Vec<(String, u32)>, Vec<Skipped>)> {
+fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>> {
     let mut skipped = Vec::new();
     if let Some(ids) = &o.btf_ids {
         if o.selection.is_some() {
@@ -153,6 +153,9 @@ fn resolve(
     Ok((out, skipped))
 }
 
+/// A per-function link and the program instance loaded for it.
+type LinkAndProgram = Result<(OwnedFd, OwnedFd)>;
+
 fn fallback(
     prog: &Program,
     attach_type: u32,
@@ -163,7 +166,7 @@ fn fallback(
 ) -> Result<MultiLink> {
     let total = targets.len();
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<(OwnedFd, OwnedFd)>>>> =
+    let results: Mutex<Vec<Option<LinkAndProgram>>> =
         Mutex::new((0..total).map(|_| None).collect());
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

@@ -5,7 +5,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::link_create;
-use super::multi::{attach_targets, cookies_for, MultiLink, Skipped, Target};
+use super::multi::{attach_targets, cookies_for, MultiLink, Resolved, Skipped, Target};
 use super::perf_event::{attach_uprobe, UprobeOptions};
 use crate::error::{einval, enoent, unsupported, Result};
 use crate::features::features;
@@ -121,10 +121,7 @@ pub(crate) fn instance_for(prog: &Program, attach_type: u32) -> Result<Option<Ow
         .map(Some)
 }
 
-fn resolve(
-    path: &std::path::Path,
-    o: &UprobeMultiOptions<'_>,
-) -> Result<(Vec<(String, u64)>, Vec<Skipped>)> {
+fn resolve(path: &std::path::Path, o: &UprobeMultiOptions<'_>) -> Result<Resolved<u64>> {
     let mut skipped = Vec::new();
     let mut out: Vec<(String, u64)> = Vec::new();
     match (&o.selection, &o.offsets) {

@@ -44,8 +44,15 @@ pub fn functions(path: &Path) -> Result<Arc<Vec<ElfFunction>>> {
     use std::os::unix::fs::MetadataExt;
     type Key = (u64, u64, u64, i64, i64);
     static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Vec<ElfFunction>>>>> = OnceLock::new();
-    let meta = std::fs::metadata(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
-    let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec());
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
+    let key = (
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    );
     let cache = CACHE.get_or_init(Default::default);
     if let Some(f) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(f);

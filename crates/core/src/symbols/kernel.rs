@@ -28,7 +28,11 @@ pub fn traceable_functions() -> Result<Vec<KernelFunction>> {
             false,
         ),
     };
-    let starts = if has_addrs { function_starts() } else { HashMap::new() };
+    let starts = if has_addrs {
+        function_starts()
+    } else {
+        HashMap::new()
+    };
     Ok(text
         .lines()
         .filter_map(|line| {
@@ -68,7 +72,8 @@ fn function_starts() -> HashMap<String, Vec<u64>> {
     };
     for line in text.lines() {
         let mut parts = line.split_whitespace();
-        let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
             continue;
         };
         if !matches!(kind, "t" | "T") {
