@@ -41,8 +41,9 @@ function row(name, count, ours, ref) {
 
 function measure(attach) {
   const [link, a] = timed(attach);
+  const kernelLinks = link.kernelLinks;
   const [, d] = timed(() => link.close());
-  return { link, attach: a, detach: d };
+  return { link, kernelLinks, attach: a, detach: d };
 }
 
 console.log(`attach benchmark (${mode}): ${os.cpus().length} CPUs, Linux ${os.release()}`);
@@ -76,13 +77,13 @@ if (mode === 'uprobe') {
 } else if (mode === 'kprobe') {
   obj = await load(fixture('kprobe_multi.bpf.o'));
   const all = measure(() => obj.program('on_any').attachKprobeMulti());
-  console.log(`skipped: ${all.link.skipped.length}, kernel links: ${all.link.kernelLinks}`);
+  console.log(`skipped: ${all.link.skipped.length}, kernel links: ${all.kernelLinks}`);
   row('kprobe_multi, every function', all.link.targets.length, all, bare(['kprobe'], all.link.targets));
 } else if (mode === 'tracing') {
   obj = await load(fixture('tracing_multi.bpf.o'));
   const p = obj.program('on_entry');
   const all = measure(() => p.attachTracingMulti());
-  console.log(`tracing_multi, every function: ${all.link.targets.length} attached, ${all.link.skipped.length} skipped, ${all.link.kernelLinks} kernel links`);
+  console.log(`tracing_multi, every function: ${all.link.targets.length} attached, ${all.link.skipped.length} skipped, ${all.kernelLinks} kernel links`);
   row('tracing_multi, every function', all.link.targets.length, all, bare(['tracing'], all.link.targets));
   const first = all.link.targets.slice(0, 1000).map((t) => t.name);
   const k = measure(() => p.attachTracingMulti({ functions: first }));

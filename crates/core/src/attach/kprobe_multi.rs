@@ -14,7 +14,7 @@ use crate::error::{einval, enoent, unsupported, Code, Error, Result};
 use crate::features::features;
 use crate::program::Program;
 use crate::symbols::kernel::{name_counts, traceable_functions};
-use crate::symbols::pattern::{selects, Selection};
+use crate::symbols::pattern::{Matcher, Selection};
 use crate::sys::{self, LinkCreateAttr};
 
 pub struct KprobeMultiOptions {
@@ -168,10 +168,12 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
             true,
         ));
     }
-    let all = traceable_functions()?;
+    let all = traceable_functions(true)?;
+    let known: std::collections::HashSet<&str> = all.iter().map(|f| f.name.as_str()).collect();
     let by_address = all.first().is_some_and(|f| f.address.is_some());
     let counts = name_counts(&all);
     let selection = o.selection.clone().unwrap_or(Selection::Glob("*".into()));
+    let matcher = Matcher::new(&selection, false);
     let in_module = |m: &Option<String>| match o.module.as_deref() {
         None => true,
         Some("vmlinux") => m.is_none(),
@@ -181,7 +183,7 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
     let mut skipped = Vec::new();
     for f in all
         .iter()
-        .filter(|f| in_module(&f.module) && selects(&selection, &f.name, false))
+        .filter(|f| in_module(&f.module) && matcher.matches(&f.name))
     {
         match (
             by_address,
@@ -203,7 +205,7 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
     }
     if let Selection::Names(names) = &selection {
         for n in names {
-            if !all.iter().any(|f| &f.name == n) {
+            if !known.contains(n.as_str()) {
                 skipped.push(Skipped {
                     name: n.clone(),
                     reason: "not a traceable kernel function (not in available_filter_functions)"
@@ -211,7 +213,7 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
                 });
             }
         }
-        out.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
+        out.sort_by_key(|(name, _)| matcher.position(name));
     }
     if out.is_empty() {
         return Err(enoent(format!(

@@ -15,7 +15,7 @@ use crate::features::features;
 use crate::loader::section::AttachKind;
 use crate::program::{BtfTarget, Program};
 use crate::symbols::kernel::traceable_functions;
-use crate::symbols::pattern::{selects, Selection};
+use crate::symbols::pattern::{glob_match, Matcher, Selection};
 use crate::sys::{self, LinkCreateAttr};
 
 pub struct TracingMultiOptions<'a> {
@@ -93,6 +93,20 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
     Ok(link)
 }
 
+/// Functions the BPF trampoline itself runs: a program on them re-enters the trampoline
+/// until the kernel stack overflows (seen on 7.2: `rcu_read_unlock_special` from
+/// `__bpf_prog_exit_recur`). Patterns leave them out; naming one explicitly still tries.
+const TRAMPOLINE_RUNTIME: &[&str] = &[
+    "bpf_*",
+    "__bpf_*",
+    "rcu_*",
+    "__rcu_*",
+    "migrate_*",
+    "preempt_count_*",
+    "copy_from_kernel_nofault*",
+    "*_nofault_allowed",
+];
+
 fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>> {
     let mut skipped = Vec::new();
     if let Some(ids) = &o.btf_ids {
@@ -105,12 +119,15 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
         ));
     }
     let selection = o.selection.clone().unwrap_or(Selection::Glob("*".into()));
-    let traceable = traceable_functions()?;
+    let traceable = traceable_functions(false)?;
+    let known: std::collections::HashSet<&str> =
+        traceable.iter().map(|f| f.name.as_str()).collect();
+    let matcher = Matcher::new(&selection, false);
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for f in traceable
         .iter()
-        .filter(|f| f.module.is_none() && selects(&selection, &f.name, false))
+        .filter(|f| f.module.is_none() && matcher.matches(&f.name))
     {
         if !seen.insert(f.name.as_str()) {
             continue;
@@ -119,6 +136,14 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
             name: f.name.clone(),
             reason,
         };
+        if matches!(selection, Selection::Glob(_))
+            && TRAMPOLINE_RUNTIME.iter().any(|p| glob_match(p, &f.name))
+        {
+            skipped.push(skip(
+                "the BPF trampoline runs it: tracing it recurses (name it explicitly to try anyway)".into(),
+            ));
+            continue;
+        }
         match btf.func_ids(&f.name) {
             [] => skipped.push(skip("not in the kernel's BTF".into())),
             [id] => match btf.check_prototype(*id) {
@@ -134,7 +159,7 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
     }
     if let Selection::Names(names) = &selection {
         for n in names {
-            if !traceable.iter().any(|f| &f.name == n) {
+            if !known.contains(n.as_str()) {
                 skipped.push(Skipped {
                     name: n.clone(),
                     reason: "not a traceable kernel function (not in available_filter_functions)"
@@ -142,7 +167,7 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
                 });
             }
         }
-        out.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
+        out.sort_by_key(|(name, _)| matcher.position(name));
     }
     if out.is_empty() {
         return Err(enoent(format!(

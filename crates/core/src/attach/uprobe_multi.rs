@@ -12,7 +12,7 @@ use crate::features::features;
 use crate::maps::path_cstring;
 use crate::program::{BtfTarget, Program};
 use crate::symbols::elf::functions;
-use crate::symbols::pattern::{selects, Selection};
+use crate::symbols::pattern::{Matcher, Selection};
 use crate::symbols::resolve_binary;
 use crate::sys::{self, LinkCreateAttr};
 
@@ -137,11 +137,11 @@ fn resolve(path: &std::path::Path, o: &UprobeMultiOptions<'_>) -> Result<Resolve
         }
         (Some(sel), None) => {
             let funcs = functions(path)?;
+            let matcher = Matcher::new(sel, o.include_clones);
+            let known: std::collections::HashSet<&str> =
+                funcs.iter().map(|f| f.name.as_str()).collect();
             let mut seen = std::collections::HashSet::new();
-            for f in funcs
-                .iter()
-                .filter(|f| selects(sel, &f.name, o.include_clones))
-            {
+            for f in funcs.iter().filter(|f| matcher.matches(&f.name)) {
                 // Aliases (same address) are attached and reported once.
                 if seen.insert(f.offset) {
                     out.push((f.name.clone(), f.offset));
@@ -149,7 +149,7 @@ fn resolve(path: &std::path::Path, o: &UprobeMultiOptions<'_>) -> Result<Resolve
             }
             if let Selection::Names(names) = sel {
                 for n in names {
-                    if !funcs.iter().any(|f| &f.name == n) {
+                    if !known.contains(n.as_str()) {
                         skipped.push(Skipped {
                             name: n.clone(),
                             reason: format!("no function of that name in {}", path.display()),
@@ -157,9 +157,7 @@ fn resolve(path: &std::path::Path, o: &UprobeMultiOptions<'_>) -> Result<Resolve
                     }
                 }
                 // Keep the caller's order, so their cookies line up.
-                out.sort_by_key(|(name, _)| {
-                    names.iter().position(|n| n == name).unwrap_or(usize::MAX)
-                });
+                out.sort_by_key(|(name, _)| matcher.position(name));
             }
             if out.is_empty() {
                 return Err(enoent(format!(

@@ -16,10 +16,15 @@ pub struct KernelFunction {
     pub address: Option<u64>,
 }
 
-/// Traceable kernel functions, in the kernel's order.
-pub fn traceable_functions() -> Result<Vec<KernelFunction>> {
+/// Traceable kernel functions, in the kernel's order; with `addresses`, their start
+/// addresses too where the kernel publishes them (costs a read of /proc/kallsyms).
+pub fn traceable_functions(addresses: bool) -> Result<Vec<KernelFunction>> {
     let root = tracefs::root()?;
-    let with_addrs = std::fs::read_to_string(root.join("available_filter_functions_addrs"));
+    let with_addrs = if addresses {
+        std::fs::read_to_string(root.join("available_filter_functions_addrs"))
+    } else {
+        Err(std::io::ErrorKind::NotFound.into())
+    };
     let (text, has_addrs) = match with_addrs {
         Ok(t) => (t, true),
         Err(_) => (

@@ -2,6 +2,8 @@
 //! and the compiler's clones of a function (`name.part.0`, `name.cold`, `name.isra.0`,
 //! `name.constprop.0`, `name.lto_priv.0`), which run code of `name` but are separate symbols.
 
+use std::collections::HashMap;
+
 /// What to attach to: a glob pattern, or exact names.
 #[derive(Debug, Clone)]
 pub enum Selection {
@@ -63,13 +65,51 @@ pub fn clone_base(name: &str) -> Option<&str> {
     (all_clone_parts && !base.is_empty()).then_some(base)
 }
 
-/// Whether `name` is selected, directly or (with `include_clones`) as a clone of a selected name.
-pub fn selects(selection: &Selection, name: &str, include_clones: bool) -> bool {
-    let direct = |n: &str| match selection {
-        Selection::Glob(g) => glob_match(g, n),
-        Selection::Names(names) => names.iter().any(|x| x == n),
-    };
-    direct(name) || (include_clones && clone_base(name).is_some_and(direct))
+/// A selection prepared for matching many symbols: exact names are hashed.
+pub struct Matcher<'a> {
+    glob: Option<&'a str>,
+    names: HashMap<&'a str, usize>,
+    include_clones: bool,
+}
+
+impl<'a> Matcher<'a> {
+    pub fn new(selection: &'a Selection, include_clones: bool) -> Self {
+        match selection {
+            Selection::Glob(g) => Matcher {
+                glob: Some(g),
+                names: HashMap::new(),
+                include_clones,
+            },
+            Selection::Names(n) => Matcher {
+                glob: None,
+                names: n.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect(),
+                include_clones,
+            },
+        }
+    }
+
+    fn direct(&self, name: &str) -> bool {
+        match self.glob {
+            Some(g) => glob_match(g, name),
+            None => self.names.contains_key(name),
+        }
+    }
+
+    /// Whether `name` is selected, directly or (with clones) as a clone of a selected name.
+    pub fn matches(&self, name: &str) -> bool {
+        self.direct(name)
+            || (self.include_clones && clone_base(name).is_some_and(|b| self.direct(b)))
+    }
+
+    /// Where an exact name stands in the caller's list (for keeping their order).
+    pub fn position(&self, name: &str) -> usize {
+        let base = clone_base(name).unwrap_or(name);
+        self.names
+            .get(name)
+            .or_else(|| self.names.get(base))
+            .copied()
+            .unwrap_or(usize::MAX)
+    }
 }
 
 #[cfg(test)]
@@ -100,7 +140,11 @@ mod tests {
         assert_eq!(clone_base("plain"), None);
         assert_eq!(clone_base("foo.bar"), None);
         let sel = Selection::Names(vec!["allocate_resource".into()]);
-        assert!(selects(&sel, "allocate_resource.part.0", true));
-        assert!(!selects(&sel, "allocate_resource.part.0", false));
+        assert!(Matcher::new(&sel, true).matches("allocate_resource.part.0"));
+        assert!(!Matcher::new(&sel, false).matches("allocate_resource.part.0"));
+        assert_eq!(
+            Matcher::new(&sel, true).position("allocate_resource.part.0"),
+            0
+        );
     }
 }
