@@ -75,8 +75,8 @@ impl Program {
             Error::new(
                 Code::Einval,
                 format!(
-                    "program '{}' (SEC \"{}\") is loaded when it is attached, because its \
-                     section names no target",
+                    "program '{}' (SEC \"{}\") is loaded when it is attached (its section names \
+                     no target, or this kernel needs a per-target fallback for it)",
                     self.name, self.section
                 ),
             )

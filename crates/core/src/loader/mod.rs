@@ -152,8 +152,16 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
 }
 
 /// Programs are loaded with the object, like libbpf, except BTF-targeted tracing programs
-/// whose SEC() names no target: they wait for `attach_fentry` to say where.
+/// whose SEC() names no target (they wait for `attach_fentry` to say where), and
+/// fentry/fexit/fsession.multi programs on kernels without tracing_multi (their fallback
+/// loads one instance per function).
 fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
+    use section::AttachKind::{FentryMulti, FexitMulti, FsessionMulti};
+    if matches!(program.spec.kind, FentryMulti | FexitMulti | FsessionMulti)
+        && !crate::features::features().tracing_multi
+    {
+        return Ok(());
+    }
     let target = if program.spec.kind.needs_btf_target() {
         match program.spec.target.clone() {
             None => return Ok(()),

@@ -113,6 +113,9 @@ pub struct BtfLoadAttr {
     pub btf_size: u32,
     pub btf_log_size: u32,
     pub btf_log_level: u32,
+    /// Written by 6.4+. Declared so the struct has no padding: Rust leaves padding bytes
+    /// undefined, and kernels before 6.4 refuse non-zero bytes past `btf_log_level`.
+    pub btf_log_true_size: u32,
 }
 
 #[repr(C)]
@@ -314,6 +317,19 @@ mod tests {
             insn(0xbf, 1, 2, -1, -1).to_le_bytes(),
             [0xbf, 0x21, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
         );
+    }
+
+    #[test]
+    fn attrs_have_no_padding() {
+        // Padding bytes are undefined in Rust, and the kernel refuses non-zero bytes it
+        // does not know: every byte of an attr must be a declared field.
+        assert_eq!(std::mem::size_of::<BtfLoadAttr>(), 8 + 8 + 4 * 4);
+        assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 144);
+        assert_eq!(std::mem::size_of::<MapElemAttr>(), 32);
+        assert_eq!(std::mem::size_of::<RawTpOpenAttr>(), 24);
+        assert_eq!(std::mem::size_of::<ObjAttr>(), 16);
+        assert_eq!(std::mem::size_of::<InfoByFdAttr>(), 16);
+        assert_eq!(std::mem::size_of::<MapCreateAttr>(), 20);
     }
 
     #[test]
