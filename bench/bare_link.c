@@ -1,5 +1,6 @@
 // The reference for the attach benchmarks: the bare BPF_LINK_CREATE syscall on a list of
-// targets nodebpf already resolved, with a trivial program, no library in between.
+// targets nodebpf already resolved, with the same cookies (the index) and a trivial
+// program, no library in between.
 // usage: bare_link kprobe FILE | bare_link uprobe BINARY FILE | bare_link tracing FILE
 //   FILE: one target per line (kernel address, file offset or BTF id, decimal)
 // prints "attach_seconds detach_seconds count"
@@ -62,18 +63,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uint32_t *ids = malloc(n * sizeof(*ids));
-	for (size_t i = 0; i < n; i++)
+	uint64_t *cookies = malloc(n * sizeof(*cookies));
+	for (size_t i = 0; i < n; i++) {
 		ids[i] = (uint32_t)targets[i];
+		cookies[i] = i; /* what nodebpf passes by default: the index */
+	}
 	uint64_t a[8] = { 0 }; /* the link_create union, as 64-bit words after the fixed head */
 	if (!strcmp(kind, "kprobe")) {
 		a[0] = (uint64_t)n << 32; /* flags 0, cnt n */
 		a[2] = (uint64_t)(uintptr_t)targets; /* addrs */
+		a[3] = (uint64_t)(uintptr_t)cookies;
 	} else if (tracing) {
 		a[0] = (uint64_t)(uintptr_t)ids;
+		a[1] = (uint64_t)(uintptr_t)cookies;
 		a[2] = n;
 	} else {
 		a[0] = (uint64_t)(uintptr_t)argv[2]; /* path */
 		a[1] = (uint64_t)(uintptr_t)targets; /* offsets */
+		a[3] = (uint64_t)(uintptr_t)cookies;
 		a[4] = n; /* cnt, flags 0 */
 	}
 	memset(&attr, 0, sizeof(attr));
