@@ -84,6 +84,12 @@ if (mode === 'uprobe') {
   const p = obj.program('on_entry');
   const all = measure(() => p.attachTracingMulti());
   console.log(`tracing_multi, every function: ${all.link.targets.length} attached, ${all.link.skipped.length} skipped, ${all.kernelLinks} kernel links`);
+  const reasons = new Map();
+  for (const sk of all.link.skipped) {
+    const key = sk.reason.replace(/: .*/, '').replace(/argument \d+/, 'argument N');
+    reasons.set(key, (reasons.get(key) ?? 0) + 1);
+  }
+  for (const [reason, n] of [...reasons].sort((a, b) => b[1] - a[1])) console.log(`  skipped ${String(n).padStart(5)}: ${reason}`);
   row('tracing_multi, every function', all.link.targets.length, all, bare(['tracing'], all.link.targets));
   const first = all.link.targets.slice(0, 1000).map((t) => t.name);
   const k = measure(() => p.attachTracingMulti({ functions: first }));
