@@ -18,8 +18,8 @@ export class Child {
   readonly proc: ChildProcessWithoutNullStreams;
   readonly exited: Promise<{ code: number | null; stdout: string }>;
 
-  constructor(cmd: string, args: string[]) {
-    this.proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(cmd: string, args: string[], env?: Record<string, string>) {
+    this.proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env && { ...process.env, ...env } });
     let stdout = '';
     this.proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     this.exited = new Promise((resolve, reject) => {

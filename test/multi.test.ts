@@ -1,8 +1,11 @@
 // Batch attach: uprobe_multi natively; kprobe_multi and tracing_multi (or their
 // fallbacks) where the kernel has kprobes / trampolines, i.e. in the kernel matrix.
+import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { load, type BpfObject, type MultiLink } from '../dist/index.js';
+import { load, type BpfObject, type MultiLink, type ReattachEvent } from '../dist/index.js';
 import { Child, fixture, kernelFeatures as f, syscalls } from './helpers.js';
 
 const counts = (obj: BpfObject) => obj.map('counts', { key: 'u32', value: 'u64' });
@@ -108,6 +111,36 @@ describe('uprobe_multi', () => {
       nodebpf_cold: BigInt(N),
       'nodebpf_cold.cold': BigInt(N),
     });
+  });
+
+  it('reattach: a library replaced on disk is probed again at its new offsets', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'nodebpf-reattach-'));
+    try {
+      const lib = path.join(dir, 'libnodebpf_test.so');
+      copyFileSync(fixture('libnodebpf_test.so'), lib);
+      const env = { LD_LIBRARY_PATH: dir };
+      using obj = await load(fixture('uprobe_multi.bpf.o'));
+      using moving = obj.program('on_entry').attachUprobeMulti({ binary: lib, symbols: ['nodebpf_lib_fn'], reattach: true, cookies: [0] });
+      using stale = obj.program('on_entry').attachUprobeMulti({ binary: lib, symbols: ['nodebpf_lib_fn'], cookies: [1] });
+      const before = moving.targets[0].address;
+      await new Child(fixture('libuser'), ['3'], env).run();
+      expect([counts(obj).get(0), counts(obj).get(1)]).toEqual([3n, 3n]);
+
+      const moved = new Promise<ReattachEvent>((resolve) => moving.addEventListener('reattach', (e) => resolve(e as ReattachEvent), { once: true }));
+      // A new version, installed the way package managers do: write aside, rename over.
+      copyFileSync(fixture('libnodebpf_test_v2.so'), `${lib}.new`);
+      renameSync(`${lib}.new`, lib);
+      const event = await moved;
+      expect(event.detail.path).toBe(lib);
+      expect(event.detail.targets[0].address).not.toBe(before);
+      expect(moving.targets[0].address).toBe(event.detail.targets[0].address);
+
+      await new Child(fixture('libuser'), ['4'], env).run();
+      // The moved link sees the new library's calls; the stale one fires no more.
+      expect([counts(obj).get(0), counts(obj).get(1)]).toEqual([7n, 3n]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('attaches from SEC("uprobe.multi/BINARY:PATTERN")', async () => {

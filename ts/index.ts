@@ -9,6 +9,7 @@ export type {
   KprobeMultiOptions,
   UprobeMultiOptions,
   TracingMultiOptions,
+  ReattachEvent,
 } from './object.js';
 export { RingBuffer, Batch, type IterateOptions } from './ringbuf.js';
 export type { Codec, CodecName, CodecSpec } from './codec.js';

@@ -82,6 +82,7 @@ export interface MultiStats {
 
 export interface NativeMultiLink {
   readonly mechanism: string;
+  path(): string | null;
   targets(): MultiTarget[];
   skipped(): MultiSkipped[];
   kernelLinks(): number;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 
 import { BpfError, native, nativeAsync } from './errors.js';
 import { resolveCodec, type Codec, type CodecSpec } from './codec.js';
@@ -73,21 +73,70 @@ export class Link implements Disposable {
   }
 }
 
-/** One link over many targets (kprobe_multi, uprobe_multi, tracing_multi, or their fallbacks). */
-export class MultiLink implements Disposable {
+/** How often a `reattach` link checks whether its binary was replaced. */
+const REATTACH_POLL_MS = 250;
+
+/** Sent by a `reattach` link after it moved to a replaced binary: `detail` has `path` and `targets`. */
+export type ReattachEvent = CustomEvent<{ path: string; targets: MultiTarget[] }>;
+
+/**
+ * One link over many targets (kprobe_multi, uprobe_multi, tracing_multi, or their fallbacks).
+ * With `reattach`, it emits `'reattach'` (a {@link ReattachEvent}) after moving to a replaced
+ * binary, and `'error'` when that failed.
+ */
+export class MultiLink extends EventTarget implements Disposable {
   #link: NativeMultiLink;
   #closed = false;
   #onClose: () => void;
+  #watch: ReturnType<typeof setInterval> | undefined;
   /** What was used: 'kprobe_multi' | 'kprobes' | 'uprobe_multi' | 'uprobes' | 'tracing_multi' | 'fentry' | 'fexit' ... */
   readonly mechanism: string;
   #targets: MultiTarget[] | undefined;
   #skipped: MultiSkipped[] | undefined;
 
   /** @internal */
-  constructor(link: NativeMultiLink, onClose: () => void) {
+  constructor(link: NativeMultiLink, onClose: () => void, redo?: () => NativeMultiLink) {
+    super();
     this.#link = link;
     this.#onClose = onClose;
     this.mechanism = link.mechanism;
+    const path = link.path();
+    if (redo && path) this.#watchFile(path, redo);
+  }
+
+  /**
+   * Stale offsets fire on the wrong code or not at all once a binary is replaced (new
+   * inode, e.g. a package update): poll the path, and on a new file resolve again, attach
+   * anew, then detach the old link.
+   */
+  #watchFile(path: string, redo: () => NativeMultiLink): void {
+    const identity = () => {
+      try {
+        const st = statSync(path);
+        return `${st.dev}:${st.ino}`;
+      } catch {
+        return undefined; // mid-replacement: try again next time
+      }
+    };
+    let current = identity();
+    this.#watch = setInterval(() => {
+      const now = identity();
+      if (now === undefined || now === current) return;
+      try {
+        const next = native(redo);
+        const old = this.#link;
+        this.#link = next;
+        this.#targets = undefined;
+        this.#skipped = undefined;
+        old.close();
+        current = now;
+        this.dispatchEvent(new CustomEvent('reattach', { detail: { path, targets: this.targets } }));
+      } catch (e) {
+        current = now;
+        this.dispatchEvent(new CustomEvent('error', { detail: e }));
+      }
+    }, REATTACH_POLL_MS);
+    this.#watch.unref();
   }
 
   /** What is attached, in cookie order (the default cookie is the index here). Built on first use. */
@@ -115,10 +164,11 @@ export class MultiLink implements Disposable {
     return this.#closed;
   }
 
-  /** Detaches every target. Idempotent. */
+  /** Detaches every target (and stops watching the binary). Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#watch);
     this.#link.close();
     this.#onClose();
   }
@@ -161,6 +211,11 @@ export interface UprobeMultiOptions {
   session?: boolean;
   /** Also attach the compiler's clones: `name.part.N`, `name.cold`, `name.isra.N`, `name.constprop.N`. */
   includeClones?: boolean;
+  /**
+   * Watch the binary: when it is replaced on disk (a new inode), resolve again, move the
+   * link to the new offsets and emit `'reattach'`.
+   */
+  reattach?: boolean;
   /** false: UNSUPPORTED instead of one perf uprobe per target on kernels without uprobe_multi. */
   fallback?: boolean;
   /** Use the per-target fallback even where the multi link exists (comparisons, tests). */
@@ -224,8 +279,9 @@ export class Program {
     return this.#obj._track(native(() => f(this.#obj._native())));
   }
 
-  #multi(f: (o: NativeObject) => NativeMultiLink): MultiLink {
-    return this.#obj._trackMulti(native(() => f(this.#obj._native())));
+  #multi(f: (o: NativeObject) => NativeMultiLink, reattach = false): MultiLink {
+    const attach = () => f(this.#obj._native());
+    return this.#obj._trackMulti(native(attach), reattach ? attach : undefined);
   }
 
   /** Whether `attach()` gives a `MultiLink` (kprobe.multi/…, uprobe.multi/…, fentry.multi/…, sessions). */
@@ -261,7 +317,8 @@ export class Program {
   }
 
   attachUprobeMulti(options: UprobeMultiOptions): MultiLink {
-    const { binary, symbols, offsets, pid, cookies, retprobe, session, includeClones, fallback, forceFallback } = options;
+    const { binary, symbols, offsets, pid, cookies, retprobe, session, includeClones, reattach, fallback, forceFallback } =
+      options;
     return this.#multi((o) =>
       o.attachUprobeMulti(this.name, {
         binary,
@@ -275,6 +332,7 @@ export class Program {
         fallback,
         forceFallback,
       }),
+      reattach,
     );
   }
 
@@ -438,8 +496,8 @@ export class BpfObject implements Disposable {
   }
 
   /** @internal */
-  _trackMulti(l: NativeMultiLink): MultiLink {
-    const link: MultiLink = new MultiLink(l, () => this.#open.delete(link));
+  _trackMulti(l: NativeMultiLink, redo?: () => NativeMultiLink): MultiLink {
+    const link: MultiLink = new MultiLink(l, () => this.#open.delete(link), redo);
     this.#open.add(link);
     return link;
   }

@@ -508,6 +508,12 @@ impl NativeMultiLink {
         self.mechanism.clone()
     }
 
+    /// The file of a uprobe link's targets.
+    #[napi]
+    pub fn path(&self) -> Result<Option<String>> {
+        self.with(|l| l.path.as_ref().map(|p| p.display().to_string()))
+    }
+
     #[napi]
     pub fn targets(&self) -> Result<Vec<MultiTarget>> {
         self.with(|l| {

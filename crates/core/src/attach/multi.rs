@@ -36,6 +36,8 @@ pub struct MultiLink {
     pub mechanism: &'static str,
     pub targets: Vec<Target>,
     pub skipped: Vec<Skipped>,
+    /// The file uprobe targets live in (offsets are only valid for this file version).
+    pub path: Option<std::path::PathBuf>,
     links: Vec<OwnedFd>,
     _perf_events: Vec<OwnedFd>,
     /// Program instances loaded for this link (another attach type, or one per target).
@@ -53,6 +55,7 @@ impl MultiLink {
             mechanism,
             targets,
             skipped,
+            path: None,
             links: Vec::new(),
             _perf_events: Vec::new(),
             _programs: Vec::new(),

@@ -99,6 +99,7 @@ pub fn attach_uprobe_multi(prog: &Program, o: &UprobeMultiOptions<'_>) -> Result
         link_create(&mut attr, &what)
     })?;
     let mut link = MultiLink::new("uprobe_multi", targets, skipped).with_links(links);
+    link.path = Some(path.clone());
     match own {
         Some(fd) => link.own_program(fd),
         None => link.note_program(prog_fd.as_raw_fd()),
@@ -210,6 +211,7 @@ fn fallback(
         }
     }
     let mut link = MultiLink::new("uprobes", attached, skipped);
+    link.path = Some(path.to_path_buf());
     for l in links {
         link.add_link(l);
     }
