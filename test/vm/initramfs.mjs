@@ -73,7 +73,8 @@ export const EXIT_MARKER = 'NODEBPF-EXIT=';
 
 /**
  * The init script: mount the host's root read-only over 9p, put a tmpfs overlay on it,
- * chroot in with proc/sys/dev/tracefs/bpffs/tmp mounted, run /run.sh, power off.
+ * chroot in with proc/sys/dev/tracefs/bpffs mounted, run /run.sh, power off. /tmp stays
+ * the host's (writable through the overlay): the repo under test may live there.
  */
 function initScript(moduleOrder) {
   return `#!/bin/busybox sh
@@ -92,7 +93,6 @@ $B mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/wor
 $B mount -t proc proc /newroot/proc
 $B mount -t sysfs sysfs /newroot/sys
 $B mount -t devtmpfs devtmpfs /newroot/dev
-$B mount -t tmpfs tmpfs /newroot/tmp
 $B mount -t tmpfs tmpfs /newroot/run
 $B mount -t tracefs nodev /newroot/sys/kernel/tracing
 $B mount -t bpf bpf /newroot/sys/fs/bpf
