@@ -7,7 +7,9 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
 
 use super::link_create;
-use super::multi::{attach_targets, cookies_for, MultiLink, Skipped, Target};
+use super::multi::{
+    attach_each, attach_targets, cookies_for, report_missing_names, MultiLink, Skipped, Target,
+};
 use super::perf_event::{attach_kprobe, KprobeOptions};
 use super::uprobe_multi::instance_for;
 use crate::error::{einval, enoent, unsupported, Code, Error, Result};
@@ -129,12 +131,9 @@ pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions) -> Result<Mul
             &format!("attaching kprobe_multi to {} functions", idx.len()),
         )
     })?;
-    let mut link = MultiLink::new("kprobe_multi", targets, skipped).with_links(links);
-    match own {
-        Some(fd) => link.own_program(fd),
-        None => link.note_program(prog_fd.as_raw_fd()),
-    }
-    Ok(link)
+    Ok(MultiLink::new("kprobe_multi", targets, skipped)
+        .with_links(links)
+        .with_program(prog_fd.as_raw_fd(), own))
 }
 
 fn strict_error(skipped: &[Skipped]) -> Error {
@@ -203,18 +202,14 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
             }
         }
     }
-    if let Selection::Names(names) = &selection {
-        for n in names {
-            if !known.contains(n.as_str()) {
-                skipped.push(Skipped {
-                    name: n.clone(),
-                    reason: "not a traceable kernel function (not in available_filter_functions)"
-                        .into(),
-                });
-            }
-        }
-        out.sort_by_key(|(name, _)| matcher.position(name));
-    }
+    report_missing_names(
+        &selection,
+        &matcher,
+        &known,
+        "not a traceable kernel function (not in available_filter_functions)",
+        &mut out,
+        &mut skipped,
+    );
     if out.is_empty() {
         return Err(enoent(format!(
             "no traceable kernel function matches {}",
@@ -227,7 +222,7 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
 fn fallback(
     prog: &Program,
     targets: Vec<Target>,
-    mut skipped: Vec<Skipped>,
+    skipped: Vec<Skipped>,
     o: &KprobeMultiOptions,
 ) -> Result<MultiLink> {
     let own = instance_for(prog, 0)?;
@@ -235,37 +230,14 @@ fn fallback(
         .as_ref()
         .map(|f| f.as_fd())
         .map_or_else(|| prog.fd(), Ok)?;
-    let mut attached = Vec::new();
-    let mut links = Vec::new();
-    for t in targets {
-        let r = attach_kprobe(
-            prog_fd,
-            &KprobeOptions {
-                symbol: &t.name,
-                offset: 0,
-                retprobe: o.retprobe,
-                cookie: Some(t.cookie),
-            },
-        );
-        match r {
-            Ok(l) => {
-                links.push(l);
-                attached.push(t);
-            }
-            Err(e) if e.code == Code::Unsupported => return Err(e),
-            Err(e) => skipped.push(Skipped {
-                name: t.name,
-                reason: e.message,
-            }),
-        }
-    }
-    let mut link = MultiLink::new("kprobes", attached, skipped);
-    for l in links {
-        link.add_link(l);
-    }
-    match own {
-        Some(fd) => link.own_program(fd),
-        None => link.note_program(prog_fd.as_raw_fd()),
-    }
-    Ok(link)
+    let link = attach_each("kprobes", targets, skipped, &mut |t| {
+        let kprobe = KprobeOptions {
+            symbol: &t.name,
+            offset: 0,
+            retprobe: o.retprobe,
+            cookie: Some(t.cookie),
+        };
+        attach_kprobe(prog_fd, &kprobe)
+    })?;
+    Ok(link.with_program(prog_fd.as_raw_fd(), own))
 }

@@ -73,8 +73,14 @@ impl MultiLink {
         self._programs.push(fd);
     }
 
-    pub(crate) fn note_program(&mut self, fd: i32) {
-        self.prog_fds.push(fd);
+    /// The program the links run: an instance loaded for this link (owned), or the
+    /// object's own (only remembered, for `stats()`).
+    pub(crate) fn with_program(mut self, object_fd: i32, own: Option<OwnedFd>) -> Self {
+        match own {
+            Some(fd) => self.own_program(fd),
+            None => self.prog_fds.push(object_fd),
+        }
+        self
     }
 
     pub(crate) fn add_link(&mut self, link: super::Link) {
@@ -123,6 +129,57 @@ impl MultiLink {
             }
         }
         stats
+    }
+}
+
+/// The fallback shape: one single-target attachment per target (perf kprobes/uprobes).
+/// A target that fails is skipped with the reason; `UNSUPPORTED` stops everything.
+pub(crate) fn attach_each(
+    mechanism: &'static str,
+    targets: Vec<Target>,
+    mut skipped: Vec<Skipped>,
+    attach_one: &mut dyn FnMut(&Target) -> Result<super::Link>,
+) -> Result<MultiLink> {
+    let mut attached = Vec::new();
+    let mut links = Vec::new();
+    for t in targets {
+        match attach_one(&t) {
+            Ok(l) => {
+                links.push(l);
+                attached.push(t);
+            }
+            Err(e) if e.code == Code::Unsupported => return Err(e),
+            Err(e) => skipped.push(Skipped {
+                name: t.name,
+                reason: e.message,
+            }),
+        }
+    }
+    let mut link = MultiLink::new(mechanism, attached, skipped);
+    for l in links {
+        link.add_link(l);
+    }
+    Ok(link)
+}
+
+/// Reports the exact names that matched nothing, and puts the targets in the caller's
+/// order (so their cookies line up).
+pub(crate) fn report_missing_names<A>(
+    selection: &crate::symbols::pattern::Selection,
+    matcher: &crate::symbols::pattern::Matcher<'_>,
+    known: &std::collections::HashSet<&str>,
+    reason: &str,
+    out: &mut [(String, A)],
+    skipped: &mut Vec<Skipped>,
+) {
+    if let crate::symbols::pattern::Selection::Names(names) = selection {
+        for n in names.iter().filter(|n| !known.contains(n.as_str())) {
+            skipped.push(Skipped {
+                name: n.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        out.sort_by_key(|(name, _)| matcher.position(name));
     }
 }
 

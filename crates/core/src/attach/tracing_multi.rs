@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::link_create;
-use super::multi::{attach_targets, cookies_for, MultiLink, Resolved, Skipped, Target};
+use super::multi::{
+    attach_targets, cookies_for, report_missing_names, MultiLink, Resolved, Skipped, Target,
+};
 use crate::btf_index::BtfIndex;
 use crate::error::{einval, enoent, unsupported, Result};
 use crate::features::features;
@@ -88,9 +90,9 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
             &format!("attaching tracing_multi to {} functions", idx.len()),
         )
     })?;
-    let mut link = MultiLink::new("tracing_multi", targets, skipped).with_links(links);
-    link.note_program(prog_fd.as_raw_fd());
-    Ok(link)
+    Ok(MultiLink::new("tracing_multi", targets, skipped)
+        .with_links(links)
+        .with_program(prog_fd.as_raw_fd(), None))
 }
 
 /// Functions the BPF trampoline itself runs: a program on them re-enters the trampoline
@@ -157,18 +159,14 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
             )),
         }
     }
-    if let Selection::Names(names) = &selection {
-        for n in names {
-            if !known.contains(n.as_str()) {
-                skipped.push(Skipped {
-                    name: n.clone(),
-                    reason: "not a traceable kernel function (not in available_filter_functions)"
-                        .into(),
-                });
-            }
-        }
-        out.sort_by_key(|(name, _)| matcher.position(name));
-    }
+    report_missing_names(
+        &selection,
+        &matcher,
+        &known,
+        "not a traceable kernel function (not in available_filter_functions)",
+        &mut out,
+        &mut skipped,
+    );
     if out.is_empty() {
         return Err(enoent(format!(
             "no kernel function tracing_multi can take matches {}",

@@ -5,7 +5,10 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::link_create;
-use super::multi::{attach_targets, cookies_for, MultiLink, Resolved, Skipped, Target};
+use super::multi::{
+    attach_each, attach_targets, cookies_for, report_missing_names, MultiLink, Resolved, Skipped,
+    Target,
+};
 use super::perf_event::{attach_uprobe, UprobeOptions};
 use crate::error::{einval, enoent, unsupported, Result};
 use crate::features::features;
@@ -98,12 +101,10 @@ pub fn attach_uprobe_multi(prog: &Program, o: &UprobeMultiOptions<'_>) -> Result
         attr.u[5] = o.pid.unwrap_or(0) as u32 as u64;
         link_create(&mut attr, &what)
     })?;
-    let mut link = MultiLink::new("uprobe_multi", targets, skipped).with_links(links);
+    let mut link = MultiLink::new("uprobe_multi", targets, skipped)
+        .with_links(links)
+        .with_program(prog_fd.as_raw_fd(), own);
     link.path = Some(path.clone());
-    match own {
-        Some(fd) => link.own_program(fd),
-        None => link.note_program(prog_fd.as_raw_fd()),
-    }
     Ok(link)
 }
 
@@ -148,18 +149,8 @@ fn resolve(path: &std::path::Path, o: &UprobeMultiOptions<'_>) -> Result<Resolve
                     out.push((f.name.clone(), f.offset));
                 }
             }
-            if let Selection::Names(names) = sel {
-                for n in names {
-                    if !known.contains(n.as_str()) {
-                        skipped.push(Skipped {
-                            name: n.clone(),
-                            reason: format!("no function of that name in {}", path.display()),
-                        });
-                    }
-                }
-                // Keep the caller's order, so their cookies line up.
-                out.sort_by_key(|(name, _)| matcher.position(name));
-            }
+            let reason = format!("no function of that name in {}", path.display());
+            report_missing_names(sel, &matcher, &known, &reason, &mut out, &mut skipped);
             if out.is_empty() {
                 return Err(enoent(format!(
                     "no function of {} matches {}",
@@ -176,7 +167,7 @@ fn fallback(
     prog: &Program,
     path: &std::path::Path,
     targets: Vec<Target>,
-    mut skipped: Vec<Skipped>,
+    skipped: Vec<Skipped>,
     o: &UprobeMultiOptions<'_>,
 ) -> Result<MultiLink> {
     let own = instance_for(prog, 0)?;
@@ -185,39 +176,17 @@ fn fallback(
         .map(|f| f.as_fd())
         .map_or_else(|| prog.fd(), Ok)?;
     let binary = path.to_string_lossy();
-    let mut attached = Vec::new();
-    let mut links = Vec::new();
-    for t in targets {
-        let r = attach_uprobe(
-            prog_fd,
-            &UprobeOptions {
-                binary: &binary,
-                symbol: None,
-                offset: t.address,
-                pid: o.pid,
-                retprobe: o.retprobe,
-                cookie: Some(t.cookie),
-            },
-        );
-        match r {
-            Ok(l) => {
-                links.push(l);
-                attached.push(t);
-            }
-            Err(e) => skipped.push(Skipped {
-                name: t.name,
-                reason: e.message,
-            }),
-        }
-    }
-    let mut link = MultiLink::new("uprobes", attached, skipped);
+    let mut link = attach_each("uprobes", targets, skipped, &mut |t| {
+        let uprobe = UprobeOptions {
+            binary: &binary,
+            symbol: None,
+            offset: t.address,
+            pid: o.pid,
+            retprobe: o.retprobe,
+            cookie: Some(t.cookie),
+        };
+        attach_uprobe(prog_fd, &uprobe)
+    })?;
     link.path = Some(path.to_path_buf());
-    for l in links {
-        link.add_link(l);
-    }
-    match own {
-        Some(fd) => link.own_program(fd),
-        None => link.note_program(prog_fd.as_raw_fd()),
-    }
-    Ok(link)
+    Ok(link.with_program(prog_fd.as_raw_fd(), own))
 }
