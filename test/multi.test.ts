@@ -253,6 +253,32 @@ describe('tracing_multi', () => {
   });
   }
 
+  it.skipIf(!f.fentry)(`the per-function fallback, attached off the JS thread, reports progress${noTrampolines}`, async () => {
+    const N = 3;
+    const child = syscalls('mixed', N, ARG);
+    using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    const seen: [number, number][] = [];
+    using link = await obj.program('on_entry').attachTracingMultiAsync({
+      functions: SYSCALLS,
+      forceFallback: true,
+      onProgress: (done, total) => seen.push([done, total]),
+    });
+    expect(link.mechanism).toBe('fentry');
+    expect(link.kernelLinks).toBe(2);
+    expect(seen.at(-1)).toEqual([2, 2]);
+    await child.run();
+    expect(counts(obj).get(0)).toBe(BigInt(N));
+    expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+  });
+
+  it.skipIf(f.fentry)(`the async attach rejects with UNSUPPORTED where there are no trampolines${skipReason(!f.fentry, 'has fentry')}`, async () => {
+    using obj = await load(fixture('tracing_multi.bpf.o'));
+    await expect(obj.program('on_entry').attachTracingMultiAsync({ functions: SYSCALLS })).rejects.toMatchObject({
+      code: 'UNSUPPORTED',
+      message: expect.stringContaining('tracingMulti'),
+    });
+  });
+
   it.skipIf(!f.fentry)(`fexit.multi sees return values with bpf_get_func_ret${noTrampolines}`, async () => {
     const child = syscalls('getpgid', 3, ARG);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });

@@ -149,6 +149,7 @@ export interface NativeObject {
   attachKprobeMulti(prog: string, o: NativeKprobeMultiOptions): NativeMultiLink;
   attachUprobeMulti(prog: string, o: NativeUprobeMultiOptions): NativeMultiLink;
   attachTracingMulti(prog: string, o: NativeTracingMultiOptions): NativeMultiLink;
+  attachTracingMultiAsync(prog: string, o: NativeTracingMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>;
   mapLookup(map: string, key: Uint8Array): Buffer | null;
   mapUpdate(map: string, key: Uint8Array, value: Uint8Array, flags?: number): void;
   mapDelete(map: string, key: Uint8Array): boolean;
@@ -156,7 +157,13 @@ export interface NativeObject {
   ringbuf(map: string): NativeRingBuf;
 }
 
+export interface NativeProgress {
+  done(): number;
+  total(): number;
+}
+
 export interface NativeAddon {
+  NativeProgress: new () => NativeProgress;
   loadObject(data: Uint8Array, options?: NativeLoadOptions): Promise<NativeObject>;
   loadObjectSync(data: Uint8Array, options?: NativeLoadOptions): NativeObject;
   features(): Promise<Features>;

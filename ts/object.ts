@@ -233,6 +233,16 @@ export interface TracingMultiOptions {
   forceFallback?: boolean;
 }
 
+function tracingOptions(o: TracingMultiOptions) {
+  return {
+    ...selection(o.functions),
+    btfIds: o.btfIds && [...o.btfIds],
+    cookies: bigs(o.cookies),
+    fallback: o.fallback,
+    forceFallback: o.forceFallback,
+  };
+}
+
 /** Expected attach types of the batch kinds (kprobe.multi, uprobe.multi, sessions, fentry.multi...). */
 const MULTI_ATTACH_TYPES = new Set([42, 48, 56, 57, 59, 60, 61]);
 const big = (v: Cookie | undefined) => (v === undefined ? undefined : BigInt(v));
@@ -338,16 +348,32 @@ export class Program {
 
   /** fentry.multi / fexit.multi / fsession.multi, by the program's section. */
   attachTracingMulti(options: TracingMultiOptions = {}): MultiLink {
-    const { functions, btfIds, cookies, fallback, forceFallback } = options;
-    return this.#multi((o) =>
-      o.attachTracingMulti(this.name, {
-        ...selection(functions),
-        btfIds: btfIds && [...btfIds],
-        cookies: bigs(cookies),
-        fallback,
-        forceFallback,
-      }),
-    );
+    return this.#multi((o) => o.attachTracingMulti(this.name, tracingOptions(options)));
+  }
+
+  /**
+   * `attachTracingMulti` off the JS thread. Where the kernel has no tracing_multi, the
+   * fallback loads the program once per function, which takes long for many functions:
+   * `onProgress(done, total)` reports it (every 100 ms, and once at the end).
+   */
+  async attachTracingMultiAsync(
+    options: TracingMultiOptions & { onProgress?: (done: number, total: number) => void } = {},
+  ): Promise<MultiLink> {
+    const progress = new addon.NativeProgress();
+    const { onProgress } = options;
+    const report = () => {
+      if (progress.total() > 0) onProgress?.(progress.done(), progress.total());
+    };
+    const timer = onProgress ? setInterval(report, 100) : undefined;
+    try {
+      const link = await nativeAsync(() =>
+        this.#obj._native().attachTracingMultiAsync(this.name, tracingOptions(options), progress),
+      );
+      return this.#obj._trackMulti(link);
+    } finally {
+      clearInterval(timer);
+      report();
+    }
   }
 
   attachTracepoint(category: string, name: string, options: { cookie?: Cookie } = {}): Link {

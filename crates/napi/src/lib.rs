@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
@@ -142,14 +143,15 @@ fn u64_of(b: Option<BigInt>) -> Option<u64> {
 
 #[napi]
 pub struct NativeObject {
-    inner: Mutex<Option<core::Object>>,
+    /// Shared with attach tasks running off the JS thread.
+    inner: Arc<Mutex<Option<core::Object>>>,
     btf_path: Option<PathBuf>,
 }
 
 impl NativeObject {
     fn new(obj: core::Object, btf_path: Option<PathBuf>) -> Self {
         NativeObject {
-            inner: Mutex::new(Some(obj)),
+            inner: Arc::new(Mutex::new(Some(obj))),
             btf_path,
         }
     }
@@ -343,6 +345,24 @@ impl NativeObject {
             .map(NativeMultiLink::new)
     }
 
+    /// Like `attach_tracing_multi`, off the JS thread, updating `progress` as the
+    /// per-function fallback loads its programs. Other calls on this object wait for it.
+    #[napi(ts_return_type = "Promise<NativeMultiLink>")]
+    pub fn attach_tracing_multi_async(
+        &self,
+        prog: String,
+        o: TracingMultiOptions,
+        progress: &NativeProgress,
+    ) -> AsyncTask<TracingAttachTask> {
+        AsyncTask::new(TracingAttachTask {
+            object: self.inner.clone(),
+            btf_path: self.btf_path.clone(),
+            prog,
+            options: o,
+            progress: progress.counts.clone(),
+        })
+    }
+
     #[napi]
     pub fn attach_tracing_multi(
         &self,
@@ -459,6 +479,81 @@ pub struct TracingMultiOptions {
     pub cookies: Option<Vec<BigInt>>,
     pub fallback: Option<bool>,
     pub force_fallback: Option<bool>,
+}
+
+/// (done, total) of a long attach, read by the facade while the attach runs.
+#[napi]
+pub struct NativeProgress {
+    counts: Arc<(AtomicUsize, AtomicUsize)>,
+}
+
+impl Default for NativeProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[napi]
+impl NativeProgress {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        NativeProgress {
+            counts: Arc::new((AtomicUsize::new(0), AtomicUsize::new(0))),
+        }
+    }
+
+    #[napi]
+    pub fn done(&self) -> u32 {
+        self.counts.0.load(Ordering::Relaxed) as u32
+    }
+
+    #[napi]
+    pub fn total(&self) -> u32 {
+        self.counts.1.load(Ordering::Relaxed) as u32
+    }
+}
+
+pub struct TracingAttachTask {
+    object: Arc<Mutex<Option<core::Object>>>,
+    btf_path: Option<PathBuf>,
+    prog: String,
+    options: TracingMultiOptions,
+    progress: Arc<(AtomicUsize, AtomicUsize)>,
+}
+
+impl Task for TracingAttachTask {
+    type Output = core::attach::multi::MultiLink;
+    type JsValue = NativeMultiLink;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let guard = self.object.lock().map_err(|_| closed("the object"))?;
+        let obj = guard.as_ref().ok_or_else(|| closed("the object"))?;
+        let counts = self.progress.clone();
+        let report = move |done: usize, total: usize| {
+            counts.1.store(total, Ordering::Relaxed);
+            counts.0.store(done, Ordering::Relaxed);
+        };
+        let o = &self.options;
+        let opts = core::attach::tracing_multi::TracingMultiOptions {
+            selection: selection(o.pattern.clone(), o.names.clone()),
+            btf_ids: o.btf_ids.clone(),
+            cookies: o
+                .cookies
+                .as_ref()
+                .map(|c| c.iter().map(|b| b.get_u64().1).collect()),
+            fallback: o.fallback.unwrap_or(true),
+            force_fallback: o.force_fallback.unwrap_or(false),
+            btf_path: self.btf_path.as_deref(),
+            progress: Some(&report),
+        };
+        obj.program(&self.prog)
+            .and_then(|p| core::attach::tracing_multi::attach_tracing_multi(p, &opts))
+            .map_err(js_err)
+    }
+
+    fn resolve(&mut self, _env: Env, link: Self::Output) -> Result<NativeMultiLink> {
+        Ok(NativeMultiLink::new(link))
+    }
 }
 
 #[napi(object)]
