@@ -52,22 +52,21 @@ export function ensureKernel(cacheRoot, label, log = () => {}) {
   log(`${label}: resolving linux-image-amd64 in ${suite}`);
   run('apt-get', [...opts, 'update', '-qq']);
   // Follow linux-image-amd64 → linux-image-X (→ linux-binary-X, linux-modules-X in sid).
-  const wanted = new Set();
+  const wanted = new Map(); // package → version, one apt-cache call each
+  const seen = new Set(['linux-image-amd64']);
   const queue = ['linux-image-amd64'];
   while (queue.length) {
     const pkg = queue.shift();
-    const { deps } = depends(opts, pkg);
-    for (const d of deps) {
-      if (!wanted.has(d)) {
-        wanted.add(d);
-        queue.push(d);
-      }
+    const { version, deps } = depends(opts, pkg);
+    if (pkg !== 'linux-image-amd64') wanted.set(pkg, version);
+    for (const d of deps.filter((d) => !seen.has(d))) {
+      seen.add(d);
+      queue.push(d);
     }
   }
   if (wanted.size === 0) throw new Error(`${suite}: linux-image-amd64 depends on no kernel package`);
   const debs = [];
-  for (const pkg of wanted) {
-    const { version } = depends(opts, pkg);
+  for (const [pkg, version] of wanted) {
     const file = `${pkg}_${version.replace(/:/g, '%3a')}_amd64.deb`;
     const debPath = path.join(dir, 'debs', file);
     if (!existsSync(debPath)) {

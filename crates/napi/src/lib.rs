@@ -310,8 +310,8 @@ impl NativeObject {
     ) -> Result<NativeMultiLink> {
         let opts = core::attach::kprobe_multi::KprobeMultiOptions {
             selection: selection(o.pattern, o.names),
-            addresses: u64s(o.addresses),
-            cookies: u64s(o.cookies),
+            addresses: u64s(o.addresses.as_deref()),
+            cookies: u64s(o.cookies.as_deref()),
             retprobe: o.retprobe.unwrap_or(false),
             session: o.session.unwrap_or(false),
             module: o.module,
@@ -332,9 +332,9 @@ impl NativeObject {
         let opts = core::attach::uprobe_multi::UprobeMultiOptions {
             binary: &o.binary,
             selection: selection(o.pattern, o.names),
-            offsets: u64s(o.offsets),
+            offsets: u64s(o.offsets.as_deref()),
             pid: o.pid,
-            cookies: u64s(o.cookies),
+            cookies: u64s(o.cookies.as_deref()),
             retprobe: o.retprobe.unwrap_or(false),
             session: o.session.unwrap_or(false),
             include_clones: o.include_clones.unwrap_or(false),
@@ -369,16 +369,7 @@ impl NativeObject {
         prog: String,
         o: TracingMultiOptions,
     ) -> Result<NativeMultiLink> {
-        let btf = self.btf_path.clone();
-        let opts = core::attach::tracing_multi::TracingMultiOptions {
-            selection: selection(o.pattern, o.names),
-            btf_ids: o.btf_ids,
-            cookies: u64s(o.cookies),
-            fallback: o.fallback.unwrap_or(true),
-            force_fallback: o.force_fallback.unwrap_or(false),
-            btf_path: btf.as_deref(),
-            progress: None,
-        };
+        let opts = tracing_options(&o, self.btf_path.as_deref(), None);
         self.with(|obj| {
             core::attach::tracing_multi::attach_tracing_multi(obj.program(&prog)?, &opts)
         })
@@ -438,8 +429,24 @@ fn selection(
     }
 }
 
-fn u64s(v: Option<Vec<BigInt>>) -> Option<Vec<u64>> {
-    v.map(|v| v.into_iter().map(|b| b.get_u64().1).collect())
+fn u64s(v: Option<&[BigInt]>) -> Option<Vec<u64>> {
+    v.map(|v| v.iter().map(|b| b.get_u64().1).collect())
+}
+
+fn tracing_options<'a>(
+    o: &TracingMultiOptions,
+    btf_path: Option<&'a std::path::Path>,
+    progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+) -> core::attach::tracing_multi::TracingMultiOptions<'a> {
+    core::attach::tracing_multi::TracingMultiOptions {
+        selection: selection(o.pattern.clone(), o.names.clone()),
+        btf_ids: o.btf_ids.clone(),
+        cookies: u64s(o.cookies.as_deref()),
+        fallback: o.fallback.unwrap_or(true),
+        force_fallback: o.force_fallback.unwrap_or(false),
+        btf_path,
+        progress,
+    }
 }
 
 #[napi(object)]
@@ -533,19 +540,7 @@ impl Task for TracingAttachTask {
             counts.1.store(total, Ordering::Relaxed);
             counts.0.store(done, Ordering::Relaxed);
         };
-        let o = &self.options;
-        let opts = core::attach::tracing_multi::TracingMultiOptions {
-            selection: selection(o.pattern.clone(), o.names.clone()),
-            btf_ids: o.btf_ids.clone(),
-            cookies: o
-                .cookies
-                .as_ref()
-                .map(|c| c.iter().map(|b| b.get_u64().1).collect()),
-            fallback: o.fallback.unwrap_or(true),
-            force_fallback: o.force_fallback.unwrap_or(false),
-            btf_path: self.btf_path.as_deref(),
-            progress: Some(&report),
-        };
+        let opts = tracing_options(&self.options, self.btf_path.as_deref(), Some(&report));
         obj.program(&self.prog)
             .and_then(|p| core::attach::tracing_multi::attach_tracing_multi(p, &opts))
             .map_err(js_err)

@@ -15,7 +15,7 @@ use super::uprobe_multi::instance_for;
 use crate::error::{einval, enoent, unsupported, Code, Error, Result};
 use crate::features::features;
 use crate::program::Program;
-use crate::symbols::kernel::{name_counts, traceable_functions};
+use crate::symbols::kernel::{name_counts, traceable_functions, NOT_TRACEABLE};
 use crate::symbols::pattern::{Matcher, Selection};
 use crate::sys::{self, LinkCreateAttr};
 
@@ -206,7 +206,7 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
         &selection,
         &matcher,
         &known,
-        "not a traceable kernel function (not in available_filter_functions)",
+        NOT_TRACEABLE,
         &mut out,
         &mut skipped,
     );

@@ -16,7 +16,7 @@ use crate::error::{einval, enoent, unsupported, Result};
 use crate::features::features;
 use crate::loader::section::AttachKind;
 use crate::program::{BtfTarget, Program};
-use crate::symbols::kernel::traceable_functions;
+use crate::symbols::kernel::{traceable_functions, NOT_TRACEABLE};
 use crate::symbols::pattern::{glob_match, Matcher, Selection};
 use crate::sys::{self, LinkCreateAttr};
 
@@ -163,7 +163,7 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
         &selection,
         &matcher,
         &known,
-        "not a traceable kernel function (not in available_filter_functions)",
+        NOT_TRACEABLE,
         &mut out,
         &mut skipped,
     );

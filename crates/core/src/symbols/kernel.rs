@@ -8,6 +8,10 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::tracefs;
 
+/// Why an exactly named kernel function was left out: ftrace cannot attach to it.
+pub const NOT_TRACEABLE: &str =
+    "not a traceable kernel function (not in available_filter_functions)";
+
 #[derive(Debug, Clone)]
 pub struct KernelFunction {
     pub name: String,
