@@ -31,13 +31,8 @@ function bare(args, targets) {
   return { attach, detach, count };
 }
 
-function row(name, count, ours, ref) {
-  const ratio = (a, b) => (b > 0 ? (a / b).toFixed(2) : '-');
-  console.log(
-    `${name.padEnd(34)} ${String(count).padStart(6)} targets  attach ${ms(ours.attach).padStart(10)} (bare ${ms(ref.attach)}, ${ratio(ours.attach, ref.attach)}x)` +
-      `  detach ${ms(ours.detach).padStart(10)} (bare ${ms(ref.detach)}, ${ratio(ours.detach, ref.detach)}x)`,
-  );
-}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ratio = (a, b) => (b > 0 ? (a / b).toFixed(2) : '-');
 
 function measure(attach) {
   const [link, a] = timed(attach);
@@ -46,6 +41,37 @@ function measure(attach) {
   return { link, kernelLinks, attach: a, detach: d };
 }
 
+/**
+ * nodebpf next to the bare syscall on the same targets: the first attach of the process
+ * (it reads the kernel's or the binary's symbol lists) on its own, then REPS rounds of
+ * nodebpf and bare alternating, reported as medians (single runs on a shared VM vary 2x).
+ */
+function compare(name, attach, bareArgs, reps = REPS) {
+  const cold = measure(attach);
+  const ours = [];
+  const ref = [];
+  for (let i = 0; i < reps; i++) {
+    ours.push(measure(attach));
+    ref.push(bare(bareArgs, cold.link.targets));
+  }
+  const m = (xs, k) => median(xs.map((x) => x[k]));
+  const r = {
+    count: cold.link.targets.length,
+    cold: cold.attach,
+    attach: m(ours, 'attach'),
+    detach: m(ours, 'detach'),
+    bareAttach: m(ref, 'attach'),
+    bareDetach: m(ref, 'detach'),
+  };
+  console.log(
+    `${name.padEnd(34)} ${String(r.count).padStart(6)} targets  first attach ${ms(r.cold)} (${ratio(r.cold, r.bareAttach)}x)` +
+      `  attach ${ms(r.attach)} (bare ${ms(r.bareAttach)}, ${ratio(r.attach, r.bareAttach)}x)` +
+      `  detach ${ms(r.detach)} (bare ${ms(r.bareDetach)}, ${ratio(r.detach, r.bareDetach)}x)  [medians of ${reps}]`,
+  );
+  return { ...r, link: cold.link };
+}
+
+const REPS = Number(process.env.REPS ?? 5);
 console.log(`attach benchmark (${mode}): ${os.cpus().length} CPUs, Linux ${os.release()}`);
 let obj;
 if (mode === 'uprobe') {
@@ -54,12 +80,8 @@ if (mode === 'uprobe') {
   obj = await load(fixture('uprobe_multi.bpf.o'));
   const p = obj.program('on_entry');
   // The first attach to a binary parses its ELF symbols; later ones reuse them.
-  const cold = measure(() => p.attachUprobeMulti({ binary, symbols: 'many_*' }));
-  row('uprobe_multi, every function (cold)', cold.link.targets.length, cold, bare(['uprobe', binary], cold.link.targets));
-  const all = measure(() => p.attachUprobeMulti({ binary, symbols: 'many_*' }));
-  row('uprobe_multi, every function (warm)', all.link.targets.length, all, bare(['uprobe', binary], all.link.targets));
-  const k = measure(() => p.attachUprobeMulti({ binary, symbols: 'many_1???' }));
-  row('uprobe_multi, 1,000 functions', k.link.targets.length, k, bare(['uprobe', binary], k.link.targets));
+  compare('uprobe_multi, every function', () => p.attachUprobeMulti({ binary, symbols: 'many_*' }), ['uprobe', binary]);
+  const k = compare('uprobe_multi, 1,000 functions', () => p.attachUprobeMulti({ binary, symbols: 'many_1???' }), ['uprobe', binary]);
   const fb = measure(() => p.attachUprobeMulti({ binary, symbols: 'many_1???', forceFallback: true }));
   console.log(`perf uprobes (nodebpf fallback), 1,000 functions: attach ${ms(fb.attach)}, detach ${ms(fb.detach)}`);
   // bpftrace globs only with `*`: name the same 1,000 functions one by one.
@@ -76,24 +98,21 @@ if (mode === 'uprobe') {
   }
 } else if (mode === 'kprobe') {
   obj = await load(fixture('kprobe_multi.bpf.o'));
-  const all = measure(() => obj.program('on_any').attachKprobeMulti());
-  console.log(`skipped: ${all.link.skipped.length}, kernel links: ${all.kernelLinks}`);
-  row('kprobe_multi, every function', all.link.targets.length, all, bare(['kprobe'], all.link.targets));
+  const all = compare('kprobe_multi, every function', () => obj.program('on_any').attachKprobeMulti(), ['kprobe'], 3);
+  console.log(`skipped: ${all.link.skipped.length}: ${all.link.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}`);
 } else if (mode === 'tracing') {
   obj = await load(fixture('tracing_multi.bpf.o'));
   const p = obj.program('on_entry');
-  const all = measure(() => p.attachTracingMulti());
-  console.log(`tracing_multi, every function: ${all.link.targets.length} attached, ${all.link.skipped.length} skipped, ${all.kernelLinks} kernel links`);
+  const all = compare('tracing_multi, every function', () => p.attachTracingMulti(), ['tracing'], 3);
+  console.log(`tracing_multi, every function: ${all.link.targets.length} attached, ${all.link.skipped.length} skipped`);
   const reasons = new Map();
   for (const sk of all.link.skipped) {
     const key = sk.reason.replace(/: .*/, '').replace(/argument \d+/, 'argument N');
     reasons.set(key, (reasons.get(key) ?? 0) + 1);
   }
   for (const [reason, n] of [...reasons].sort((a, b) => b[1] - a[1])) console.log(`  skipped ${String(n).padStart(5)}: ${reason}`);
-  row('tracing_multi, every function', all.link.targets.length, all, bare(['tracing'], all.link.targets));
   const first = all.link.targets.slice(0, 1000).map((t) => t.name);
-  const k = measure(() => p.attachTracingMulti({ functions: first }));
-  row('tracing_multi, 1,000 functions', k.link.targets.length, k, bare(['tracing'], k.link.targets));
+  const k = compare('tracing_multi, 1,000 functions', () => p.attachTracingMulti({ functions: first }), ['tracing']);
   const fb = measure(() => p.attachTracingMulti({ functions: first, forceFallback: true }));
   console.log(
     `fentry per function (fallback), ${fb.link.targets.length} functions: attach ${ms(fb.attach)}, detach ${ms(fb.detach)}; ` +

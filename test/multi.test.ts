@@ -1,6 +1,7 @@
 // Batch attach: uprobe_multi natively; kprobe_multi and tracing_multi (or their
 // fallbacks) where the kernel has kprobes / trampolines, i.e. in the kernel matrix.
-import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -295,6 +296,41 @@ describe('tracing_multi', () => {
     using _l = obj.program('on_session').attachTracingMulti({ functions: ['__x64_sys_getpgid'] });
     await child.run();
     expect(counts(obj).get(0)).toBe(6n);
+  });
+
+  // The guests' root is an overlay: ovl_llseek runs once per lseek() on a file there.
+  const overlay = existsSync('/sys/kernel/btf/overlay') && execFileSync('stat', ['-f', '-c', '%T', fixture('syscalls')], { encoding: 'utf8' }).trim() === 'overlayfs';
+  const noOverlay = skipReason(f.fentry && overlay, f.fentry ? 'the fixtures are not on an overlayfs with module BTF' : 'no BPF trampolines (features().fentry is false)');
+  it.skipIf(!f.fentry || !overlay)(`a kernel module's functions by 'module:pattern', with exact counts (${mechanism('fentry')})${noOverlay}`, async () => {
+    const N = 7;
+    const child = syscalls('lseek', N);
+    using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    // Without tracing_multi the fallback would load a program per function: name one.
+    const functions = f.tracingMulti ? 'overlay:ovl_*' : 'overlay:ovl_llseek';
+    using link = obj.program('on_call').attachTracingMulti({ functions });
+    expect(link.mechanism).toBe(mechanism('fentry'));
+    expect(link.kernelLinks).toBe(1);
+    if (f.tracingMulti) expect(link.targets.length).toBeGreaterThan(50);
+    expect(link.targets.filter((t) => !t.name.startsWith('ovl_'))).toEqual([]);
+    await child.run();
+    expect(countOf(obj, link, 'ovl_llseek')).toBe(BigInt(N));
+  });
+
+  it.skipIf(!f.fentry || !overlay)(`a module's function through the module option and per-function fentry, and plain fentry on it by name${noOverlay}`, async () => {
+    const N = 4;
+    const child = syscalls('lseek', N);
+    using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    using link = obj.program('on_call').attachTracingMulti({ module: 'overlay', functions: ['ovl_llseek'], forceFallback: true, cookies: [2n] });
+    expect(link.mechanism).toBe('fentry');
+    // Plain fentry finds module functions as libbpf does: 'module:function', or by name after vmlinux.
+    const single = obj.program('on_call_single');
+    using _a = single.attachFentry({ function: 'overlay:ovl_llseek', cookie: 0 });
+    using _b = single.attachFentry({ function: 'ovl_llseek', cookie: 1 });
+    await child.run();
+    expect([0, 1, 2].map((k) => counts(obj).get(k))).toEqual([BigInt(N), BigInt(N), BigInt(N)]);
+    expect(() => obj.program('on_call').attachTracingMulti({ module: 'nodebpf_no_such_module' })).toThrow(
+      expect.objectContaining({ code: 'ENOENT', message: expect.stringContaining("'nodebpf_no_such_module' is not loaded") }),
+    );
   });
 
   it.skipIf(!f.tracingMulti)(`skips what it cannot take and names it${skipReason(f.tracingMulti, 'no tracing_multi (7.2)')}`, async () => {

@@ -120,6 +120,7 @@ export interface NativeUprobeMultiOptions extends Selection {
 
 export interface NativeTracingMultiOptions extends Selection {
   btfIds?: number[];
+  module?: string;
   cookies?: bigint[];
   fallback?: boolean;
   forceFallback?: boolean;

@@ -226,6 +226,11 @@ export interface TracingMultiOptions {
   /** A glob (`'tcp_*'`) or exact names; neither: every function tracing_multi can take. */
   functions?: string | readonly string[];
   btfIds?: readonly number[];
+  /**
+   * A kernel module's functions (`'overlay'`) instead of vmlinux's; `functions:
+   * 'overlay:ovl_*'` says the same. One link covers one module.
+   */
+  module?: string;
   cookies?: readonly Cookie[];
   /** false: UNSUPPORTED instead of one fentry/fexit per function on kernels without tracing_multi. */
   fallback?: boolean;
@@ -237,6 +242,7 @@ function tracingOptions(o: TracingMultiOptions) {
   return {
     ...selection(o.functions),
     btfIds: o.btfIds && [...o.btfIds],
+    module: o.module,
     cookies: bigs(o.cookies),
     fallback: o.fallback,
     forceFallback: o.forceFallback,

@@ -2,15 +2,18 @@
 //! BTF ids of the functions they attach to. Parsed once per path per process.
 
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use aya_obj::btf::{Btf, BtfKind};
 use object::Endianness;
 
+use crate::btf_index::BtfIndex;
 use crate::error::{enoent, Code, Error, Result};
 use crate::loader::section::AttachKind;
 use crate::program::BtfTarget;
+use crate::sys;
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -53,16 +56,91 @@ pub fn tracing_target(btf: &Btf, kind: AttachKind, name: &str) -> Result<BtfTarg
         AttachKind::Iter => (format!("bpf_iter_{name}"), BtfKind::Func),
         _ => (name.to_string(), BtfKind::Func),
     };
-    let btf_id = btf
-        .id_by_type_name_kind(&type_name, btf_kind)
-        .map_err(|_| {
-            enoent(format!(
-                "kernel function '{name}' is not in the kernel's BTF (looked for {btf_kind:?} \
-             '{type_name}' in vmlinux; module functions are not resolved yet)"
-            ))
-        })?;
+    // libbpf's `module:function` names a module's function.
+    if let Some((module, func)) = name.split_once(':') {
+        return module_function(module, func);
+    }
+    if let Ok(btf_id) = btf.id_by_type_name_kind(&type_name, btf_kind) {
+        return Ok(BtfTarget {
+            btf_id,
+            module_btf: None,
+        });
+    }
+    // Like libbpf, look through the loaded modules after vmlinux.
+    if btf_kind == BtfKind::Func {
+        for module in loaded_modules() {
+            if let Ok(t) = module_function(&module, &type_name) {
+                return Ok(t);
+            }
+        }
+    }
+    Err(enoent(format!(
+        "kernel function '{name}' is not in the kernel's BTF (looked for {btf_kind:?} \
+         '{type_name}' in vmlinux and the loaded modules' BTF)"
+    )))
+}
+
+/// Modules that publish BTF, by name.
+fn loaded_modules() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/sys/kernel/btf") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n != "vmlinux")
+        .collect()
+}
+
+/// A module function as a tracing target: its id in the module's split BTF and the
+/// module's BTF object.
+fn module_function(module: &str, func: &str) -> Result<BtfTarget> {
+    let index = BtfIndex::module(module)?;
+    let &[btf_id] = index.func_ids(func) else {
+        return Err(enoent(format!(
+            "kernel function '{func}' is not in module '{module}''s BTF (or is there more than once)"
+        )));
+    };
     Ok(BtfTarget {
         btf_id,
-        btf_obj_fd: None,
+        module_btf: Some(Arc::new(module_btf_fd(module)?)),
     })
+}
+
+/// The fd of a kernel module's BTF object, for `attach_btf_obj_fd`: walks the kernel's
+/// BTF objects for the one with that name.
+pub fn module_btf_fd(module: &str) -> Result<OwnedFd> {
+    let mut id = 0;
+    let walk = |e| Error::os("listing the kernel's BTF objects", e);
+    while let Some(next) = sys::next_id(sys::BPF_BTF_GET_NEXT_ID, id).map_err(walk)? {
+        id = next;
+        let mut attr = sys::IdAttr {
+            id,
+            ..Default::default()
+        };
+        // Objects can go away between the two calls.
+        let Ok(fd) = sys::bpf_fd(sys::BPF_BTF_GET_FD_BY_ID, &mut attr) else {
+            continue;
+        };
+        let mut name = [0u8; 64];
+        let mut info = sys::BtfInfo {
+            name: sys::ptr(name.as_mut_ptr()),
+            name_len: name.len() as u32,
+            ..Default::default()
+        };
+        let mut get = sys::InfoByFdAttr {
+            bpf_fd: fd.as_raw_fd() as u32,
+            info_len: std::mem::size_of::<sys::BtfInfo>() as u32,
+            info: sys::ptr(&mut info as *mut sys::BtfInfo),
+        };
+        if sys::bpf(sys::BPF_OBJ_GET_INFO_BY_FD, &mut get).is_err() || info.kernel_btf == 0 {
+            continue;
+        }
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        if &name[..len] == module.as_bytes() {
+            return Ok(fd);
+        }
+    }
+    Err(enoent(format!(
+        "kernel module '{module}' is not loaded or has no BTF object"
+    )))
 }

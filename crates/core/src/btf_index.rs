@@ -1,6 +1,7 @@
 //! A small reader of the kernel's BTF type section: the FUNCs by name and what their
 //! prototypes look like. tracing_multi attaches thousands of functions by BTF id, and
-//! only takes functions whose arguments and return value fit in registers.
+//! only takes functions whose arguments and return value fit in registers. Module BTF
+//! is split BTF: its type ids and string offsets continue those of vmlinux.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -37,7 +38,12 @@ struct Type {
 
 pub struct BtfIndex {
     data: Vec<u8>,
+    /// This BTF's own types; the first has id `first_id`.
     types: Vec<Type>,
+    first_id: u32,
+    /// Length of the string section, base included: where a split BTF's strings start.
+    str_end: u32,
+    base: Option<Arc<BtfIndex>>,
     funcs: HashMap<String, Vec<u32>>,
 }
 
@@ -48,6 +54,11 @@ fn u32_at(d: &[u8], off: usize) -> Option<u32> {
 
 impl BtfIndex {
     pub fn parse(data: Vec<u8>) -> Result<Self> {
+        Self::parse_split(data, None)
+    }
+
+    /// Parses `data`; with a base, as split BTF on top of it (module BTF on vmlinux).
+    pub fn parse_split(data: Vec<u8>, base: Option<Arc<BtfIndex>>) -> Result<Self> {
         let bad = || bad_object("kernel BTF is malformed");
         if data.get(0..2) != Some(&[0x9f, 0xeb]) {
             return Err(bad_object("kernel BTF has a bad magic number"));
@@ -56,13 +67,23 @@ impl BtfIndex {
         let type_off = hdr_len + u32_at(&data, 8).ok_or_else(bad)? as usize;
         let type_len = u32_at(&data, 12).ok_or_else(bad)? as usize;
         let str_off = hdr_len + u32_at(&data, 16).ok_or_else(bad)? as usize;
-        let mut types = vec![Type {
-            kind: 0,
-            vlen: 0,
-            size_or_type: 0,
-            extra: 0,
-        }]; // id 0: void
-        let mut name_offs = vec![0u32];
+        let str_len = u32_at(&data, 20).ok_or_else(bad)?;
+        let (first_id, str_base) = match &base {
+            Some(b) => (b.first_id + b.types.len() as u32, b.str_end),
+            None => (0, 0),
+        };
+        let mut types = Vec::new();
+        let mut name_offs = Vec::new();
+        if base.is_none() {
+            // id 0: void
+            types.push(Type {
+                kind: 0,
+                vlen: 0,
+                size_or_type: 0,
+                extra: 0,
+            });
+            name_offs.push(0);
+        }
         let mut off = type_off;
         let end = type_off + type_len;
         while off < end {
@@ -89,15 +110,50 @@ impl BtfIndex {
             off = extra + extra_len;
         }
         let mut funcs: HashMap<String, Vec<u32>> = HashMap::new();
-        for (id, t) in types.iter().enumerate() {
-            if t.kind == KIND_FUNC {
-                let start = str_off + name_offs[id] as usize;
-                let len = data[start..].iter().position(|&b| b == 0).ok_or_else(bad)?;
-                let name = String::from_utf8_lossy(&data[start..start + len]).into_owned();
-                funcs.entry(name).or_default().push(id as u32);
+        for (i, t) in types.iter().enumerate() {
+            if t.kind != KIND_FUNC {
+                continue;
             }
+            // A split BTF's FUNCs name themselves with its own strings, past the base's.
+            let start = str_off + name_offs[i].checked_sub(str_base).ok_or_else(bad)? as usize;
+            let tail = data.get(start..).ok_or_else(bad)?;
+            let len = tail.iter().position(|&b| b == 0).ok_or_else(bad)?;
+            let name = String::from_utf8_lossy(&tail[..len]).into_owned();
+            funcs.entry(name).or_default().push(first_id + i as u32);
         }
-        Ok(BtfIndex { data, types, funcs })
+        Ok(BtfIndex {
+            data,
+            types,
+            first_id,
+            str_end: str_base + str_len,
+            base,
+            funcs,
+        })
+    }
+
+    /// A module's BTF (`/sys/kernel/btf/<module>`), on top of the kernel's. Not cached:
+    /// modules come and go, and their BTF is small.
+    pub fn module(name: &str) -> Result<BtfIndex> {
+        let path = Path::new("/sys/kernel/btf").join(name);
+        let data = std::fs::read(&path).map_err(|e| {
+            let mut err = Error::os(format!("reading {}", path.display()), e);
+            if err.code == crate::error::Code::Enoent {
+                err.message = format!(
+                    "kernel module '{name}' is not loaded or has no BTF ({} is missing)",
+                    path.display()
+                );
+            }
+            err
+        })?;
+        BtfIndex::parse_split(data, Some(BtfIndex::kernel(None)?))
+    }
+
+    /// The type of `id` and the index whose data holds its kind-specific part.
+    fn ty(&self, id: u32) -> Option<(&BtfIndex, Type)> {
+        match id.checked_sub(self.first_id) {
+            Some(i) => self.types.get(i as usize).map(|t| (self, *t)),
+            None => self.base.as_deref()?.ty(id),
+        }
     }
 
     /// The kernel's BTF, parsed once per path.
@@ -124,7 +180,7 @@ impl BtfIndex {
 
     fn strip(&self, mut id: u32) -> Option<Type> {
         for _ in 0..32 {
-            let t = *self.types.get(id as usize)?;
+            let (_, t) = self.ty(id)?;
             match t.kind {
                 KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
                     id = t.size_or_type
@@ -135,15 +191,20 @@ impl BtfIndex {
         None
     }
 
-    /// Whether a trampoline can pass this value in a register: integers, enums, pointers,
-    /// and structs/unions of at most 8 bytes are fine; floats and larger aggregates are not.
-    fn register_sized(&self, id: u32, what: &str) -> std::result::Result<(), String> {
+    /// Whether a trampoline can carry this value, by the kernel's rules
+    /// (`btf_distill_func_proto`): integers, enums and pointers; structs and unions of up
+    /// to 16 bytes as arguments (two registers) but never as the return value.
+    fn register_sized(&self, id: u32, what: &str, ret: bool) -> std::result::Result<(), String> {
         let t = self
             .strip(id)
             .ok_or_else(|| format!("{what} has an unknown type"))?;
         match t.kind {
             0 | KIND_INT | KIND_PTR | KIND_ENUM | KIND_ENUM64 => Ok(()),
-            KIND_STRUCT | KIND_UNION if t.size_or_type <= 8 => Ok(()),
+            KIND_STRUCT | KIND_UNION if ret => Err(format!(
+                "{what} is a {}-byte struct returned by value",
+                t.size_or_type
+            )),
+            KIND_STRUCT | KIND_UNION if t.size_or_type <= 16 => Ok(()),
             KIND_STRUCT | KIND_UNION => Err(format!(
                 "{what} is a {}-byte struct passed by value",
                 t.size_or_type
@@ -155,28 +216,22 @@ impl BtfIndex {
 
     /// `Ok` when a tracing_multi/fentry trampoline can take the function; else why not.
     pub fn check_prototype(&self, func_id: u32) -> std::result::Result<(), String> {
-        let func = self
-            .types
-            .get(func_id as usize)
-            .copied()
-            .ok_or("no such BTF id")?;
-        let proto = self
-            .types
-            .get(func.size_or_type as usize)
-            .copied()
-            .filter(|p| p.kind == KIND_FUNC_PROTO)
+        let (_, func) = self.ty(func_id).ok_or("no such BTF id")?;
+        let (owner, proto) = self
+            .ty(func.size_or_type)
+            .filter(|(_, p)| p.kind == KIND_FUNC_PROTO)
             .ok_or("its BTF has no prototype")?;
         let nargs = proto.vlen as usize;
         if nargs > MAX_ARGS {
             return Err(format!("it takes {nargs} arguments (at most {MAX_ARGS})"));
         }
         for i in 0..nargs {
-            let ty = u32_at(&self.data, proto.extra + 8 * i + 4).ok_or("truncated prototype")?;
+            let ty = u32_at(&owner.data, proto.extra + 8 * i + 4).ok_or("truncated prototype")?;
             if ty == 0 {
                 return Err("it is variadic".into());
             }
-            self.register_sized(ty, &format!("argument {}", i + 1))?;
+            self.register_sized(ty, &format!("argument {}", i + 1), false)?;
         }
-        self.register_sized(proto.size_or_type, "the return value")
+        self.register_sized(proto.size_or_type, "the return value", true)
     }
 }

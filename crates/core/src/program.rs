@@ -34,10 +34,11 @@ pub struct Program {
 }
 
 /// Where a tracing program attaches, resolved to BTF before loading.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct BtfTarget {
     pub btf_id: u32,
-    pub btf_obj_fd: Option<i32>,
+    /// The module's BTF object when the target is a module's; `None` for vmlinux.
+    pub module_btf: Option<Arc<OwnedFd>>,
 }
 
 pub(crate) struct ProgramParts {
@@ -96,14 +97,14 @@ impl Program {
     }
 
     /// Loads one instance of the program. Tracing programs pass their BTF target.
-    pub fn load_instance(&self, target: BtfTarget) -> Result<OwnedFd> {
+    pub fn load_instance(&self, target: &BtfTarget) -> Result<OwnedFd> {
         self.load_with_attach_type(self.spec.expected_attach_type, target)
     }
 
     pub(crate) fn load_with_attach_type(
         &self,
         expected_attach_type: u32,
-        target: BtfTarget,
+        target: &BtfTarget,
     ) -> Result<OwnedFd> {
         let mut attr = ProgLoadAttr {
             prog_type: self.spec.prog_type,
@@ -114,7 +115,10 @@ impl Program {
             prog_flags: self.spec.prog_flags,
             expected_attach_type,
             attach_btf_id: target.btf_id,
-            attach_btf_obj_fd: target.btf_obj_fd.unwrap_or(0) as u32,
+            attach_btf_obj_fd: target
+                .module_btf
+                .as_ref()
+                .map_or(0, |f| f.as_raw_fd() as u32),
             ..Default::default()
         };
         let name_len = self.name.len().min(15);

@@ -441,6 +441,7 @@ fn tracing_options<'a>(
     core::attach::tracing_multi::TracingMultiOptions {
         selection: selection(o.pattern.clone(), o.names.clone()),
         btf_ids: o.btf_ids.clone(),
+        module: o.module.clone(),
         cookies: u64s(o.cookies.as_deref()),
         fallback: o.fallback.unwrap_or(true),
         force_fallback: o.force_fallback.unwrap_or(false),
@@ -483,6 +484,7 @@ pub struct TracingMultiOptions {
     pub pattern: Option<String>,
     pub names: Option<Vec<String>>,
     pub btf_ids: Option<Vec<u32>>,
+    pub module: Option<String>,
     pub cookies: Option<Vec<BigInt>>,
     pub fallback: Option<bool>,
     pub force_fallback: Option<bool>,

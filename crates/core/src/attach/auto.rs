@@ -150,6 +150,7 @@ pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Mult
                 &TracingMultiOptions {
                     selection: glob(),
                     btf_ids: None,
+                    module: None,
                     cookies: None,
                     fallback: true,
                     force_fallback: false,

@@ -168,7 +168,6 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
         ));
     }
     let all = traceable_functions(true)?;
-    let known: std::collections::HashSet<&str> = all.iter().map(|f| f.name.as_str()).collect();
     let by_address = all.first().is_some_and(|f| f.address.is_some());
     let counts = name_counts(&all);
     let selection = o.selection.clone().unwrap_or(Selection::Glob("*".into()));
@@ -180,10 +179,12 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
     };
     let mut out = Vec::new();
     let mut skipped = Vec::new();
+    let mut matched = std::collections::HashSet::new();
     for f in all
         .iter()
         .filter(|f| in_module(&f.module) && matcher.matches(&f.name))
     {
+        matched.insert(f.name.as_str());
         match (
             by_address,
             counts.get(f.name.as_str()).copied().unwrap_or(0),
@@ -205,7 +206,7 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
     report_missing_names(
         &selection,
         &matcher,
-        &known,
+        &matched,
         NOT_TRACEABLE,
         &mut out,
         &mut skipped,

@@ -162,18 +162,19 @@ pub(crate) fn attach_each(
     Ok(link)
 }
 
-/// Reports the exact names that matched nothing, and puts the targets in the caller's
-/// order (so their cookies line up).
+/// Reports the exact names that matched nothing (`matched`: the names the matcher
+/// selected, attachable or not), and puts the targets in the caller's order (so their
+/// cookies line up).
 pub(crate) fn report_missing_names<A>(
     selection: &crate::symbols::pattern::Selection,
     matcher: &crate::symbols::pattern::Matcher<'_>,
-    known: &std::collections::HashSet<&str>,
+    matched: &std::collections::HashSet<&str>,
     reason: &str,
     out: &mut [(String, A)],
     skipped: &mut Vec<Skipped>,
 ) {
     if let crate::symbols::pattern::Selection::Names(names) = selection {
-        for n in names.iter().filter(|n| !known.contains(n.as_str())) {
+        for n in names.iter().filter(|n| !matched.contains(n.as_str())) {
             skipped.push(Skipped {
                 name: n.clone(),
                 reason: reason.to_string(),

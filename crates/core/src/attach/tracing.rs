@@ -44,7 +44,7 @@ pub fn attach_tracing(
     } else {
         let btf = crate::btf::kernel_btf(btf_path)?;
         let t = crate::btf::tracing_target(&btf, kind, target)?;
-        Some(prog.load_instance(t)?)
+        Some(prog.load_instance(&t)?)
     };
     let prog_fd = match &own_instance {
         Some(fd) => fd.as_fd(),

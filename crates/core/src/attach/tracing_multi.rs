@@ -1,11 +1,13 @@
 //! tracing_multi (7.2): fentry/fexit/fsession on many kernel functions through one link,
 //! by BTF id. Without the link type: the program is loaded once per function as a plain
 //! fentry/fexit (in parallel, reporting progress) and attached per function.
+//! A module's functions have ids in the module's split BTF; the program is then loaded
+//! again against the module's BTF object, so one link covers one module.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::link_create;
 use super::multi::{
@@ -24,6 +26,8 @@ pub struct TracingMultiOptions<'a> {
     /// `None` with no ids: every traceable function tracing_multi can take.
     pub selection: Option<Selection>,
     pub btf_ids: Option<Vec<u32>>,
+    /// A kernel module's functions instead of vmlinux's (also `module:pattern`).
+    pub module: Option<String>,
     pub cookies: Option<Vec<u64>>,
     pub fallback: bool,
     /// Use the fallback even where tracing_multi exists (for comparisons and tests).
@@ -58,8 +62,19 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
             }
         )));
     }
-    let btf = BtfIndex::kernel(o.btf_path)?;
-    let (targets, mut skipped) = resolve(&btf, o)?;
+    let (module, selection) = split_module(o)?;
+    let (btf, module_btf) = match &module {
+        None => (BtfIndex::kernel(o.btf_path)?, None),
+        Some(m) => (
+            Arc::new(BtfIndex::module(m)?),
+            Some(Arc::new(crate::btf::module_btf_fd(m)?)),
+        ),
+    };
+    let (targets, mut skipped) = resolve(&btf, module.as_deref(), selection, o)?;
+    let module_target = |btf_id| BtfTarget {
+        btf_id,
+        module_btf: module_btf.clone(),
+    };
     let user_cookies = o.cookies.is_some();
     let cookies = cookies_for(targets.len(), o.cookies.as_deref())?;
     let targets: Vec<Target> = targets
@@ -73,11 +88,16 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
         .collect();
 
     if !multi {
-        return fallback(prog, single, name, targets, skipped, o);
+        return fallback(prog, single, name, targets, skipped, &module_target, o);
     }
 
-    let prog_fd = prog.fd()?;
     let attach_type = prog.spec.expected_attach_type;
+    // The object loaded the program for vmlinux; a module needs its own instance.
+    let own = match module_btf {
+        Some(_) => Some(prog.load_instance(&module_target(0))?),
+        None => None,
+    };
+    let prog_fd = own.as_ref().map_or_else(|| prog.fd(), |f| Ok(f.as_fd()))?;
     let (targets, links) = attach_targets(targets, &mut skipped, user_cookies, &mut |t, idx| {
         let ids: Vec<u32> = idx.iter().map(|&i| t[i].address as u32).collect();
         let cookies: Vec<u64> = idx.iter().map(|&i| t[i].cookie).collect();
@@ -92,7 +112,25 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
     })?;
     Ok(MultiLink::new("tracing_multi", targets, skipped)
         .with_links(links)
-        .with_program(prog_fd.as_raw_fd(), None))
+        .with_program(prog_fd.as_raw_fd(), own))
+}
+
+/// The module to attach in, from `module` or libbpf's `module:pattern`, and the selection
+/// without the prefix.
+fn split_module(o: &TracingMultiOptions<'_>) -> Result<(Option<String>, Option<Selection>)> {
+    let prefixed = match &o.selection {
+        Some(Selection::Glob(g)) => g
+            .split_once(':')
+            .map(|(m, p)| (m.to_string(), Selection::Glob(p.to_string()))),
+        _ => None,
+    };
+    match (prefixed, &o.module) {
+        (Some((m, _)), Some(want)) if &m != want => Err(einval(format!(
+            "tracing_multi: the pattern names module '{m}' but module is '{want}'"
+        ))),
+        (Some((m, sel)), _) => Ok((Some(m), Some(sel))),
+        (None, m) => Ok((m.clone().filter(|m| m != "vmlinux"), o.selection.clone())),
+    }
 }
 
 /// Functions the BPF trampoline itself runs: a program on them re-enters the trampoline
@@ -104,15 +142,21 @@ const TRAMPOLINE_RUNTIME: &[&str] = &[
     "rcu_*",
     "__rcu_*",
     "migrate_*",
+    "___migrate_*",
     "preempt_count_*",
     "copy_from_kernel_nofault*",
     "*_nofault_allowed",
 ];
 
-fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>> {
+fn resolve(
+    btf: &BtfIndex,
+    module: Option<&str>,
+    selection: Option<Selection>,
+    o: &TracingMultiOptions<'_>,
+) -> Result<Resolved<u32>> {
     let mut skipped = Vec::new();
     if let Some(ids) = &o.btf_ids {
-        if o.selection.is_some() {
+        if selection.is_some() {
             return Err(einval("tracing_multi: give functions or BTF ids, not both"));
         }
         return Ok((
@@ -120,18 +164,16 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
             skipped,
         ));
     }
-    let selection = o.selection.clone().unwrap_or(Selection::Glob("*".into()));
+    let selection = selection.unwrap_or(Selection::Glob("*".into()));
     let traceable = traceable_functions(false)?;
-    let known: std::collections::HashSet<&str> =
-        traceable.iter().map(|f| f.name.as_str()).collect();
     let matcher = Matcher::new(&selection, false);
-    let mut seen = std::collections::HashSet::new();
+    let mut matched = std::collections::HashSet::new();
     let mut out = Vec::new();
     for f in traceable
         .iter()
-        .filter(|f| f.module.is_none() && matcher.matches(&f.name))
+        .filter(|f| f.module.as_deref() == module && matcher.matches(&f.name))
     {
-        if !seen.insert(f.name.as_str()) {
+        if !matched.insert(f.name.as_str()) {
             continue;
         }
         let skip = |reason: String| Skipped {
@@ -147,7 +189,10 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
             continue;
         }
         match btf.func_ids(&f.name) {
-            [] => skipped.push(skip("not in the kernel's BTF".into())),
+            [] => skipped.push(skip(format!(
+                "not in {}'s BTF",
+                module.unwrap_or("the kernel")
+            ))),
             [id] => match btf.check_prototype(*id) {
                 Ok(()) => out.push((f.name.clone(), *id)),
                 Err(why) => skipped.push(skip(format!(
@@ -162,15 +207,20 @@ fn resolve(btf: &BtfIndex, o: &TracingMultiOptions<'_>) -> Result<Resolved<u32>>
     report_missing_names(
         &selection,
         &matcher,
-        &known,
+        &matched,
         NOT_TRACEABLE,
         &mut out,
         &mut skipped,
     );
     if out.is_empty() {
         return Err(enoent(format!(
-            "no kernel function tracing_multi can take matches {}",
-            selection.describe()
+            "no {} function tracing_multi can take matches {}{}",
+            module.map_or("kernel".to_string(), |m| format!("'{m}' module")),
+            selection.describe(),
+            module.map_or(
+                "; module functions need module: NAME or NAME:pattern",
+                |_| ""
+            )
         )));
     }
     Ok((out, skipped))
@@ -185,6 +235,7 @@ fn fallback(
     name: &'static str,
     targets: Vec<Target>,
     mut skipped: Vec<Skipped>,
+    btf_target: &(dyn Fn(u32) -> BtfTarget + Sync),
     o: &TracingMultiOptions<'_>,
 ) -> Result<MultiLink> {
     let total = targets.len();
@@ -201,13 +252,7 @@ fn fallback(
                 for i in (t..total).step_by(threads) {
                     let target = &targets[i];
                     let r = prog
-                        .load_with_attach_type(
-                            attach_type,
-                            BtfTarget {
-                                btf_id: target.address as u32,
-                                btf_obj_fd: None,
-                            },
-                        )
+                        .load_with_attach_type(attach_type, &btf_target(target.address as u32))
                         .and_then(|p| {
                             let mut attr = LinkCreateAttr::new(p.as_raw_fd(), 0, attach_type);
                             attr.u[1] = target.cookie;

@@ -119,7 +119,7 @@ pub(crate) fn instance_for(prog: &Program, attach_type: u32) -> Result<Option<Ow
     if prog.is_loaded() && prog.spec.expected_attach_type == attach_type {
         return Ok(None);
     }
-    prog.load_with_attach_type(attach_type, BtfTarget::default())
+    prog.load_with_attach_type(attach_type, &BtfTarget::default())
         .map(Some)
 }
 
@@ -140,17 +140,17 @@ fn resolve(path: &std::path::Path, o: &UprobeMultiOptions<'_>) -> Result<Resolve
         (Some(sel), None) => {
             let funcs = functions(path)?;
             let matcher = Matcher::new(sel, o.include_clones);
-            let known: std::collections::HashSet<&str> =
-                funcs.iter().map(|f| f.name.as_str()).collect();
+            let mut matched = std::collections::HashSet::new();
             let mut seen = std::collections::HashSet::new();
             for f in funcs.iter().filter(|f| matcher.matches(&f.name)) {
+                matched.insert(f.name.as_str());
                 // Aliases (same address) are attached and reported once.
                 if seen.insert(f.offset) {
                     out.push((f.name.clone(), f.offset));
                 }
             }
             let reason = format!("no function of that name in {}", path.display());
-            report_missing_names(sel, &matcher, &known, &reason, &mut out, &mut skipped);
+            report_missing_names(sel, &matcher, &matched, &reason, &mut out, &mut skipped);
             if out.is_empty() {
                 return Err(enoent(format!(
                     "no function of {} matches {}",

@@ -173,7 +173,7 @@ fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
     } else {
         BtfTarget::default()
     };
-    let fd = program.load_instance(target)?;
+    let fd = program.load_instance(&target)?;
     program.set_fd(fd);
     Ok(())
 }

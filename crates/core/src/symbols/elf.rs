@@ -69,14 +69,15 @@ fn parse_functions(path: &Path) -> Result<Vec<ElfFunction>> {
         std::fs::read(path).map_err(|e| Error::os(format!("reading {}", path.display()), e))?;
     let file = object::File::parse(&*data)
         .map_err(|e| bad_object(format!("{} is not an ELF file: {e}", path.display())))?;
-    let mut seen = std::collections::HashSet::new();
+    // Names borrow from `data`: a binary has tens of thousands of them.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut out = Vec::new();
     for sym in file.symbols().chain(file.dynamic_symbols()) {
         if sym.kind() != SymbolKind::Text || !sym.is_definition() || sym.address() == 0 {
             continue;
         }
         let Ok(name) = sym.name() else { continue };
-        if name.is_empty() || !seen.insert(name.to_string()) {
+        if name.is_empty() || !seen.insert(name) {
             continue;
         }
         if let Some(offset) = vaddr_to_file_offset(&file, sym.address()) {

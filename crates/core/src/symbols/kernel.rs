@@ -4,6 +4,7 @@
 //! be attached by name; with addresses they can.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::tracefs;
@@ -20,9 +21,32 @@ pub struct KernelFunction {
     pub address: Option<u64>,
 }
 
+/// The lists as read, the /proc/modules they go with, and whether they have addresses.
+type Cached = (String, bool, Arc<Vec<KernelFunction>>);
+
 /// Traceable kernel functions, in the kernel's order; with `addresses`, their start
 /// addresses too where the kernel publishes them (costs a read of /proc/kallsyms).
-pub fn traceable_functions(addresses: bool) -> Result<Vec<KernelFunction>> {
+/// Kept per process until the set of loaded modules changes: reading these lists is
+/// most of a batch attach's own time (a second under TCG).
+pub fn traceable_functions(addresses: bool) -> Result<Arc<Vec<KernelFunction>>> {
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    // Module loads and unloads are what change the lists.
+    let modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
+    if let Ok(c) = CACHE.lock() {
+        if let Some((m, a, list)) = c.as_ref() {
+            if *m == modules && (*a || !addresses) {
+                return Ok(list.clone());
+            }
+        }
+    }
+    let list = Arc::new(read_traceable(addresses)?);
+    if let Ok(mut c) = CACHE.lock() {
+        *c = Some((modules, addresses, list.clone()));
+    }
+    Ok(list)
+}
+
+fn read_traceable(addresses: bool) -> Result<Vec<KernelFunction>> {
     let root = tracefs::root()?;
     let with_addrs = if addresses {
         std::fs::read_to_string(root.join("available_filter_functions_addrs"))
@@ -40,7 +64,7 @@ pub fn traceable_functions(addresses: bool) -> Result<Vec<KernelFunction>> {
     let starts = if has_addrs {
         function_starts()
     } else {
-        HashMap::new()
+        Vec::new()
     };
     Ok(text
         .lines()
@@ -53,12 +77,13 @@ pub fn traceable_functions(addresses: bool) -> Result<Vec<KernelFunction>> {
             };
             let name = parts.next()?.to_string();
             // ftrace lists its call site (after ENDBR on IBT kernels); the kernel matches
-            // kprobe_multi cookies by function start, so use that.
+            // kprobe_multi cookies by function start: the last symbol at or before it.
             let address = ftrace_addr.map(|a| {
-                starts
-                    .get(name.as_str())
-                    .and_then(|v| v.iter().copied().filter(|&s| s <= a && a - s < 64).max())
-                    .unwrap_or(a)
+                let i = starts.partition_point(|&s| s <= a);
+                match i.checked_sub(1).map(|i| starts[i]) {
+                    Some(s) if a - s < 64 => s,
+                    _ => a,
+                }
             });
             let module = parts
                 .next()
@@ -73,25 +98,25 @@ pub fn traceable_functions(addresses: bool) -> Result<Vec<KernelFunction>> {
         .collect())
 }
 
-/// Start addresses of kernel text symbols by name, from /proc/kallsyms.
-fn function_starts() -> HashMap<String, Vec<u64>> {
-    let mut out: HashMap<String, Vec<u64>> = HashMap::new();
-    let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
-        return out;
+/// Sorted start addresses of kernel text symbols, from /proc/kallsyms. Only addresses:
+/// the containing function of an ftrace site is the last symbol before it.
+fn function_starts() -> Vec<u64> {
+    let Ok(text) = std::fs::read("/proc/kallsyms") else {
+        return Vec::new();
     };
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if !matches!(kind, "t" | "T") {
-            continue;
-        }
-        if let Ok(a) = u64::from_str_radix(addr, 16) {
-            out.entry(name.to_string()).or_default().push(a);
-        }
-    }
+    let mut out: Vec<u64> = text
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            // "ffffffff81000000 T name [module]"
+            let (addr, rest) = line.split_at(line.iter().position(|&b| b == b' ')?);
+            if !matches!(rest.get(1), Some(b't' | b'T')) {
+                return None;
+            }
+            let addr = std::str::from_utf8(addr).ok()?;
+            u64::from_str_radix(addr, 16).ok()
+        })
+        .collect();
+    out.sort_unstable();
     out
 }
 

@@ -12,7 +12,9 @@ pub const BPF_PROG_TEST_RUN: u32 = 10;
 pub const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 pub const BPF_RAW_TRACEPOINT_OPEN: u32 = 17;
 pub const BPF_BTF_LOAD: u32 = 18;
+pub const BPF_BTF_GET_FD_BY_ID: u32 = 19;
 pub const BPF_MAP_FREEZE: u32 = 22;
+pub const BPF_BTF_GET_NEXT_ID: u32 = 23;
 pub const BPF_LINK_CREATE: u32 = 28;
 pub const BPF_MAP_CREATE: u32 = 0;
 

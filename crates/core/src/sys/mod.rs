@@ -126,6 +126,40 @@ pub struct InfoByFdAttr {
     pub info: u64,
 }
 
+/// `BPF_*_GET_NEXT_ID` and `BPF_*_GET_FD_BY_ID`: `id` is the start id or the object id.
+#[repr(C)]
+#[derive(Default)]
+pub struct IdAttr {
+    pub id: u32,
+    pub next_id: u32,
+    pub open_flags: u32,
+}
+
+/// `struct bpf_btf_info`.
+#[repr(C)]
+#[derive(Default)]
+pub struct BtfInfo {
+    pub btf: u64,
+    pub btf_size: u32,
+    pub id: u32,
+    pub name: u64,
+    pub name_len: u32,
+    pub kernel_btf: u32,
+}
+
+/// The id after `id` of the objects `cmd` walks (`BPF_BTF_GET_NEXT_ID`...), `None` at the end.
+pub fn next_id(cmd: u32, id: u32) -> io::Result<Option<u32>> {
+    let mut attr = IdAttr {
+        id,
+        ..Default::default()
+    };
+    match bpf(cmd, &mut attr) {
+        Ok(_) => Ok(Some(attr.next_id)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `BPF_LINK_CREATE`: the fixed head, then a 48-byte union whose layout depends on
 /// `attach_type` (perf_event cookie, kprobe_multi, uprobe_multi, tracing, tracing_multi).
 #[repr(C)]
@@ -330,6 +364,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<ObjAttr>(), 16);
         assert_eq!(std::mem::size_of::<InfoByFdAttr>(), 16);
         assert_eq!(std::mem::size_of::<MapCreateAttr>(), 20);
+        assert_eq!(std::mem::size_of::<IdAttr>(), 12);
+        assert_eq!(std::mem::size_of::<BtfInfo>(), 32);
     }
 
     #[test]
