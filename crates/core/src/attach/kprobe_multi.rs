@@ -8,7 +8,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use super::link_create;
 use super::multi::{
-    attach_each, attach_targets, cookies_for, report_missing_names, MultiLink, Skipped, Target,
+    attach_each, attach_targets, cookies_for, nothing_attachable, report_missing_names, MultiLink,
+    Skipped, Target,
 };
 use super::perf_event::{attach_kprobe, KprobeOptions};
 use super::uprobe_multi::instance_for;
@@ -213,8 +214,14 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
     );
     if out.is_empty() {
         return Err(enoent(format!(
-            "no traceable kernel function matches {}",
-            selection.describe()
+            "no traceable kernel function matches {}{}",
+            selection.describe(),
+            nothing_attachable(
+                &selection,
+                matched.len(),
+                &skipped,
+                all.iter().map(|f| f.name.as_str())
+            )
         )));
     }
     Ok((out, skipped, by_address))

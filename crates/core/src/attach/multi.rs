@@ -184,6 +184,24 @@ pub(crate) fn report_missing_names<A>(
     }
 }
 
+/// Why a selection gave no target: names close to it when it matched nothing, or why the
+/// ones it matched were all left out.
+pub(crate) fn nothing_attachable<'n>(
+    selection: &crate::symbols::pattern::Selection,
+    matched: usize,
+    skipped: &[Skipped],
+    universe: impl Iterator<Item = &'n str>,
+) -> String {
+    use crate::symbols::pattern::{did_you_mean, near_matches};
+    match skipped.first() {
+        Some(first) if matched > 0 => format!(
+            "; {matched} matched but none can be attached ({}: {})",
+            first.name, first.reason
+        ),
+        _ => did_you_mean(&near_matches(selection, universe, 5)),
+    }
+}
+
 /// Cookies for `n` targets: the user's, or each target's index.
 pub(crate) fn cookies_for(n: usize, given: Option<&[u64]>) -> Result<Vec<u64>> {
     match given {

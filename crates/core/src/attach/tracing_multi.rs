@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use super::link_create;
 use super::multi::{
-    attach_targets, cookies_for, report_missing_names, MultiLink, Resolved, Skipped, Target,
+    attach_targets, cookies_for, nothing_attachable, report_missing_names, MultiLink, Resolved,
+    Skipped, Target,
 };
 use crate::btf_index::BtfIndex;
 use crate::error::{einval, enoent, unsupported, Result};
@@ -214,11 +215,20 @@ fn resolve(
     );
     if out.is_empty() {
         return Err(enoent(format!(
-            "no {} function tracing_multi can take matches {}{}",
+            "no {} function tracing_multi can take matches {}{}{}",
             module.map_or("kernel".to_string(), |m| format!("'{m}' module")),
             selection.describe(),
+            nothing_attachable(
+                &selection,
+                matched.len(),
+                &skipped,
+                traceable
+                    .iter()
+                    .filter(|f| f.module.as_deref() == module)
+                    .map(|f| f.name.as_str())
+            ),
             module.map_or(
-                "; module functions need module: NAME or NAME:pattern",
+                " (module functions need module: NAME or NAME:pattern)",
                 |_| ""
             )
         )));

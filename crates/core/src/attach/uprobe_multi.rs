@@ -6,8 +6,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::link_create;
 use super::multi::{
-    attach_each, attach_targets, cookies_for, report_missing_names, MultiLink, Resolved, Skipped,
-    Target,
+    attach_each, attach_targets, cookies_for, nothing_attachable, report_missing_names, MultiLink,
+    Resolved, Skipped, Target,
 };
 use super::perf_event::{attach_uprobe, UprobeOptions};
 use crate::error::{einval, enoent, unsupported, Result};
@@ -153,9 +153,15 @@ fn resolve(path: &std::path::Path, o: &UprobeMultiOptions<'_>) -> Result<Resolve
             report_missing_names(sel, &matcher, &matched, &reason, &mut out, &mut skipped);
             if out.is_empty() {
                 return Err(enoent(format!(
-                    "no function of {} matches {}",
+                    "no function of {} matches {}{}",
                     path.display(),
-                    sel.describe()
+                    sel.describe(),
+                    nothing_attachable(
+                        sel,
+                        matched.len(),
+                        &skipped,
+                        funcs.iter().map(|f| f.name.as_str())
+                    )
                 )));
             }
         }

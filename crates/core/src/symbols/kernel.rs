@@ -61,11 +61,12 @@ fn read_traceable(addresses: bool) -> Result<Vec<KernelFunction>> {
             false,
         ),
     };
-    let starts = if has_addrs {
-        function_starts()
+    let kallsyms = if has_addrs {
+        std::fs::read("/proc/kallsyms").unwrap_or_default()
     } else {
         Vec::new()
     };
+    let starts = function_starts(&kallsyms);
     Ok(text
         .lines()
         .filter_map(|line| {
@@ -77,13 +78,15 @@ fn read_traceable(addresses: bool) -> Result<Vec<KernelFunction>> {
             };
             let name = parts.next()?.to_string();
             // ftrace lists its call site (after ENDBR on IBT kernels); the kernel matches
-            // kprobe_multi cookies by function start: the last symbol at or before it.
+            // kprobe_multi cookies by function start: the symbol of that name just before.
             let address = ftrace_addr.map(|a| {
-                let i = starts.partition_point(|&s| s <= a);
-                match i.checked_sub(1).map(|i| starts[i]) {
-                    Some(s) if a - s < 64 => s,
-                    _ => a,
-                }
+                let i = starts.partition_point(|&(s, _)| s <= a);
+                starts[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|&&(s, _)| a - s < 64)
+                    .find(|&&(_, n)| n == name.as_bytes())
+                    .map_or(a, |&(s, _)| s)
             });
             let module = parts
                 .next()
@@ -98,25 +101,23 @@ fn read_traceable(addresses: bool) -> Result<Vec<KernelFunction>> {
         .collect())
 }
 
-/// Sorted start addresses of kernel text symbols, from /proc/kallsyms. Only addresses:
-/// the containing function of an ftrace site is the last symbol before it.
-fn function_starts() -> Vec<u64> {
-    let Ok(text) = std::fs::read("/proc/kallsyms") else {
-        return Vec::new();
-    };
-    let mut out: Vec<u64> = text
+/// Kernel text symbols from /proc/kallsyms as (address, name), sorted by address;
+/// names borrow from the file's bytes (there are hundreds of thousands).
+fn function_starts(kallsyms: &[u8]) -> Vec<(u64, &[u8])> {
+    let mut out: Vec<(u64, &[u8])> = kallsyms
         .split(|&b| b == b'\n')
         .filter_map(|line| {
-            // "ffffffff81000000 T name [module]"
-            let (addr, rest) = line.split_at(line.iter().position(|&b| b == b' ')?);
-            if !matches!(rest.get(1), Some(b't' | b'T')) {
+            // "ffffffff81000000 T name\t[module]"
+            let mut parts = line.split(|&b| b == b' ' || b == b'\t');
+            let (addr, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
+            if kind != b"t" && kind != b"T" {
                 return None;
             }
-            let addr = std::str::from_utf8(addr).ok()?;
-            u64::from_str_radix(addr, 16).ok()
+            let addr = u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok()?;
+            Some((addr, name))
         })
         .collect();
-    out.sort_unstable();
+    out.sort_unstable_by_key(|&(a, _)| a);
     out
 }
 

@@ -112,6 +112,79 @@ impl<'a> Matcher<'a> {
     }
 }
 
+/// Up to `max` names close to what `selection` asked for, best first, for a "did you
+/// mean" when it matched nothing: names containing the selection's literal text, then
+/// names within a small edit distance of it.
+pub fn near_matches<'n>(
+    selection: &Selection,
+    names: impl Iterator<Item = &'n str>,
+    max: usize,
+) -> Vec<String> {
+    let queries: Vec<String> = match selection {
+        Selection::Glob(g) => vec![g.replace(['*', '?'], "")],
+        Selection::Names(n) => n.iter().take(8).cloned().collect(),
+    };
+    let queries: Vec<String> = queries
+        .into_iter()
+        .filter(|q| q.len() >= 3)
+        .map(|q| q.to_lowercase())
+        .collect();
+    if queries.is_empty() {
+        return Vec::new();
+    }
+    let mut scored: Vec<(usize, &str)> = Vec::new();
+    for name in names {
+        let lower = name.to_lowercase();
+        let best = queries
+            .iter()
+            .filter_map(|q| {
+                if lower.contains(q.as_str()) {
+                    return Some(lower.len() - q.len());
+                }
+                let limit = q.len() / 3 + 1;
+                if lower.len().abs_diff(q.len()) > limit {
+                    return None;
+                }
+                let d = edit_distance(q.as_bytes(), lower.as_bytes());
+                (d <= limit).then_some(100 + d)
+            })
+            .min();
+        if let Some(score) = best {
+            scored.push((score, name));
+        }
+    }
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored
+        .into_iter()
+        .take(max)
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// `; did you mean a, b?` or nothing.
+pub fn did_you_mean(near: &[String]) -> String {
+    if near.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", near.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +198,28 @@ mod tests {
         assert!(!glob_match("vfs_*", "do_vfs_read"));
         assert!(!glob_match("a*b", "acbd"));
         assert!(glob_match("a*b*c", "axxbyyc"));
+    }
+
+    #[test]
+    fn suggestions() {
+        let names = [
+            "vfs_read",
+            "vfs_readv",
+            "vfs_write",
+            "do_sys_open",
+            "ksys_read",
+        ];
+        let near = |s: Selection| near_matches(&s, names.iter().copied(), 3);
+        assert_eq!(
+            near(Selection::Names(vec!["vfs_raed".into()])),
+            ["vfs_read", "vfs_readv"]
+        );
+        assert_eq!(near(Selection::Glob("do_sys_opn".into())), ["do_sys_open"]);
+        assert_eq!(
+            near(Selection::Glob("READ*".into())),
+            ["vfs_read", "ksys_read", "vfs_readv"]
+        );
+        assert!(near(Selection::Glob("*".into())).is_empty());
     }
 
     #[test]
