@@ -74,11 +74,11 @@ function compare(name, attach, bareArgs, reps = REPS) {
 const REPS = Number(process.env.REPS ?? 5);
 console.log(`attach benchmark (${mode}): ${os.cpus().length} CPUs, Linux ${os.release()}`);
 let obj;
+execFileSync('make', ['-s', '-C', path.join(root, 'bench')]);
 if (mode === 'uprobe') {
-  execFileSync('make', ['-s', '-C', path.join(root, 'bench')]);
   const binary = fixture('many');
-  obj = await load(fixture('uprobe_multi.bpf.o'));
-  const p = obj.program('on_entry');
+  obj = await load(path.join(root, 'bench/build/trivial.bpf.o'));
+  const p = obj.program('on_uprobe');
   // The first attach to a binary parses its ELF symbols; later ones reuse them.
   compare('uprobe_multi, every function', () => p.attachUprobeMulti({ binary, symbols: 'many_*' }), ['uprobe', binary]);
   const k = compare('uprobe_multi, 1,000 functions', () => p.attachUprobeMulti({ binary, symbols: 'many_1???' }), ['uprobe', binary]);
@@ -97,12 +97,12 @@ if (mode === 'uprobe') {
     console.log(`ratio bpftrace / nodebpf uprobe_multi (1,000, attach + detach) = ${(total / (k.attach + k.detach)).toFixed(1)}`);
   }
 } else if (mode === 'kprobe') {
-  obj = await load(fixture('kprobe_multi.bpf.o'));
-  const all = compare('kprobe_multi, every function', () => obj.program('on_any').attachKprobeMulti(), ['kprobe'], 3);
+  obj = await load(path.join(root, 'bench/build/trivial.bpf.o'));
+  const all = compare('kprobe_multi, every function', () => obj.program('on_kprobe').attachKprobeMulti(), ['kprobe'], 3);
   console.log(`skipped: ${all.link.skipped.length}: ${all.link.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}`);
 } else if (mode === 'tracing') {
-  obj = await load(fixture('tracing_multi.bpf.o'));
-  const p = obj.program('on_entry');
+  obj = await load(path.join(root, 'bench/build/trivial.bpf.o'));
+  const p = obj.program('on_fentry');
   const all = compare('tracing_multi, every function', () => p.attachTracingMulti(), ['tracing'], 3);
   console.log(`tracing_multi, every function: ${all.link.targets.length} attached, ${all.link.skipped.length} skipped`);
   const reasons = new Map();

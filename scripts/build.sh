@@ -14,3 +14,5 @@ cmp -s target/napi/nodebpf.node "$dest/nodebpf.napi.glibc.node" 2>/dev/null \
 make -s -C test/fixtures
 make -s -C examples
 npx tsc -p tsconfig.json
+make -s -C bpf
+chmod +x dist/cli/main.js

@@ -84,7 +84,9 @@ export class RingBuffer implements AsyncIterable<Uint8Array>, Disposable {
     try {
       while (!signal?.aborted) {
         const batch = await this.next();
-        if (!batch || signal?.aborted) return;
+        // A batch that arrives with the abort is already consumed from the kernel's ring:
+        // hand it out rather than lose it.
+        if (!batch) return;
         yield batch;
       }
     } finally {

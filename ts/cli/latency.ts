@@ -1,0 +1,129 @@
+// nodebpf latency: entry→return time as log2 histograms, like bpftrace's hist(): one
+// for all functions, or one per function with --per-function. The entry program keeps
+// the time per (thread, function); the return program files the difference.
+import { type BpfObject } from 'nodebpf';
+
+import { Session, features, parseSpecs, type CommonOptions } from './session.js';
+import { attachSpec, family, type Attachment, type ProbeKind } from './specs.js';
+import { bold, dim, int, pow2 } from './term.js';
+import { UsageError } from './usage.js';
+
+export interface LatencyOptions extends CommonOptions {
+  perFunction: boolean;
+  json: boolean;
+}
+
+const BUCKETS = 64;
+const MAX_ROWS = 4096;
+
+const PROGRAMS: Partial<Record<ProbeKind, [entry: string, ret: string]>> = {
+  kprobe: ['entry_probe', 'return_probe'],
+  kretprobe: ['entry_probe', 'return_probe'],
+  uprobe: ['entry_probe', 'return_probe'],
+  uretprobe: ['entry_probe', 'return_probe'],
+  fentry: ['entry_fentry', 'return_fexit'],
+  fexit: ['entry_fentry', 'return_fexit'],
+};
+
+interface Timed {
+  entry: Attachment;
+  obj: BpfObject;
+}
+
+export interface Histogram {
+  /** Function name, or null for all together. */
+  function: string | null;
+  count: number;
+  /** Nonzero buckets: [from, to) in nanoseconds. */
+  buckets: { from: number; to: number; count: number }[];
+}
+
+export async function latency(specTexts: string[], o: LatencyOptions): Promise<void> {
+  const specs = parseSpecs(specTexts);
+  for (const s of specs) {
+    if (!PROGRAMS[s.kind]) throw new UsageError(`latency needs functions (entry and return); '${s.text}' is a tracepoint`);
+  }
+  const json = o.json || !process.stdout.isTTY;
+  const session = await Session.start(o, json ? 'stderr' : 'inherit');
+  try {
+    const f = await features();
+    const timed: Timed[] = [];
+    for (const spec of specs) {
+      const [entryProg, returnProg] = PROGRAMS[spec.kind]!;
+      const obj = await session.load('latency', { per_function: o.perFunction ? 1 : 0 });
+      const common = { pid: session.pid, status: session.status };
+      const entryKind = family(spec.kind) === 'kprobe' ? 'kprobe' : family(spec.kind) === 'uprobe' ? 'uprobe' : 'fentry';
+      const entry = await attachSpec(obj, entryProg, { ...spec, kind: entryKind }, { ...common, retprobe: false });
+      session.attached(entry, f);
+      if (o.perFunction && entry.names.length > MAX_ROWS) {
+        throw new UsageError(`--per-function keeps at most ${int(MAX_ROWS)} histograms; '${spec.text}' matched ${int(entry.names.length)} functions`);
+      }
+      const returnKind = entryKind === 'kprobe' ? 'kretprobe' : entryKind === 'uprobe' ? 'uretprobe' : 'fexit';
+      const ret = await attachSpec(obj, returnProg, { ...spec, kind: returnKind, text: `${spec.text} (returns)` }, { ...common, retprobe: true, like: entry });
+      session.attached(ret, f);
+      timed.push({ entry, obj });
+    }
+    session.go();
+    const why = await session.until();
+    const hists = collect(timed, o.perFunction);
+    session.close();
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ type: 'latency', unit: 'ns', ended: why, histograms: hists })}\n`);
+    } else {
+      for (const h of hists) process.stdout.write(`${render(h)}\n`);
+      if (hists.length === 0) process.stdout.write(dim(`no call returned (${why})\n`));
+    }
+  } finally {
+    session.close();
+  }
+}
+
+function collect(timed: Timed[], perFunction: boolean): Histogram[] {
+  const total = new Array<number>(BUCKETS).fill(0);
+  const out: Histogram[] = [];
+  for (const { entry, obj } of timed) {
+    const bss = obj.maps.find((m) => m.name.endsWith('.bss'));
+    if (!bss) throw new Error('latency.bpf.o has no .bss');
+    const raw = obj.map(bss.name).get(new Uint8Array(4)) as Uint8Array;
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const row = (r: number) => Array.from({ length: BUCKETS }, (_, b) => Number(view.getBigUint64((r * BUCKETS + b) * 8, true)));
+    if (perFunction) {
+      entry.names.forEach((name, i) => {
+        const h = histogram(name, row(i));
+        if (h.count > 0) out.push(h);
+      });
+    } else {
+      row(0).forEach((n, b) => (total[b] += n));
+    }
+  }
+  if (!perFunction) {
+    const h = histogram(null, total);
+    if (h.count > 0) out.push(h);
+  }
+  return out.sort((a, b) => b.count - a.count);
+}
+
+/** Bucket 0 holds 0 ns; bucket b ≥ 1 holds [2^(b-1), 2^b). */
+function histogram(name: string | null, counts: number[]): Histogram {
+  const buckets = counts
+    .map((count, b) => ({ from: b === 0 ? 0 : 2 ** (b - 1), to: b === 0 ? 1 : 2 ** b, count }))
+    .filter((x) => x.count > 0);
+  return { function: name, count: buckets.reduce((s, x) => s + x.count, 0), buckets };
+}
+
+function render(h: Histogram): string {
+  const width = 52;
+  const max = Math.max(...h.buckets.map((b) => b.count));
+  const first = h.buckets[0];
+  const lastBucket = h.buckets[h.buckets.length - 1];
+  const lines = [bold(`${h.function ?? 'all functions'}: ${int(h.count)} calls, latency in ns`)];
+  // Every bucket between the first and the last, so the shape reads right.
+  for (let from = first.from; from <= lastBucket.from; from = from === 0 ? 1 : from * 2) {
+    const b = h.buckets.find((x) => x.from === from);
+    const n = b?.count ?? 0;
+    const to = from === 0 ? 1 : from * 2;
+    const label = `[${pow2(from)}, ${pow2(to)})`;
+    lines.push(`${label.padEnd(14)} ${String(n).padStart(9)} |${'@'.repeat(Math.round((n / max) * width)).padEnd(width)}|`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// The nodebpf command: funccount, latency, trace and features, on the public API.
+import { parseArgs } from 'node:util';
+
+import { BpfError, missingCapabilities } from 'nodebpf';
+
+import { featuresCommand } from './features.js';
+import { funccount } from './funccount.js';
+import { latency } from './latency.js';
+import { SPEC_HELP } from './specs.js';
+import { red } from './term.js';
+import { trace } from './trace.js';
+import { UsageError } from './usage.js';
+
+const HELP = `usage: nodebpf COMMAND [options] [SPEC...] [-- COMMAND TO TRACE...]
+
+commands:
+  funccount SPEC...   calls per function    [--top N] [--interval S] [--json]
+  latency SPEC...     entry→return time as log2 histograms   [--per-function] [--json]
+  trace SPEC...       a line per hit        [--args N] [--ret] [--json]
+  features            what this kernel supports and what this process may do   [--json]
+
+common options:
+  --pid N             only this process
+  --duration S        stop after S seconds (else Ctrl-C, or the traced command's exit)
+  --verbose           list what was left out, and why
+  -- CMD ARGS...      run CMD once the probes are in, trace only it, stop when it exits
+
+${SPEC_HELP}
+
+examples:
+  nodebpf funccount 'uprobe:libc.so.6:mem*' --duration 5
+  nodebpf funccount 'kprobe:vfs_*' --pid 1234
+  nodebpf latency 'uprobe:/usr/bin/node:uv_fs_*' --per-function -- node app.js
+  nodebpf trace 'uprobe:libc.so.6:open*' --args 2 --ret -- cat /etc/hostname
+  nodebpf features`;
+
+const OPTIONS = {
+  pid: { type: 'string' },
+  duration: { type: 'string' },
+  interval: { type: 'string' },
+  top: { type: 'string' },
+  args: { type: 'string' },
+  ret: { type: 'boolean', default: false },
+  'per-function': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', short: 'v', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+const ALLOWED: Record<string, (keyof typeof OPTIONS)[]> = {
+  funccount: ['pid', 'duration', 'interval', 'top', 'json', 'verbose'],
+  latency: ['pid', 'duration', 'per-function', 'json', 'verbose'],
+  trace: ['pid', 'duration', 'args', 'ret', 'json', 'verbose'],
+  features: ['json'],
+};
+
+function number(name: string, v: string | undefined, integer = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${name} takes a ${integer ? 'whole ' : ''}number, not '${v}'`);
+  return n;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const dash = argv.indexOf('--');
+  const command = dash >= 0 ? argv.slice(dash + 1) : [];
+  const { values, positionals } = parseArgs({ args: dash >= 0 ? argv.slice(0, dash) : argv, options: OPTIONS, allowPositionals: true, strict: true });
+  const [sub, ...specs] = positionals;
+  if (values.help || sub === undefined || sub === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  const allowed = ALLOWED[sub];
+  if (!allowed) throw new UsageError(`unknown command '${sub}' (funccount, latency, trace, features)`);
+  for (const [k, v] of Object.entries(values)) {
+    const key = k as keyof typeof OPTIONS;
+    const option: { type: string; default?: boolean } = OPTIONS[key];
+    if (key !== 'help' && v !== option.default && !allowed.includes(key)) throw new UsageError(`${sub} takes no --${k}`);
+  }
+  if (command.length && sub === 'features') throw new UsageError('features runs no command');
+  const common = {
+    pid: number('pid', values.pid, true),
+    duration: number('duration', values.duration),
+    verbose: values.verbose,
+    command,
+  };
+  switch (sub) {
+    case 'features':
+      return featuresCommand({ json: values.json });
+    case 'funccount':
+      return funccount(specs, { ...common, interval: number('interval', values.interval), top: number('top', values.top, true), json: values.json });
+    case 'latency':
+      return latency(specs, { ...common, perFunction: values['per-function'], json: values.json });
+    case 'trace':
+      return trace(specs, { ...common, args: number('args', values.args, true) ?? 0, ret: values.ret, json: values.json });
+  }
+}
+
+/** A message for a person: what went wrong, and what to do about it. */
+function explain(e: unknown): [string, number] {
+  if (e instanceof UsageError) return [`${e.message}\n(nodebpf --help for usage)`, 2];
+  if (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS')) return [`${e.message}\n(nodebpf --help for usage)`, 2];
+  if (e instanceof BpfError) {
+    switch (e.code) {
+      case 'EPERM': {
+        const missing = missingCapabilities();
+        return [
+          `${e.message}\nnodebpf needs ${missing.length ? missing.join(' and ') : 'CAP_BPF and CAP_PERFMON'}: run it as root (sudo npx nodebpf ...), ` +
+            'or give node the capabilities: sudo setcap cap_bpf,cap_perfmon+ep "$(command -v node)"',
+          1,
+        ];
+      }
+      case 'UNSUPPORTED':
+        return [`${e.message}\n(nodebpf features shows what this kernel has; kprobe: specs work without BPF trampolines)`, 1];
+      default:
+        return [e.message, 1];
+    }
+  }
+  return [e instanceof Error ? (e.stack ?? e.message) : String(e), 1];
+}
+
+try {
+  await main(process.argv.slice(2));
+} catch (e) {
+  const [message, status] = explain(e);
+  process.stderr.write(`${red('nodebpf:')} ${message}\n`);
+  process.exitCode = status;
+}

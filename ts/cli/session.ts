@@ -1,0 +1,143 @@
+// What every command does around its own work: load the program objects, start the
+// traced command (if any) only once the probes are in, wait for Ctrl-C, the duration or
+// the command's exit, and close everything on the way out.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { features, load, type BpfObject, type Features } from 'nodebpf';
+
+import { family, parseSpec, skipSummary, type Attachment, type ProbeSpec } from './specs.js';
+import { Status, dim, int, seconds, yellow } from './term.js';
+import { UsageError } from './usage.js';
+
+const BPF_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bpf');
+
+export interface CommonOptions {
+  pid?: number;
+  duration?: number;
+  verbose: boolean;
+  /** The command to run and trace (after `--`). */
+  command: string[];
+}
+
+export class Session {
+  readonly status = new Status();
+  readonly #objects: BpfObject[] = [];
+  readonly #attachments: Attachment[] = [];
+  #child: ChildProcess | undefined;
+  #childExit: Promise<number | null> | undefined;
+  /** The pid the probes filter on: --pid, or the command's. */
+  readonly pid: number | undefined;
+
+  private constructor(readonly options: CommonOptions, child?: ChildProcess) {
+    this.#child = child;
+    this.pid = child?.pid ?? options.pid;
+    if (child) {
+      this.#childExit = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ? 128 : code)));
+    }
+  }
+
+  /**
+   * Starts the command held at a `read` on a pipe: its pid is known (for the filters)
+   * before the probes are attached, and it runs its program only after.
+   */
+  static async start(options: CommonOptions, childStdout: 'inherit' | 'stderr'): Promise<Session> {
+    if (options.command.length === 0) return new Session(options);
+    if (options.pid !== undefined) throw new UsageError('give --pid or a command, not both');
+    const child = spawn('/bin/sh', ['-c', 'read _ <&3; exec 3<&-; exec "$@"', 'nodebpf', ...options.command], {
+      stdio: ['inherit', childStdout === 'inherit' ? 'inherit' : process.stderr, 'inherit', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    return new Session(options, child);
+  }
+
+  async load(name: string, globals: Record<string, number>): Promise<BpfObject> {
+    const obj = await load(path.join(BPF_DIR, `${name}.bpf.o`), { globals: { target_tgid: this.pid ?? 0, ...globals } });
+    this.#objects.push(obj);
+    return obj;
+  }
+
+  /** Keeps an attachment for closing, and tells the user what it attached. */
+  attached(a: Attachment, f: Features): void {
+    this.#attachments.push(a);
+    const n = a.names.length;
+    const what = family(a.spec.kind) === 'tracepoint' ? (n === 1 ? 'tracepoint' : 'tracepoints') : n === 1 ? 'function' : 'functions';
+    let line = `${a.spec.text}: attached ${int(n)} ${what} in ${seconds(a.seconds)} via ${a.mechanism}`;
+    if (a.skipped.length) line += `, skipped ${int(a.skipped.length)} (${skipSummary(a.skipped)})`;
+    const why = fallbackNote(a, f);
+    this.status.done(why ? `${line}\n  ${yellow(why)}` : line);
+    if (this.options.verbose) for (const s of a.skipped) process.stderr.write(dim(`  skipped ${s.name}: ${s.reason}\n`));
+  }
+
+  /** Lets the command run. */
+  go(): void {
+    const pipe = this.#child?.stdio[3];
+    if (pipe && 'end' in pipe) pipe.end('\n');
+  }
+
+  /** Resolves with why the run ended: the duration, Ctrl-C/SIGTERM, or the command's exit. */
+  async until(extra?: Promise<unknown>): Promise<string> {
+    const waits: Promise<string>[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    if (this.options.duration !== undefined) {
+      waits.push(new Promise((r) => (timer = setTimeout(() => r('duration'), this.options.duration! * 1000))));
+    }
+    let onSignal: (() => void) | undefined;
+    waits.push(
+      new Promise((r) => {
+        onSignal = () => r('interrupted');
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+      }),
+    );
+    if (this.#childExit) waits.push(this.#childExit.then((code) => `command exited (${code})`));
+    if (extra) waits.push(extra.then(() => 'done'));
+    try {
+      return await Promise.race(waits);
+    } finally {
+      clearTimeout(timer);
+      if (onSignal) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    }
+  }
+
+  get childExit(): Promise<number | null> | undefined {
+    return this.#childExit;
+  }
+
+  /** Detaches everything, and stops a command that is still held or running. */
+  close(): void {
+    this.status.clear();
+    for (const a of this.#attachments.splice(0)) a.close();
+    for (const o of this.#objects.splice(0)) o.close();
+    if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM');
+  }
+}
+
+/** Why a fallback was used, and which kernel has the batch link. */
+function fallbackNote(a: Attachment, f: Features): string | undefined {
+  switch (a.mechanism) {
+    case 'kprobes':
+      return `one perf kprobe per function: this kernel (${f.kernel}) has no kprobe_multi (Linux 5.18+ with CONFIG_FPROBE)`;
+    case 'uprobes':
+      return `one perf uprobe per function: this kernel (${f.kernel}) has no uprobe_multi (Linux 6.6+); detaching costs ~0.1 s each`;
+    case 'fentry':
+    case 'fexit':
+      return `one fentry/fexit program per function: this kernel (${f.kernel}) has no tracing_multi (Linux 7.2+)`;
+    default:
+      return undefined;
+  }
+}
+
+export function parseSpecs(specs: string[]): ProbeSpec[] {
+  if (specs.length === 0) throw new UsageError('give at least one probe spec');
+  return specs.map(parseSpec);
+}
+
+export { features };

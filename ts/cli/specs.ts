@@ -1,0 +1,224 @@
+// Probe specs as bpftrace writes them, and attaching a CLI program to one: through the
+// batch links where the kernel has them (the library falls back where it does not).
+import { readdirSync } from 'node:fs';
+
+import { type BpfObject, type Link, type MultiLink, type MultiSkipped } from 'nodebpf';
+
+import { Status, int } from './term.js';
+import { UsageError } from './usage.js';
+
+export type ProbeKind = 'kprobe' | 'kretprobe' | 'uprobe' | 'uretprobe' | 'fentry' | 'fexit' | 'tracepoint';
+
+export interface ProbeSpec {
+  text: string;
+  kind: ProbeKind;
+  /** uprobe/uretprobe: the binary or library (path, or a name the loader finds). */
+  binary?: string;
+  /** Functions (glob); for tracepoints CATEGORY:NAME (globs). */
+  pattern: string;
+}
+
+const KINDS: Record<string, ProbeKind> = {
+  k: 'kprobe',
+  kprobe: 'kprobe',
+  kr: 'kretprobe',
+  kretprobe: 'kretprobe',
+  u: 'uprobe',
+  uprobe: 'uprobe',
+  ur: 'uretprobe',
+  uretprobe: 'uretprobe',
+  f: 'fentry',
+  fentry: 'fentry',
+  kfunc: 'fentry',
+  fr: 'fexit',
+  fexit: 'fexit',
+  kretfunc: 'fexit',
+  t: 'tracepoint',
+  tracepoint: 'tracepoint',
+};
+
+export const SPEC_HELP = `probe specs (globs allowed in names):
+  kprobe:PATTERN  kretprobe:PATTERN          kernel functions (kprobe_multi)
+  uprobe:BINARY:PATTERN  uretprobe:BINARY:PATTERN   user functions (uprobe_multi)
+  fentry:PATTERN  fexit:PATTERN              kernel functions through BPF trampolines
+                                             (tracing_multi; MODULE:PATTERN for a module)
+  tracepoint:CATEGORY:NAME                   kernel tracepoints
+  short forms: k: kr: u: ur: f: fr: t:`;
+
+export function parseSpec(text: string): ProbeSpec {
+  const colon = text.indexOf(':');
+  const kind = colon > 0 ? KINDS[text.slice(0, colon)] : undefined;
+  if (!kind) throw new UsageError(`'${text}' is not a probe spec\n${SPEC_HELP}`);
+  const rest = text.slice(colon + 1);
+  if (kind === 'uprobe' || kind === 'uretprobe') {
+    const last = rest.lastIndexOf(':');
+    if (last <= 0 || last === rest.length - 1) throw new UsageError(`'${text}': write ${kind}:BINARY:PATTERN`);
+    return { text, kind, binary: rest.slice(0, last), pattern: rest.slice(last + 1) };
+  }
+  if (kind === 'tracepoint' && !/^[^:]+:[^:]+$/.test(rest)) throw new UsageError(`'${text}': write tracepoint:CATEGORY:NAME`);
+  if (!rest) throw new UsageError(`'${text}': give a function name or pattern after '${kind}:'`);
+  return { text, kind, pattern: rest };
+}
+
+export const isReturn = (k: ProbeKind) => k === 'kretprobe' || k === 'uretprobe' || k === 'fexit';
+export const family = (k: ProbeKind) =>
+  k === 'kprobe' || k === 'kretprobe' ? 'kprobe' : k === 'uprobe' || k === 'uretprobe' ? 'uprobe' : k === 'tracepoint' ? 'tracepoint' : 'tracing';
+
+/** What one program attached to one spec's targets. */
+export interface Attachment {
+  spec: ProbeSpec;
+  /** Target names by cookie. */
+  names: string[];
+  skipped: MultiSkipped[];
+  mechanism: string;
+  kernelLinks: number;
+  seconds: number;
+  /** For attaching a second program (the return side) to exactly the same targets. */
+  readonly multi?: MultiLink;
+  close(): void;
+}
+
+export interface AttachOptions {
+  retprobe: boolean;
+  pid?: number;
+  status: Status;
+  /** Attach to the targets of this earlier attachment, with the same cookies. */
+  like?: Attachment;
+}
+
+export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpec, o: AttachOptions): Promise<Attachment> {
+  const started = performance.now();
+  o.status.show(`attaching ${spec.text} ...`);
+  const prog = obj.program(program);
+  const like = o.like?.multi;
+  const cookies = like?.targets.map((t) => t.cookie);
+  let link: MultiLink;
+  switch (family(spec.kind)) {
+    case 'kprobe': {
+      const byAddress = like?.targets.every((t) => t.address !== 0n);
+      link = prog.attachKprobeMulti(
+        like
+          ? byAddress
+            ? { addresses: like.targets.map((t) => t.address), cookies, retprobe: o.retprobe }
+            : { symbols: like.targets.map((t) => t.name), cookies, retprobe: o.retprobe }
+          : { symbols: spec.pattern, retprobe: o.retprobe },
+      );
+      break;
+    }
+    case 'uprobe':
+      link = prog.attachUprobeMulti({
+        binary: spec.binary ?? '',
+        ...(like ? { offsets: like.targets.map((t) => t.address), cookies } : { symbols: spec.pattern }),
+        pid: o.pid,
+        retprobe: o.retprobe,
+      });
+      break;
+    case 'tracing': {
+      const [module, functions] = spec.pattern.includes(':') ? spec.pattern.split(':', 2) : [undefined, spec.pattern];
+      link = await prog.attachTracingMultiAsync({
+        module,
+        ...(like ? { btfIds: like.targets.map((t) => Number(t.address)), cookies } : { functions }),
+        onProgress: (done, total) => o.status.show(`attaching ${spec.text}: ${int(done)}/${int(total)} functions (one fentry each)`),
+      });
+      break;
+    }
+    case 'tracepoint':
+      return attachTracepoints(obj, program, spec, started);
+  }
+  // The return side's targets carry the entry side's names.
+  const names = o.like ? o.like.names : link.targets.map((t) => t.name);
+  return {
+    spec,
+    names,
+    skipped: link.skipped,
+    mechanism: link.mechanism,
+    kernelLinks: link.kernelLinks,
+    seconds: (performance.now() - started) / 1000,
+    multi: link,
+    close: () => link.close(),
+  };
+}
+
+function tracefsEvents(): string {
+  for (const dir of ['/sys/kernel/tracing/events', '/sys/kernel/debug/tracing/events']) {
+    try {
+      readdirSync(dir);
+      return dir;
+    } catch {
+      // try the next
+    }
+  }
+  throw new UsageError('tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)');
+}
+
+export function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}
+
+function attachTracepoints(obj: BpfObject, program: string, spec: ProbeSpec, started: number): Attachment {
+  const [cat, name] = spec.pattern.split(':');
+  const root = tracefsEvents();
+  const catRe = globToRegExp(cat);
+  const nameRe = globToRegExp(name);
+  const events: [string, string][] = [];
+  for (const c of readdirSync(root, { withFileTypes: true })) {
+    if (!c.isDirectory() || !catRe.test(c.name)) continue;
+    for (const e of readdirSync(`${root}/${c.name}`, { withFileTypes: true })) {
+      if (e.isDirectory() && nameRe.test(e.name)) events.push([c.name, e.name]);
+    }
+  }
+  if (events.length === 0) throw new UsageError(`no tracepoint matches '${spec.pattern}' (see ${root})`);
+  const prog = obj.program(program);
+  const links: Link[] = [];
+  const skipped: MultiSkipped[] = [];
+  const names: string[] = [];
+  try {
+    for (const [c, e] of events) {
+      try {
+        links.push(prog.attachTracepoint(c, e, { cookie: names.length }));
+        names.push(`${c}:${e}`);
+      } catch (err) {
+        if (events.length === 1) throw err;
+        skipped.push({ name: `${c}:${e}`, reason: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  } catch (err) {
+    for (const l of links) l.close();
+    throw err;
+  }
+  return {
+    spec,
+    names,
+    skipped,
+    mechanism: 'tracepoint',
+    kernelLinks: links.length,
+    seconds: (performance.now() - started) / 1000,
+    close: () => links.forEach((l) => l.close()),
+  };
+}
+
+/** `notrace: 1,100, duplicate name: 104` from the skip reasons. */
+export function skipSummary(skipped: MultiSkipped[]): string {
+  const counts = new Map<string, number>();
+  for (const s of skipped) {
+    const r = s.reason;
+    const key = /trampoline runs it/.test(r)
+      ? 'run by the BPF trampoline'
+      : /not in .*BTF/.test(r)
+        ? 'not in BTF'
+        : /prototype/.test(r)
+          ? 'prototype'
+          : /several .* have this name/.test(r)
+            ? 'duplicate name'
+            : /not a traceable|available_filter_functions/.test(r)
+              ? 'notrace'
+              : /refused/.test(r)
+                ? 'refused by the kernel'
+                : /no function of that name/.test(r)
+                  ? 'not found'
+                  : r.split(/[:(]/)[0].trim().slice(0, 40);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${int(n)}`).join(', ');
+}
