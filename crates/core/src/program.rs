@@ -155,7 +155,12 @@ impl Program {
         };
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
         let text = String::from_utf8_lossy(&log[..end]).trim_end().to_string();
-        Err(self.missing_feature(self.load_error(second, text)))
+        let e = self.load_error(second, text);
+        // The verifier read the program: whatever it says, the kind itself was accepted.
+        if e.code == Code::Verifier {
+            return Err(e);
+        }
+        Err(self.missing_feature(e))
     }
 
     /// A load refused on a kernel that lacks what the program's kind needs (EPERM with

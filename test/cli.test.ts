@@ -1,0 +1,181 @@
+// The nodebpf command end to end, run as a child process the way a person runs it: the
+// traced C target is started by the CLI (`-- CMD`) once its probes are in.
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { features } from '../dist/index.js';
+import { fixture, kernelFeatures as f } from './helpers.js';
+
+const CLI = path.join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
+const T = fixture('cli_target');
+
+function cli(args: string[], input = '') {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input, timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const jsonLines = (out: string) => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const total = (out: string) => jsonLines(out).at(-1) as { type: string; counts: { function: string; count: number }[] };
+const countsOf = (out: string) => Object.fromEntries(total(out).counts.map((c) => [c.function, c.count]));
+const skipReason = (ok: boolean, why: string) => (ok ? '' : ` [skipped: ${f.kernel}: ${why}]`);
+
+describe('funccount', () => {
+  it('counts every call of a C target exactly (JSON on a pipe)', () => {
+    const r = cli(['funccount', `uprobe:${T}:cli_*`, '--', T, 'count', '3', '5']);
+    expect(r.status).toBe(0);
+    expect(total(r.stdout)).toMatchObject({ type: 'total', ended: 'command exited (0)' });
+    expect(countsOf(r.stdout)).toEqual({ cli_count_b: 5, cli_count_a: 3 });
+    expect(r.stderr).toMatch(new RegExp(`uprobe:${T}:cli_\\*: attached 4 functions in [\\d.]+ m?s via uprobe_multi`));
+  });
+
+  it('several specs: entries and returns counted apart', () => {
+    const r = cli(['funccount', `uprobe:${T}:cli_count_a`, `uretprobe:${T}:cli_count_?`, '--json', '--', T, 'count', '2', '4']);
+    expect(r.status).toBe(0);
+    expect(countsOf(r.stdout)).toEqual({ 'uprobe:cli_count_a': 2, 'uretprobe:cli_count_a': 2, 'uretprobe:cli_count_b': 4 });
+  });
+
+  it('JSON lines per interval, then the totals', () => {
+    const r = cli(['funccount', `uprobe:${T}:cli_count_a`, '--interval', '0.2', '--duration', '1', '--', T, 'loop']);
+    expect(r.status).toBe(0);
+    const lines = jsonLines(r.stdout);
+    const intervals = lines.filter((l) => l.type === 'interval');
+    expect(intervals.length).toBeGreaterThanOrEqual(3);
+    const last = total(r.stdout);
+    expect(last).toMatchObject({ type: 'total', ended: 'duration' });
+    // cli_count_a every 10 ms for about a second.
+    expect(last.counts[0].count).toBeGreaterThan(20);
+    const summed = intervals.reduce((s, l) => s + ((l.counts as { count: number }[])[0]?.count ?? 0), 0);
+    expect(summed).toBeLessThanOrEqual(last.counts[0].count);
+  });
+});
+
+describe('latency', () => {
+  it('puts a function that sleeps 20 ms into the [16M, 32M) ns bucket', () => {
+    const r = cli(['latency', `uprobe:${T}:cli_sleep`, '--json', '--', T, 'sleep', '20', '3']);
+    expect(r.status).toBe(0);
+    const [out] = jsonLines(r.stdout) as { histograms: { function: string | null; count: number; buckets: unknown[] }[] }[];
+    expect(out.histograms).toEqual([{ function: null, count: 3, buckets: [{ from: 16_777_216, to: 33_554_432, count: 3 }] }]);
+  });
+
+  it('--per-function: a histogram per function, drawn in the terminal style', () => {
+    const r = cli(['latency', `uprobe:${T}:cli_*`, '--per-function', '--', T, 'sleep', '5', '2']);
+    expect(r.status).toBe(0);
+    const j = cli(['latency', `uprobe:${T}:cli_*`, '--per-function', '--json', '--', T, 'sleep', '5', '2']);
+    const [out] = jsonLines(j.stdout) as { histograms: { function: string; count: number; buckets: { from: number }[] }[] }[];
+    expect(out.histograms.map((h) => [h.function, h.count])).toEqual([['cli_sleep', 2]]);
+    // 5 ms = 5,000,000 ns: in [4M, 8M).
+    expect(out.histograms[0].buckets).toEqual([{ from: 4_194_304, to: 8_388_608, count: 2 }]);
+    expect(r.stdout).toContain('cli_sleep: 2 calls');
+  });
+});
+
+describe('trace', () => {
+  it('shows the arguments and the return value of each call (JSON)', () => {
+    const r = cli(['trace', `uprobe:${T}:cli_add`, '--args', '2', '--ret', '--json', '--', T, 'add', '3']);
+    expect(r.status).toBe(0);
+    const lines = jsonLines(r.stdout) as { pid: number; comm: string; function: string; args: number[]; ret: number }[];
+    expect(lines.map((l) => [l.function, l.args, l.ret])).toEqual([
+      ['cli_add', [1, 10], 11],
+      ['cli_add', [2, 20], 22],
+      ['cli_add', [3, 30], 33],
+    ]);
+    expect(new Set(lines.map((l) => `${l.pid}:${l.comm}`)).size).toBe(1);
+    expect(lines[0].comm).toBe('cli_target');
+    expect(r.stderr).toContain('3 hits');
+  });
+
+  it('one readable line per hit', () => {
+    const r = cli(['trace', `uprobe:${T}:cli_add`, '--args', '2', '--ret', '--', T, 'add', '2']);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{6} +\d+ +\d+ cli_target +cli_add\(2, 20\) = 22$/);
+  });
+});
+
+describe('features and errors', () => {
+  it('features --json is what the library probes', async () => {
+    const r = cli(['features', '--json']);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ...(await features()), missingCapabilities: [] });
+    const text = cli(['features']);
+    expect(text.stdout).toMatch(/uprobe_multi links \(batch uprobes\) +(yes|no)/);
+    expect(text.stdout).toContain('privileges root: has everything nodebpf needs');
+  });
+
+  it('a person understands what went wrong', () => {
+    const missing = cli(['funccount', 'uprobe:/nonexistent/bin:f*']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('/nonexistent/bin');
+    const typo = cli(['funccount', `uprobe:${T}:cli_ad`, '--', T, 'add', '1']);
+    expect(typo.status).toBe(1);
+    expect(typo.stderr).toMatch(/did you mean cli_add/);
+    const usage = cli(['funccount', 'vfs_read']);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain("'vfs_read' is not a probe spec");
+    expect(cli(['latency', 'tracepoint:sched:sched_switch']).stderr).toContain('latency needs functions');
+    expect(cli(['frobnicate']).status).toBe(2);
+  });
+
+  it('without privileges: what to run instead', () => {
+    const r = spawnSync('setpriv', ['--inh-caps=-all', '--bounding-set=-all', '--', process.execPath, CLI, 'funccount', `uprobe:${T}:cli_*`, '--duration', '1'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('CAP_BPF');
+    expect(r.stderr).toContain('sudo npx nodebpf');
+  });
+});
+
+describe('on a terminal', () => {
+  it('renders the live table and exits cleanly on Ctrl-C', async () => {
+    // script(1) gives the CLI a pseudo-terminal; a ^C typed into it is the terminal's SIGINT.
+    const cmd = `${process.execPath} ${CLI} funccount uprobe:${T}:cli_count_a --interval 0.2 -- ${T} loop`;
+    const p = spawn('script', ['-q', '-e', '-f', '-c', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm', COLUMNS: '100', LINES: '30' } });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => p.on('exit', r));
+    const frames = () => out.split('nodebpf funccount').length - 1;
+    for (let i = 0; i < 100 && frames() < 3; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(frames()).toBeGreaterThanOrEqual(3);
+    p.stdin.write('\x03');
+    const code = await exited;
+    expect(code).toBe(0);
+    // Nothing but colors, clear-screen and cursor-home sequences; no stray output.
+    const plain = out.replace(/\x1b\[[0-9;]*m/g, '').replace(/\x1b\[H\x1b\[2J/g, '').replace(/\x1b\[K|\r/g, '');
+    expect(plain).not.toMatch(/\x1b/);
+    expect(plain).not.toMatch(/undefined|NaN|Error/);
+    expect(plain).toMatch(/FUNCTION +COUNT +PER SECOND\ncli_count_a +\d+ +\d+/);
+    expect(plain).toMatch(/calls into 1 functions in [\d.]+ s \(interrupted\); all probes detached/);
+  });
+});
+
+describe('kernel specs', () => {
+  // __x64_sys_getpgid runs once per getpgid(2); the syscalls fixture makes N of them.
+  const N = 5;
+  const sys = fixture('syscalls');
+  it.skipIf(!f.kprobe)(`funccount, latency and trace on kprobe: specs${skipReason(f.kprobe, 'no kprobes')}`, () => {
+    const c = cli(['funccount', 'kprobe:__x64_sys_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
+    expect(c.status).toBe(0);
+    expect(countsOf(c.stdout)).toEqual({ __x64_sys_getpgid: N });
+    expect(c.stderr).toContain(`via ${f.kprobeMulti ? 'kprobe_multi' : 'kprobes'}`);
+    const l = cli(['latency', 'kprobe:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
+    const [lat] = jsonLines(l.stdout) as { histograms: { count: number }[] }[];
+    expect(lat.histograms.map((h) => h.count)).toEqual([N]);
+    const t = cli(['trace', 'kretprobe:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', 3, '999999'].map(String), 'go\n');
+    expect((jsonLines(t.stdout) as { ret: number }[]).map((x) => x.ret)).toEqual([-3, -3, -3]);
+  });
+
+  it.skipIf(!f.fentry)(`funccount and trace on fentry:/fexit: specs (${f.tracingMulti ? 'tracing_multi' : 'fentry per function'})${skipReason(f.fentry, 'no BPF trampolines')}`, () => {
+    const c = cli(['funccount', 'fentry:__x64_sys_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
+    expect(c.status).toBe(0);
+    expect(countsOf(c.stdout)).toEqual({ __x64_sys_getpgid: N });
+    expect(c.stderr).toContain(`via ${f.tracingMulti ? 'tracing_multi' : 'fentry'}`);
+    const t = cli(['trace', 'fexit:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', 2, '999999'].map(String), 'go\n');
+    expect((jsonLines(t.stdout) as { ret: number }[]).map((x) => x.ret)).toEqual([-3, -3]);
+  });
+
+  it(`tracepoint: specs count exactly`, () => {
+    const c = cli(['funccount', 'tracepoint:syscalls:sys_enter_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
+    expect(c.status).toBe(0);
+    expect(countsOf(c.stdout)).toEqual({ 'syscalls:sys_enter_getpgid': N });
+  });
+});
