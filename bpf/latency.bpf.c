@@ -63,8 +63,12 @@ static __always_inline int on_return(void *ctx)
 	__u32 bucket = delta ? log2_u64(delta) + 1 : 0;
 	if (bucket >= BUCKETS)
 		bucket = BUCKETS - 1;
-	/* The mask restates the bounds checked above in a form the verifier can follow. */
-	__sync_fetch_and_add(&hist[(row * BUCKETS + bucket) & (MAX_ROWS * BUCKETS - 1)], 1);
+	/* Restate the bounds checked above as a mask older verifiers (6.1) can follow; the
+	 * empty asm keeps clang from dropping the mask as redundant. */
+	__u32 idx = row * BUCKETS + bucket;
+	asm volatile("" : "+r"(idx));
+	idx &= MAX_ROWS * BUCKETS - 1;
+	__sync_fetch_and_add(&hist[idx], 1);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 // The nodebpf command end to end, run as a child process the way a person runs it: the
 // traced C target is started by the CLI (`-- CMD`) once its probes are in.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -26,7 +27,7 @@ describe('funccount', () => {
     expect(r.status).toBe(0);
     expect(total(r.stdout)).toMatchObject({ type: 'total', ended: 'command exited (0)' });
     expect(countsOf(r.stdout)).toEqual({ cli_count_b: 5, cli_count_a: 3 });
-    expect(r.stderr).toMatch(new RegExp(`uprobe:${T}:cli_\\*: attached 4 functions in [\\d.]+ m?s via uprobe_multi`));
+    expect(r.stderr).toMatch(new RegExp(`uprobe:${T}:cli_\\*: attached 4 functions in [\\d.]+ m?s via ${f.uprobeMulti ? 'uprobe_multi' : 'uprobes'}`));
   });
 
   it('several specs: entries and returns counted apart', () => {
@@ -145,6 +146,31 @@ describe('on a terminal', () => {
     expect(plain).not.toMatch(/undefined|NaN|Error/);
     expect(plain).toMatch(/FUNCTION +COUNT +PER SECOND\ncli_count_a +\d+ +\d+/);
     expect(plain).toMatch(/calls into 1 functions in [\d.]+ s \(interrupted\); all probes detached/);
+  });
+});
+
+describe('the README', () => {
+  it.skipIf(!f.uprobeMulti)(`shows what the quick start's example really prints${skipReason(f.uprobeMulti, 'no uprobe_multi: the excerpt shows uprobe_multi')}`, () => {
+    const readme = readFileSync(path.join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const excerpt = /<!-- example-output -->\n```\n([\s\S]*?)```\n<!-- \/example-output -->/.exec(readme)?.[1];
+    expect(excerpt).toBeDefined();
+    // The command of scripts/example.sh, on a terminal.
+    const example = readFileSync(path.join(import.meta.dirname, '..', 'scripts', 'example.sh'), 'utf8');
+    const cmd = /exec (node dist\/cli\/main\.js [\s\S]*)$/.exec(example)?.[1].replace(/\\\n\s*/g, '').trim();
+    expect(cmd).toBeDefined();
+    const r = spawnSync('script', ['-q', '-e', '-c', cmd!, '/dev/null'], { encoding: 'utf8', cwd: path.join(import.meta.dirname, '..') });
+    expect(r.status).toBe(0);
+    // What varies between runs: times and rates.
+    const shape = (text: string) =>
+      text
+        .replace(/\x1b\[[0-9;]*[mK]|\x1b\[H\x1b\[2J|\r/g, '')
+        .replace(/^attaching .*?\.\.\.(?=\S)/m, '')
+        .replace(/in [\d.]+ m?s/g, 'in T')
+        .replace(/(\d+) +[\d,]+$/gm, '$1 RATE')
+        .trim()
+        .split('\n')
+        .map((l) => l.trimEnd());
+    expect(shape(r.stdout)).toEqual(shape(excerpt!));
   });
 });
 

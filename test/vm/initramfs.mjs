@@ -93,6 +93,8 @@ $B mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/wor
 $B mount -t proc proc /newroot/proc
 $B mount -t sysfs sysfs /newroot/sys
 $B mount -t devtmpfs devtmpfs /newroot/dev
+$B mkdir -p /newroot/dev/pts
+$B mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts && $B ln -sf pts/ptmx /newroot/dev/ptmx
 $B mount -t tmpfs tmpfs /newroot/run
 $B mount -t tracefs nodev /newroot/sys/kernel/tracing
 $B mount -t bpf bpf /newroot/sys/fs/bpf

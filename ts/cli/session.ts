@@ -25,6 +25,8 @@ export class Session {
   readonly status = new Status();
   readonly #objects: BpfObject[] = [];
   readonly #attachments: Attachment[] = [];
+  /** Fallback notes already shown (once per run is enough). */
+  readonly #notes = new Set<string>();
   #child: ChildProcess | undefined;
   #childExit: Promise<number | null> | undefined;
   /** The pid the probes filter on: --pid, or the command's. */
@@ -69,7 +71,9 @@ export class Session {
     let line = `${a.spec.text}: attached ${int(n)} ${what} in ${seconds(a.seconds)} via ${a.mechanism}`;
     if (a.skipped.length) line += `, skipped ${int(a.skipped.length)} (${skipSummary(a.skipped)})`;
     const why = fallbackNote(a, f);
-    this.status.done(why ? `${line}\n  ${yellow(why)}` : line);
+    const fresh = why !== undefined && !this.#notes.has(why);
+    if (why) this.#notes.add(why);
+    this.status.done(fresh ? `${line}\n  ${yellow(why)}` : line);
     if (this.options.verbose) for (const s of a.skipped) process.stderr.write(dim(`  skipped ${s.name}: ${s.reason}\n`));
   }
 
