@@ -102,7 +102,7 @@ export async function funccount(specTexts: string[], o: FunccountOptions): Promi
       if (interval !== undefined) process.stdout.write('\x1b[H\x1b[2J');
       process.stdout.write(`${table(['FUNCTION', 'COUNT', 'PER SECOND'], shown.map((r) => [r.function, int(r.total), rate(r.total, elapsed)]))}\n`);
       const calls = rows.reduce((s, r) => s + r.total, 0);
-      process.stdout.write(dim(`${int(calls)} calls into ${int(rows.length)} functions in ${elapsed.toFixed(1)} s (${why}); all probes detached\n`));
+      process.stdout.write(dim(`${int(calls)} call${calls === 1 ? '' : 's'} into ${int(rows.length)} function${rows.length === 1 ? '' : 's'} in ${elapsed.toFixed(1)} s (${why}); all probes detached\n`));
     }
   } finally {
     session.close();

@@ -32,12 +32,29 @@ export class Session {
   /** The pid the probes filter on: --pid, or the command's. */
   readonly pid: number | undefined;
 
+  /** Resolves at the first Ctrl-C or SIGTERM; the handler stays for the whole run. */
+  readonly #interrupted: Promise<string>;
+
   private constructor(readonly options: CommonOptions, child?: ChildProcess) {
     this.#child = child;
     this.pid = child?.pid ?? options.pid;
     if (child) {
       this.#childExit = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ? 128 : code)));
     }
+    // A ^C reaches the traced command too, and its exit may be seen first: a late SIGINT
+    // must still find a handler, or it would kill us before the totals and the detach.
+    // A third one quits at once (detaching thousands of perf probes can take minutes).
+    let signals = 0;
+    this.#interrupted = new Promise((resolve) => {
+      const on = () => {
+        signals++;
+        if (signals === 1) resolve('interrupted');
+        else if (signals === 2) process.stderr.write('\nnodebpf: still detaching; Ctrl-C again to quit now\n');
+        else process.exit(130);
+      };
+      process.on('SIGINT', on);
+      process.on('SIGTERM', on);
+    });
   }
 
   /**
@@ -85,29 +102,16 @@ export class Session {
 
   /** Resolves with why the run ended: the duration, Ctrl-C/SIGTERM, or the command's exit. */
   async until(extra?: Promise<unknown>): Promise<string> {
-    const waits: Promise<string>[] = [];
+    const waits: Promise<string>[] = [this.#interrupted];
     let timer: NodeJS.Timeout | undefined;
-    if (this.options.duration !== undefined) {
-      waits.push(new Promise((r) => (timer = setTimeout(() => r('duration'), this.options.duration! * 1000))));
-    }
-    let onSignal: (() => void) | undefined;
-    waits.push(
-      new Promise((r) => {
-        onSignal = () => r('interrupted');
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-      }),
-    );
+    const duration = this.options.duration;
+    if (duration !== undefined) waits.push(new Promise((r) => (timer = setTimeout(() => r('duration'), duration * 1000))));
     if (this.#childExit) waits.push(this.#childExit.then((code) => `command exited (${code})`));
     if (extra) waits.push(extra.then(() => 'done'));
     try {
       return await Promise.race(waits);
     } finally {
       clearTimeout(timer);
-      if (onSignal) {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
     }
   }
 
