@@ -65,8 +65,8 @@ describe('latency', () => {
     const j = cli(['latency', `uprobe:${T}:cli_*`, '--per-function', '--json', '--', T, 'sleep', '5', '2']);
     const [out] = jsonLines(j.stdout) as { histograms: { function: string; count: number; buckets: { from: number }[] }[] }[];
     expect(out.histograms.map((h) => [h.function, h.count])).toEqual([['cli_sleep', 2]]);
-    // 5 ms = 5,000,000 ns: in [4M, 8M).
-    expect(out.histograms[0].buckets).toEqual([{ from: 4_194_304, to: 8_388_608, count: 2 }]);
+    // 5 ms = 5,000,000 ns: [4M, 8M), or later on a loaded (TCG) machine, never earlier.
+    for (const b of out.histograms[0].buckets) expect(b.from).toBeGreaterThanOrEqual(4_194_304);
     expect(r.stdout).toContain('cli_sleep: 2 calls');
   });
 });
@@ -129,7 +129,8 @@ describe('features and errors', () => {
 describe('on a terminal', () => {
   it('renders the live table and exits cleanly on Ctrl-C', async () => {
     // script(1) gives the CLI a pseudo-terminal; a ^C typed into it is the terminal's SIGINT.
-    const cmd = `${process.execPath} ${CLI} funccount uprobe:${T}:cli_count_a --interval 0.2 -- ${T} loop`;
+    // `exec`: no shell in between (dash would die of the ^C itself and report 130).
+    const cmd = `exec ${process.execPath} ${CLI} funccount uprobe:${T}:cli_count_a --interval 0.2 -- ${T} loop`;
     const p = spawn('script', ['-q', '-e', '-f', '-c', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm', COLUMNS: '100', LINES: '30' } });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
