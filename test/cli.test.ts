@@ -57,6 +57,8 @@ describe('latency', () => {
     expect(r.status).toBe(0);
     const [out] = jsonLines(r.stdout) as { histograms: { function: string | null; count: number; buckets: unknown[] }[] }[];
     expect(out.histograms).toEqual([{ function: null, count: 3, buckets: [{ from: 16_777_216, to: 33_554_432, count: 3 }] }]);
+    // A session program where the kernel has uprobe sessions, else entry and return programs.
+    expect(r.stderr).toContain(f.uprobeSession ? `via ${f.uprobeMulti ? 'uprobe_multi' : 'uprobes'} session` : '(returns): attached 1 function');
   });
 
   it('--per-function: a histogram per function, drawn in the terminal style', () => {

@@ -22,6 +22,13 @@ describe('errors', () => {
     });
   });
 
+  it('a kernel function (kfunc) the kernel lacks → UNSUPPORTED naming it', async () => {
+    await expect(load(fixture('kfunc_missing.bpf.o'))).rejects.toMatchObject({
+      code: 'UNSUPPORTED',
+      message: expect.stringContaining("kernel function 'nodebpf_no_such_kfunc'"),
+    });
+  });
+
   it('a program the verifier rejects → VERIFIER with the log', async () => {
     const err = await load(fixture('bad.bpf.o')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BpfError);

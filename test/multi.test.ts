@@ -162,6 +162,18 @@ describe('uprobe_multi', () => {
     expect(counts(obj).get(0)).toBe(12n);
   });
 
+  it.skipIf(!f.uprobeSession)(`sessions pair each return with its entry through the kfuncs bpf_session_cookie and bpf_session_is_return${skipReason(f.uprobeSession, 'no uprobe sessions (6.13)')}`, async () => {
+    using obj = await load(fixture('session_kfuncs.bpf.o'));
+    const bss = obj.maps.find((m) => m.name.endsWith('.bss'));
+    if (!bss) throw new Error('no .bss');
+    using _l = obj.program('on_add').attachUprobeMulti({ binary: fixture('cli_target'), symbols: ['cli_add'], session: true });
+    await new Child(fixture('cli_target'), ['add', '4']).exited;
+    const raw = obj.map(bss.name).get(new Uint8Array(4)) as Uint8Array;
+    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    // entries, returns, and returns whose value is 11 × the argument kept at the entry
+    expect([0, 8, 16].map((o) => v.getBigUint64(o, true))).toEqual([4n, 4n, 4n]);
+  });
+
   it.skipIf(f.uprobeMulti)(`without uprobe_multi, fallback: false is UNSUPPORTED naming the feature${skipReason(!f.uprobeMulti, 'has uprobe_multi')}`, async () => {
     using obj = await load(fixture('uprobe_multi.bpf.o'));
     expect(() =>

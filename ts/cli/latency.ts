@@ -1,6 +1,6 @@
 // nodebpf latency: entry→return time as log2 histograms, like bpftrace's hist(): one
-// for all functions, or one per function with --per-function. The entry program keeps
-// the time per (thread, function); the return program files the difference.
+// for all functions, or one per function with --per-function. Through a session program
+// where the kernel has sessions, else an entry and a return program.
 import { type BpfObject } from 'nodebpf';
 
 import { Session, features, parseSpecs, type CommonOptions } from './session.js';
@@ -49,15 +49,30 @@ export async function latency(specTexts: string[], o: LatencyOptions): Promise<v
     const f = await features();
     const timed: Timed[] = [];
     for (const spec of specs) {
-      const [entryProg, returnProg] = PROGRAMS[spec.kind]!;
-      const obj = await session.load('latency', { per_function: o.perFunction ? 1 : 0 });
+      const fam = family(spec.kind);
+      const entryKind = fam === 'kprobe' ? 'kprobe' : fam === 'uprobe' ? 'uprobe' : 'fentry';
       const common = { pid: session.pid, status: session.status };
-      const entryKind = family(spec.kind) === 'kprobe' ? 'kprobe' : family(spec.kind) === 'uprobe' ? 'uprobe' : 'fentry';
+      // Sessions: one program at entry and return with a per-call cookie (right for
+      // recursion); else an entry and a return program sharing a map.
+      const sessions = fam === 'kprobe' ? f.kprobeSession : fam === 'uprobe' ? f.uprobeSession : f.tracingMulti;
+      const obj = await session.load(sessions ? 'latency_session' : 'latency', { per_function: o.perFunction ? 1 : 0 });
+      const tooMany = (a: Attachment) => {
+        if (o.perFunction && a.names.length > MAX_ROWS) {
+          throw new UsageError(`--per-function keeps at most ${int(MAX_ROWS)} histograms; '${spec.text}' matched ${int(a.names.length)} functions`);
+        }
+      };
+      if (sessions) {
+        const program = fam === 'tracing' ? 'session_fentry' : 'session_probe';
+        const a = await attachSpec(obj, program, { ...spec, kind: entryKind }, { ...common, retprobe: false, session: fam !== 'tracing' });
+        session.attached(a, f);
+        tooMany(a);
+        timed.push({ entry: a, obj });
+        continue;
+      }
+      const [entryProg, returnProg] = PROGRAMS[spec.kind]!;
       const entry = await attachSpec(obj, entryProg, { ...spec, kind: entryKind }, { ...common, retprobe: false });
       session.attached(entry, f);
-      if (o.perFunction && entry.names.length > MAX_ROWS) {
-        throw new UsageError(`--per-function keeps at most ${int(MAX_ROWS)} histograms; '${spec.text}' matched ${int(entry.names.length)} functions`);
-      }
+      tooMany(entry);
       const returnKind = entryKind === 'kprobe' ? 'kretprobe' : entryKind === 'uprobe' ? 'uretprobe' : 'fexit';
       const ret = await attachSpec(obj, returnProg, { ...spec, kind: returnKind, text: `${spec.text} (returns)` }, { ...common, retprobe: true, like: entry });
       session.attached(ret, f);

@@ -80,6 +80,8 @@ export interface Attachment {
 
 export interface AttachOptions {
   retprobe: boolean;
+  /** One program at entry and return (kprobe/uprobe sessions; fsession programs are sessions by section). */
+  session?: boolean;
   pid?: number;
   status: Status;
   /** Attach to the targets of this earlier attachment, with the same cookies. */
@@ -101,7 +103,7 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
           ? byAddress
             ? { addresses: like.targets.map((t) => t.address), cookies, retprobe: o.retprobe }
             : { symbols: like.targets.map((t) => t.name), cookies, retprobe: o.retprobe }
-          : { symbols: spec.pattern, retprobe: o.retprobe },
+          : { symbols: spec.pattern, retprobe: o.retprobe, session: o.session },
       );
       break;
     }
@@ -111,6 +113,7 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
         ...(like ? { offsets: like.targets.map((t) => t.address), cookies } : { symbols: spec.pattern }),
         pid: o.pid,
         retprobe: o.retprobe,
+        session: o.session,
       });
       break;
     case 'tracing': {
@@ -131,7 +134,7 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
     spec,
     names,
     skipped: link.skipped,
-    mechanism: link.mechanism,
+    mechanism: o.session || prog.section.startsWith('fsession') ? `${link.mechanism} session` : link.mechanism,
     kernelLinks: link.kernelLinks,
     seconds: (performance.now() - started) / 1000,
     multi: link,

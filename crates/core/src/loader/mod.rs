@@ -3,6 +3,7 @@
 //! See crates/core/README.md for why the program-load step is ours.
 
 pub mod elf_names;
+mod kfuncs;
 pub mod section;
 
 use std::collections::{HashMap, HashSet};
@@ -79,7 +80,13 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Object> {
 }
 
 pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
-    let (bytes, sections) = elf_names::prepare(data)?;
+    let (mut bytes, sections) = elf_names::prepare(data)?;
+    kfuncs::link(&mut bytes, &|name| {
+        let btf = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
+        Ok(btf
+            .id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
+            .ok())
+    })?;
     let globals = encode_globals(&opts.globals, &sections.data_symbol_sizes)?;
     let (mut obj, btf_fd) = parse_with_btf(&bytes, &globals)?;
 

@@ -1,0 +1,152 @@
+//! Calls to kernel functions (kfuncs: `extern … __ksym`, e.g. `bpf_session_cookie`),
+//! linked the way libbpf links them, before aya-obj (which knows no externs) reads the
+//! object: each call instruction gets the kfunc's vmlinux BTF id, and the object's BTF
+//! loses what the kernel refuses in it (extern linkage, FUNCs in the `.ksyms` DATASEC).
+
+use object::read::elf::ElfFile64;
+use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationTarget};
+
+use crate::error::{bad_object, Error, Result};
+
+/// `BPF_JMP | BPF_CALL`
+const OP_CALL: u8 = 0x85;
+/// `src_reg` of a call to a kernel function by BTF id.
+const PSEUDO_KFUNC_CALL: u8 = 2;
+const KIND_FUNC: u32 = 12;
+const KIND_DATASEC: u32 = 15;
+const LINKAGE_EXTERN: u32 = 2;
+
+/// Links every kfunc call in `bytes`; `kernel_func_id` gives a kernel function's BTF id.
+/// Objects without externs are left as they are (and the kernel's BTF is not read).
+pub fn link(bytes: &mut [u8], kernel_func_id: &dyn Fn(&str) -> Result<Option<u32>>) -> Result<()> {
+    let (calls, btf) = find_calls(bytes)?;
+    if calls.is_empty() {
+        return Ok(());
+    }
+    for (at, name) in &calls {
+        let id = kernel_func_id(name)?.ok_or_else(|| {
+            Error::new(
+                crate::Code::Unsupported,
+                format!(
+                    "the program calls kernel function '{name}', which this kernel ({}) does \
+                     not have (not in /sys/kernel/btf/vmlinux)",
+                    crate::features::features().kernel
+                ),
+            )
+        })?;
+        let insn = &mut bytes[*at..*at + 8];
+        insn[1] = (insn[1] & 0x0f) | (PSEUDO_KFUNC_CALL << 4);
+        insn[2..4].fill(0); // off 0: vmlinux, no fd_array
+        insn[4..8].copy_from_slice(&id.to_le_bytes());
+    }
+    if let Some((start, end)) = btf {
+        drop_extern_btf(&mut bytes[start..end])?;
+    }
+    Ok(())
+}
+
+/// File offsets of the call instructions that name an undefined symbol, with its name,
+/// and the file range of `.BTF`.
+type Calls = (Vec<(usize, String)>, Option<(usize, usize)>);
+
+fn find_calls(bytes: &[u8]) -> Result<Calls> {
+    let file = ElfFile64::<LittleEndian>::parse(bytes)
+        .map_err(|e| bad_object(format!("not a 64-bit little-endian ELF object: {e}")))?;
+    let mut calls = Vec::new();
+    // Program code only: debug sections may name the externs too.
+    for section in file
+        .sections()
+        .filter(|s| s.kind() == object::SectionKind::Text)
+    {
+        let Some((sec_off, sec_size)) = section.file_range() else {
+            continue;
+        };
+        for (offset, rel) in section.relocations() {
+            let RelocationTarget::Symbol(idx) = rel.target() else {
+                continue;
+            };
+            let Ok(sym) = file.symbol_by_index(idx) else {
+                continue;
+            };
+            if !sym.is_undefined() {
+                continue;
+            }
+            let name = sym.name().unwrap_or("?").to_string();
+            let at = (sec_off + offset) as usize;
+            if offset + 8 > sec_size || bytes.get(at) != Some(&OP_CALL) {
+                return Err(bad_object(format!(
+                    "'{name}' is an extern nodebpf cannot link: kfunc calls are supported, \
+                     `__ksym` variables, `&kfunc` and `.kconfig` are not"
+                )));
+            }
+            calls.push((at, name));
+        }
+    }
+    let btf = file.section_by_name(".BTF").and_then(|s| s.file_range());
+    Ok((calls, btf.map(|(o, s)| (o as usize, (o + s) as usize))))
+}
+
+fn u32_at(d: &[u8], off: usize) -> Result<u32> {
+    d.get(off..off + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| bad_object(".BTF is truncated"))
+}
+
+fn put_u32(d: &mut [u8], off: usize, v: u32) {
+    d[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Makes extern FUNCs static and empties the `.ksyms` DATASEC (the kernel takes only VARs
+/// there). The DATASEC's entries are cut out and the bytes after them moved up; the
+/// string section grows by as many NUL bytes, so `.BTF` keeps its size in the file.
+fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
+    let hdr_len = u32_at(btf, 4)? as usize;
+    let type_off = u32_at(btf, 8)? as usize;
+    let type_len = u32_at(btf, 12)? as usize;
+    let str_off = u32_at(btf, 16)? as usize;
+    let str_len = u32_at(btf, 20)? as usize;
+    if str_off != type_off + type_len || hdr_len + str_off + str_len > btf.len() {
+        return Err(bad_object(
+            ".BTF does not have its strings right after its types",
+        ));
+    }
+    let types = hdr_len + type_off;
+    let strings = hdr_len + str_off;
+    let is_ksyms = |btf: &[u8], name_off: u32| {
+        btf.get(strings + name_off as usize..strings + str_len)
+            .is_some_and(|s| s.starts_with(b".ksyms\0"))
+    };
+    let mut off = types;
+    let mut cut: Option<(usize, usize)> = None;
+    while off < types + type_len {
+        let info = u32_at(btf, off + 4)?;
+        let kind = (info >> 24) & 0x1f;
+        let vlen = (info & 0xffff) as usize;
+        let extra = match kind {
+            1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+            3 => 12,                      // ARRAY
+            4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+            6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
+            _ => 0,
+        };
+        if kind == KIND_FUNC && vlen as u32 == LINKAGE_EXTERN {
+            put_u32(btf, off + 4, info & !0xffff);
+        }
+        if kind == KIND_DATASEC && vlen > 0 && is_ksyms(btf, u32_at(btf, off)?) {
+            put_u32(btf, off + 4, info & !0xffff);
+            // A size keeps aya-obj from looking for a `.ksyms` ELF section to size it by.
+            put_u32(btf, off + 8, u32_at(btf, off + 8)?.max(1));
+            cut = Some((off + 12, extra));
+        }
+        off += 12 + extra;
+    }
+    if let Some((at, len)) = cut {
+        let end = strings + str_len;
+        btf.copy_within(at + len..end, at);
+        btf[end - len..end].fill(0);
+        put_u32(btf, 12, (type_len - len) as u32);
+        put_u32(btf, 16, (str_off - len) as u32);
+        put_u32(btf, 20, (str_len + len) as u32);
+    }
+    Ok(())
+}
