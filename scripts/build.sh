@@ -8,8 +8,12 @@ npx napi build --release --manifest-path crates/napi/Cargo.toml --package-json-p
   --output-dir target/napi --strip >/dev/null
 dest=prebuilt/linux-x64
 mkdir -p "$dest"
-cmp -s target/napi/nodebpf.node "$dest/nodebpf.napi.glibc.node" 2>/dev/null \
-  || cp target/napi/nodebpf.node "$dest/nodebpf.napi.glibc.node"
+# Replaced by rename, never rewritten in place: a running node has the old file mapped,
+# and changing its pages under it crashes that process (SIGILL/SIGSEGV).
+if ! cmp -s target/napi/nodebpf.node "$dest/nodebpf.napi.glibc.node" 2>/dev/null; then
+  cp target/napi/nodebpf.node "$dest/.nodebpf.napi.glibc.node.tmp"
+  mv -f "$dest/.nodebpf.napi.glibc.node.tmp" "$dest/nodebpf.napi.glibc.node"
+fi
 
 make -s -C test/fixtures
 make -s -C examples
