@@ -97,6 +97,7 @@ $B mkdir -p /newroot/dev/pts
 $B mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts && $B ln -sf pts/ptmx /newroot/dev/ptmx
 $B mount -t tmpfs tmpfs /newroot/run
 $B mount -t tracefs nodev /newroot/sys/kernel/tracing
+$B mount -t debugfs nodev /newroot/sys/kernel/debug
 $B mount -t bpf bpf /newroot/sys/fs/bpf
 $B mkdir -p /newroot/run/nodebpf-out
 $B mount --bind /out /newroot/run/nodebpf-out

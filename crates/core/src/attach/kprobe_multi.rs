@@ -230,9 +230,19 @@ fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
 fn fallback(
     prog: &Program,
     targets: Vec<Target>,
-    skipped: Vec<Skipped>,
+    mut skipped: Vec<Skipped>,
     o: &KprobeMultiOptions,
 ) -> Result<MultiLink> {
+    // Perf kprobes (unlike kprobe_multi, which is ftrace) refuse the kprobe blacklist:
+    // leave those out up front, where debugfs shows the list.
+    let blacklist = kprobe_blacklist();
+    let (targets, listed): (Vec<Target>, Vec<Target>) = targets
+        .into_iter()
+        .partition(|t| !blacklist.contains(t.name.as_str()));
+    skipped.extend(listed.into_iter().map(|t| Skipped {
+        name: t.name,
+        reason: format!("on the kernel's kprobe blacklist ({KPROBE_BLACKLIST})"),
+    }));
     let own = instance_for(prog, 0)?;
     let prog_fd = own
         .as_ref()
@@ -248,4 +258,33 @@ fn fallback(
         attach_kprobe(prog_fd, &kprobe)
     })?;
     Ok(link.with_program(prog_fd.as_raw_fd(), own))
+}
+
+const KPROBE_BLACKLIST: &str = "/sys/kernel/debug/kprobes/blacklist";
+
+/// Functions perf kprobes may not probe; empty when debugfs is not mounted.
+fn kprobe_blacklist() -> std::collections::HashSet<String> {
+    std::fs::read_to_string(KPROBE_BLACKLIST)
+        .map(|text| parse_blacklist(&text))
+        .unwrap_or_default()
+}
+
+/// Lines are `0xSTART-0xEND\tname` (`[module]` may follow).
+fn parse_blacklist(text: &str) -> std::collections::HashSet<String> {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_kprobe_blacklist() {
+        let text = "0xffffffff81001000-0xffffffff81001020\tdo_int3\n\
+                    0xffffffffc0001000-0xffffffffc0001040\tovl_x\t[overlay]\n";
+        let names = super::parse_blacklist(text);
+        assert!(names.contains("do_int3") && names.contains("ovl_x"));
+        assert_eq!(names.len(), 2);
+    }
 }

@@ -340,3 +340,71 @@ pub(crate) fn attach_targets(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::io;
+
+    /// A kernel stand-in: refuses batches larger than `max` with ENOMEM (6.7–6.11 on big
+    /// kprobe_multi attaches) and any batch holding a `bad` target with EINVAL.
+    fn kernel<'a>(
+        max: usize,
+        bad: &[usize],
+        seen: &'a mut Vec<Vec<usize>>,
+    ) -> impl FnMut(&[usize]) -> Result<OwnedFd> + 'a {
+        let bad: HashSet<usize> = bad.iter().copied().collect();
+        move |idx| {
+            let fail = |errno| {
+                Err(Error::os(
+                    "link_create",
+                    io::Error::from_raw_os_error(errno),
+                ))
+            };
+            if idx.len() > max {
+                return fail(libc::ENOMEM);
+            }
+            if idx.iter().any(|i| bad.contains(i)) {
+                return fail(libc::EINVAL);
+            }
+            seen.push(idx.to_vec());
+            Ok(std::fs::File::open("/dev/null").expect("/dev/null").into())
+        }
+    }
+
+    #[test]
+    fn splits_a_batch_the_kernel_has_no_memory_for() {
+        let mut seen = Vec::new();
+        let outcome = attach_batch(1000, &mut kernel(300, &[], &mut seen)).expect("attached");
+        let Outcome::Attached(links) = outcome else {
+            panic!("expected links");
+        };
+        assert_eq!(links.len(), 4);
+        let mut all: Vec<usize> = seen.concat();
+        all.sort();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn names_the_refused_targets_by_bisection_even_while_splitting() {
+        let mut seen = Vec::new();
+        let outcome =
+            attach_batch(1000, &mut kernel(300, &[7, 512, 999], &mut seen)).expect("outcome");
+        let Outcome::Culprits(culprits) = outcome else {
+            panic!("expected culprits");
+        };
+        let idx: Vec<usize> = culprits.iter().map(|(i, _)| *i).collect();
+        assert_eq!(idx, [7, 512, 999]);
+        assert!(culprits.iter().all(|(_, e)| e.errno == Some(libc::EINVAL)));
+    }
+
+    #[test]
+    fn a_lone_refused_target_is_the_error() {
+        let mut seen = Vec::new();
+        let err = attach_batch(1, &mut kernel(10, &[0], &mut seen))
+            .err()
+            .expect("refused");
+        assert_eq!(err.errno, Some(libc::EINVAL));
+    }
+}
