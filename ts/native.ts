@@ -1,5 +1,6 @@
 // Finds and loads the prebuilt addon for this platform.
 import { createRequire } from 'node:module';
+import { familySync, MUSL } from 'detect-libc';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -172,22 +173,35 @@ export interface NativeAddon {
   missingCapabilities(): string[];
 }
 
-function libc(): 'glibc' | 'musl' {
-  // glibc reports its runtime version in the process report; musl does not.
-  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
-  return report?.header?.glibcVersionRuntime ? 'glibc' : 'musl';
+/** The platforms this package ships an addon for. */
+export const SHIPPED = ['linux-x64-glibc'];
+
+/**
+ * The prebuilt addon for a platform: prebuildify's layout,
+ * `prebuilt/<platform>-<arch>/nodebpf.napi.<libc>.node`. Throws naming the platform when
+ * none fits.
+ */
+export function prebuiltPath(root: string, platform: string, arch: string, libc: 'glibc' | 'musl'): string {
+  const tag = `${platform}-${arch}`;
+  if (platform !== 'linux') {
+    throw new Error(`nodebpf runs on Linux only (eBPF is a Linux kernel feature); this is ${tag}`);
+  }
+  const file = path.join(root, 'prebuilt', tag, `nodebpf.napi.${libc}.node`);
+  if (!existsSync(file)) {
+    throw new Error(
+      `nodebpf has no prebuilt addon for ${tag} with ${libc} (looked for ${file}); this package ships ` +
+        `${SHIPPED.join(', ')}. From a clone, \`npm run build\` builds one for this machine (Rust needed).`,
+    );
+  }
+  return file;
 }
 
 function load(): NativeAddon {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const tag = `${process.platform}-${process.arch}`;
-  const file = path.join(here, '..', 'prebuilt', tag, `nodebpf.napi.${libc()}.node`);
-  if (!existsSync(file)) {
-    throw new Error(
-      `nodebpf has no prebuilt binary for ${tag} (${libc()}): looked for ${file}. ` +
-        'nodebpf runs on Linux only; build from source with `npm run build`.',
-    );
-  }
+  const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+  // detect-libc finds musl wherever it is (Alpine, Void, Chimera, distroless...), not only
+  // where /etc/alpine-release exists.
+  const libc = familySync() === MUSL ? 'musl' : 'glibc';
+  const file = prebuiltPath(root, process.platform, process.arch, libc);
   return createRequire(import.meta.url)(file) as NativeAddon;
 }
 

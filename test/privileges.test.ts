@@ -1,0 +1,59 @@
+// Tracing without root: a copy of node given CAP_BPF and CAP_PERFMON as file
+// capabilities runs the CLI and the privileged-helper example for an unprivileged user;
+// without them the user is told what is missing.
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { fixture } from './helpers.js';
+
+const ROOT = path.join(import.meta.dirname, '..');
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+const T = fixture('cli_target');
+const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+const setcap = spawnSync('sh', ['-c', 'command -v setcap']).status === 0;
+
+describe.skipIf(!setcap)(`as an unprivileged user${setcap ? '' : ' [skipped: no setcap (libcap2-bin)]'}`, () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nodebpf-caps-'));
+  chmodSync(dir, 0o755);
+  const capNode = path.join(dir, 'node-bpf');
+  copyFileSync(process.execPath, capNode);
+  chmodSync(capNode, 0o755);
+  const caps = spawnSync('setcap', ['cap_bpf,cap_perfmon+ep', capNode], { encoding: 'utf8' });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('with file capabilities on a node copy, the CLI counts exactly', () => {
+    expect(caps.status).toBe(0);
+    const r = spawnSync('setpriv', [...asNobody, capNode, CLI, 'funccount', `uprobe:${T}:cli_count_*`, '--json', '--', T, 'count', '3', '5'], { encoding: 'utf8' });
+    expect(r.stderr).not.toMatch(/nodebpf:/);
+    expect(r.status).toBe(0);
+    const total = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { counts: { function: string; count: number }[] };
+    expect(Object.fromEntries(total.counts.map((c) => [c.function, c.count]))).toEqual({ cli_count_a: 3, cli_count_b: 5 });
+  });
+
+  it('the privileged-helper example: the app runs unprivileged, its helper has the capabilities', async () => {
+    const app = spawn('setpriv', [...asNobody, process.execPath, path.join(ROOT, 'examples', 'privileged-helper', 'app.mjs'), T, 'cli_count_*', '', '3'], {
+      env: { ...process.env, NODEBPF_HELPER_NODE: capNode },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    app.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    app.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => app.on('exit', r));
+    for (let i = 0; i < 50 && !stderr.includes('attached'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toMatch(/helper: attached 2 functions via uprobe_multi/);
+    spawnSync(T, ['count', '2', '4']);
+    expect(await exited).toBe(0);
+    expect(JSON.parse(stdout.trim())).toEqual({ cli_count_a: 2, cli_count_b: 4 });
+  });
+
+  it('without them: EPERM naming the capabilities and what to run', () => {
+    const r = spawnSync('setpriv', [...asNobody, process.execPath, CLI, 'funccount', `uprobe:${T}:cli_*`, '--duration', '1'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/CAP_BPF/);
+    expect(r.stderr).toMatch(/setcap cap_bpf,cap_perfmon\+ep/);
+  });
+});
