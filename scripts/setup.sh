@@ -4,8 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in clang:clang llc:llvm bpftool:bpftool gcc:gcc setpriv:util-linux make:make \
-  qemu-system-x86_64:qemu-system-x86 xz:xz-utils zstd:zstd; do
+# setcap: the non-root tests; objdump: the glibc floor check; script: the pty test.
+for pair in clang:clang llc:llvm bpftool:bpftool gcc:gcc setpriv:util-linux script:util-linux \
+  make:make qemu-system-x86_64:qemu-system-x86 xz:xz-utils zstd:zstd setcap:libcap2-bin \
+  objdump:binutils; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
