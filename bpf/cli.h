@@ -11,7 +11,8 @@
 #define PT_REGS_PARM6(x) (__PT_REGS_CAST(x)->r9)
 #endif
 
-char LICENSE[] SEC("license") = "GPL";
+/* GPL-compatible for the kernel (GPL-only helpers), MIT like the rest of the package. */
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* The process to trace; 0: all. */
 const volatile __u32 target_tgid = 0;

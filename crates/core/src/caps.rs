@@ -33,14 +33,33 @@ pub fn missing_caps() -> Vec<&'static str> {
 /// A sentence appended to EPERM messages.
 pub(crate) fn missing_caps_hint() -> String {
     let missing = missing_caps();
-    if missing.is_empty() {
-        return " (the process has CAP_SYS_ADMIN, so a kernel policy such as lockdown, \
-                 seccomp or an LSM refused it)"
-            .to_string();
+    if !missing.is_empty() {
+        return format!(
+            " (missing capabilities: {}; run as root, or grant them to the node binary or a \
+             helper with `setcap cap_bpf,cap_perfmon+ep <binary>`)",
+            missing.join(", ")
+        );
     }
-    format!(
-        " (missing capabilities: {}; run as root, or grant them to the node binary or a \
-         helper with `setcap cap_bpf,cap_perfmon+ep <binary>`)",
-        missing.join(", ")
-    )
+    let sys_admin = effective_caps().is_some_and(|e| e & (1u64 << CAP_SYS_ADMIN) != 0);
+    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    match paranoid {
+        // Debian's and Ubuntu's kernels add level 3: perf_event_open needs CAP_SYS_ADMIN.
+        Some(level) if level > 2 && !sys_admin => format!(
+            " (the process has CAP_BPF and CAP_PERFMON, but kernel.perf_event_paranoid is \
+             {level}, which on this kernel asks CAP_SYS_ADMIN for perf events (perf \
+             kprobes/uprobes, tracepoints): set it to 2, add cap_sys_admin, or use a kernel \
+             with the batch links, which need no perf events)"
+        ),
+        _ => format!(
+            " (the process has {}, so a kernel policy such as lockdown, seccomp or an LSM \
+             refused it)",
+            if sys_admin {
+                "CAP_SYS_ADMIN"
+            } else {
+                "CAP_BPF and CAP_PERFMON"
+            }
+        ),
+    }
 }

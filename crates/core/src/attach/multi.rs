@@ -142,6 +142,8 @@ pub(crate) fn attach_each(
 ) -> Result<MultiLink> {
     let mut attached = Vec::new();
     let mut links = Vec::new();
+    let total = targets.len();
+    let mut first_error = None;
     for t in targets {
         match attach_one(&t) {
             Ok(l) => {
@@ -149,11 +151,22 @@ pub(crate) fn attach_each(
                 attached.push(t);
             }
             Err(e) if e.code == Code::Unsupported => return Err(e),
-            Err(e) => skipped.push(Skipped {
-                name: t.name,
-                reason: e.message,
-            }),
+            Err(e) => {
+                skipped.push(Skipped {
+                    name: t.name,
+                    reason: e.message.clone(),
+                });
+                first_error.get_or_insert(e);
+            }
         }
+    }
+    // Nothing attached is a failure, not an empty link.
+    if let (true, Some(mut e)) = (attached.is_empty(), first_error) {
+        e.message = format!(
+            "none of the {total} targets could be attached one by one ({mechanism}); the first: {}",
+            e.message
+        );
+        return Err(e);
     }
     let mut link = MultiLink::new(mechanism, attached, skipped);
     for l in links {
