@@ -121,8 +121,14 @@ export class Session {
 
   /** Detaches everything, and stops a command that is still held or running. */
   close(): void {
+    for (const a of this.#attachments.splice(0)) {
+      // Each perf probe costs the kernel an RCU grace period to remove (~0.1 s here).
+      if ((a.mechanism === 'kprobes' || a.mechanism === 'uprobes') && a.kernelLinks >= 20) {
+        this.status.show(`detaching ${int(a.kernelLinks)} perf ${a.mechanism} (about ${Math.ceil(a.kernelLinks / 10)} s: the kernel waits for each) ...`);
+      }
+      a.close();
+    }
     this.status.clear();
-    for (const a of this.#attachments.splice(0)) a.close();
     for (const o of this.#objects.splice(0)) o.close();
     if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM');
   }
