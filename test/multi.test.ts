@@ -174,6 +174,22 @@ describe('uprobe_multi', () => {
     expect([0, 8, 16].map((o) => v.getBigUint64(o, true))).toEqual([4n, 4n, 4n]);
   });
 
+  it('a function uprobes cannot take (int3 first: ENOTSUPP) is named, the others attach', async () => {
+    // The kernel checks the instruction when it puts the probe into a process that maps
+    // the file: keep one running.
+    const loop = new Child(fixture('cli_target'), ['loop']);
+    try {
+      using obj = await load(fixture('uprobe_multi.bpf.o'));
+      using link = obj.program('on_entry').attachUprobeMulti({ binary: fixture('cli_target'), symbols: ['cli_count_a', 'unprobeable_int3', 'cli_sleep'] });
+      expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([['cli_count_a', 0n], ['cli_sleep', 1n]]);
+      expect(link.skipped).toEqual([{ name: 'unprobeable_int3', reason: expect.stringMatching(/524|not supported/i) }]);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(counts(obj).get(0)).toBeGreaterThan(0n);
+    } finally {
+      loop.proc.kill();
+    }
+  });
+
   it.skipIf(f.uprobeMulti)(`without uprobe_multi, fallback: false is UNSUPPORTED naming the feature${skipReason(!f.uprobeMulti, 'has uprobe_multi')}`, async () => {
     using obj = await load(fixture('uprobe_multi.bpf.o'));
     expect(() =>

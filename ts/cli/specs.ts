@@ -1,6 +1,7 @@
 // Probe specs as bpftrace writes them, and attaching a CLI program to one: through the
 // batch links where the kernel has them (the library falls back where it does not).
-import { readdirSync } from 'node:fs';
+import { readdirSync, realpathSync } from 'node:fs';
+import path from 'node:path';
 
 import { type BpfObject, type Link, type MultiLink, type MultiSkipped } from 'nodebpf';
 
@@ -88,8 +89,27 @@ export interface AttachOptions {
   like?: Attachment;
 }
 
+/** Whether `binary` (a path, or a name on PATH) is the node running nodebpf itself. */
+function isOwnBinary(binary: string): boolean {
+  const self = realpathSync(process.execPath);
+  const candidates = binary.includes('/') ? [binary] : (process.env.PATH ?? '').split(':').map((d) => path.join(d, binary));
+  for (const c of candidates) {
+    try {
+      return realpathSync(c) === self;
+    } catch {
+      // not there: next
+    }
+  }
+  return false;
+}
+
 export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpec, o: AttachOptions): Promise<Attachment> {
   const started = performance.now();
+  if (family(spec.kind) === 'uprobe' && o.pid === undefined && !o.like && spec.binary && isOwnBinary(spec.binary)) {
+    o.status.done(
+      `${spec.text}: nodebpf itself runs ${process.execPath}: system-wide, its own calls hit these probes too and slow it down; pass --pid or -- CMD`,
+    );
+  }
   o.status.show(`attaching ${spec.text} ...`);
   const prog = obj.program(program);
   const like = o.like?.multi;

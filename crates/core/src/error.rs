@@ -72,7 +72,11 @@ impl Error {
             Some(libc::EOPNOTSUPP) => Code::Unsupported,
             _ => Code::Io,
         };
-        let mut message = format!("{what}: {err}");
+        let mut message = match errno {
+            // The kernel's own ENOTSUPP, which libc has no text for.
+            Some(524) => format!("{what}: not supported here (ENOTSUPP, os error 524)"),
+            _ => format!("{what}: {err}"),
+        };
         if code == Code::Eperm {
             message.push_str(&crate::caps::missing_caps_hint());
         }
