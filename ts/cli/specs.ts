@@ -148,8 +148,10 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
     case 'tracepoint':
       return attachTracepoints(obj, program, spec, started);
   }
-  // The return side's targets carry the entry side's names.
-  const names = o.like ? o.like.names : link.targets.map((t) => t.name);
+  // The programs index by cookie; the return side's targets carry the entry side's names
+  // (and cookies).
+  const names: string[] = o.like ? o.like.names : [];
+  if (!o.like) for (const t of link.targets) names[Number(t.cookie)] = t.name;
   return {
     spec,
     names,

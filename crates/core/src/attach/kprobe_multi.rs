@@ -248,7 +248,7 @@ fn fallback(
         .as_ref()
         .map(|f| f.as_fd())
         .map_or_else(|| prog.fd(), Ok)?;
-    let link = attach_each("kprobes", targets, skipped, &mut |t| {
+    let link = attach_each("kprobes", targets, skipped, o.cookies.is_some(), &mut |t| {
         let kprobe = KprobeOptions {
             symbol: &t.name,
             offset: 0,

@@ -138,13 +138,18 @@ pub(crate) fn attach_each(
     mechanism: &'static str,
     targets: Vec<Target>,
     mut skipped: Vec<Skipped>,
+    user_cookies: bool,
     attach_one: &mut dyn FnMut(&Target) -> Result<super::Link>,
 ) -> Result<MultiLink> {
     let mut attached = Vec::new();
     let mut links = Vec::new();
     let total = targets.len();
     let mut first_error = None;
-    for t in targets {
+    for mut t in targets {
+        // The default cookie stays the index in `targets`, past the ones that failed.
+        if !user_cookies {
+            t.cookie = attached.len() as u64;
+        }
         match attach_one(&t) {
             Ok(l) => {
                 links.push(l);
@@ -160,19 +165,25 @@ pub(crate) fn attach_each(
             }
         }
     }
-    // Nothing attached is a failure, not an empty link.
-    if let (true, Some(mut e)) = (attached.is_empty(), first_error) {
-        e.message = format!(
-            "none of the {total} targets could be attached one by one ({mechanism}); the first: {}",
-            e.message
-        );
-        return Err(e);
+    if attached.is_empty() {
+        if let Some(e) = first_error {
+            return Err(none_attached(e, total, mechanism));
+        }
     }
     let mut link = MultiLink::new(mechanism, attached, skipped);
     for l in links {
         link.add_link(l);
     }
     Ok(link)
+}
+
+/// Nothing attached is a failure, not an empty link: the first error, saying so.
+pub(crate) fn none_attached(mut e: Error, total: usize, mechanism: &str) -> Error {
+    e.message = format!(
+        "none of the {total} targets could be attached one by one ({mechanism}); the first: {}",
+        e.message
+    );
+    e
 }
 
 /// Reports the exact names that matched nothing (`matched`: the names the matcher

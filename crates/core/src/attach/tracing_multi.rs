@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use super::link_create;
 use super::multi::{
-    attach_targets, cookies_for, nothing_attachable, report_missing_names, MultiLink, Resolved,
-    Skipped, Target,
+    attach_targets, cookies_for, none_attached, nothing_attachable, report_missing_names,
+    MultiLink, Resolved, Skipped, Target,
 };
 use crate::btf_index::BtfIndex;
 use crate::error::{einval, enoent, unsupported, Result};
@@ -236,9 +236,9 @@ fn resolve(
     Ok((out, skipped))
 }
 
-/// A per-function link and the program instance loaded for it.
-type LinkAndProgram = Result<(OwnedFd, OwnedFd)>;
-
+/// Loads the program once per function in parallel (the verifier's work, reported as
+/// progress), then links them in order, so that the default cookie stays the index in
+/// `targets` past the functions that failed.
 fn fallback(
     prog: &Program,
     attach_type: u32,
@@ -250,27 +250,20 @@ fn fallback(
 ) -> Result<MultiLink> {
     let total = targets.len();
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<LinkAndProgram>>> =
+    let loaded: Mutex<Vec<Option<Result<OwnedFd>>>> =
         Mutex::new((0..total).map(|_| None).collect());
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(total.max(1));
     std::thread::scope(|s| {
         for t in 0..threads {
-            let (targets, results, done) = (&targets, &results, &done);
+            let (targets, loaded, done) = (&targets, &loaded, &done);
             s.spawn(move || {
                 for i in (t..total).step_by(threads) {
-                    let target = &targets[i];
                     let r = prog
-                        .load_with_attach_type(attach_type, &btf_target(target.address as u32))
-                        .and_then(|p| {
-                            let mut attr = LinkCreateAttr::new(p.as_raw_fd(), 0, attach_type);
-                            attr.u[1] = target.cookie;
-                            link_create(&mut attr, &format!("attaching {name} to {}", target.name))
-                                .map(|l| (l, p))
-                        });
-                    if let Ok(mut r_) = results.lock() {
-                        r_[i] = Some(r);
+                        .load_with_attach_type(attach_type, &btf_target(targets[i].address as u32));
+                    if let Ok(mut l) = loaded.lock() {
+                        l[i] = Some(r);
                     }
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if let Some(progress) = o.progress {
@@ -280,25 +273,40 @@ fn fallback(
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let loaded = loaded.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut attached = Vec::new();
     let mut links = Vec::new();
     let mut programs = Vec::new();
-    for (t, r) in targets.into_iter().zip(results) {
-        match r {
-            Some(Ok((l, p))) => {
+    let mut first_error = None;
+    for (mut t, r) in targets.into_iter().zip(loaded) {
+        if o.cookies.is_none() {
+            t.cookie = attached.len() as u64;
+        }
+        let linked = r
+            .unwrap_or_else(|| Err(crate::error::einval("not attempted")))
+            .and_then(|p| {
+                let mut attr = LinkCreateAttr::new(p.as_raw_fd(), 0, attach_type);
+                attr.u[1] = t.cookie;
+                link_create(&mut attr, &format!("attaching {name} to {}", t.name)).map(|l| (l, p))
+            });
+        match linked {
+            Ok((l, p)) => {
                 links.push(l);
                 programs.push(p);
                 attached.push(t);
             }
-            Some(Err(e)) => skipped.push(Skipped {
-                name: t.name,
-                reason: e.message,
-            }),
-            None => skipped.push(Skipped {
-                name: t.name,
-                reason: "not attempted".into(),
-            }),
+            Err(e) => {
+                skipped.push(Skipped {
+                    name: t.name,
+                    reason: e.message.clone(),
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if attached.is_empty() {
+        if let Some(e) = first_error {
+            return Err(none_attached(e, total, name));
         }
     }
     let mut link = MultiLink::new(name, attached, skipped).with_links(links);

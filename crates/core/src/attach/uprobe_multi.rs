@@ -182,7 +182,7 @@ fn fallback(
         .map(|f| f.as_fd())
         .map_or_else(|| prog.fd(), Ok)?;
     let binary = path.to_string_lossy();
-    let mut link = attach_each("uprobes", targets, skipped, &mut |t| {
+    let mut link = attach_each("uprobes", targets, skipped, o.cookies.is_some(), &mut |t| {
         let uprobe = UprobeOptions {
             binary: &binary,
             symbol: None,
