@@ -1,9 +1,9 @@
 // nodebpf funccount: calls per function. On a terminal a live table refreshed every
 // interval; on a pipe or with --json, JSON lines (per interval when --interval is
 // given, and the totals at the end).
-import { type BpfObject } from 'nodebpf';
+import { features, type BpfObject } from 'nodebpf';
 
-import { Session, features, parseSpecs, type CommonOptions } from './session.js';
+import { Session, parseSpecs, type CommonOptions } from './session.js';
 import { attachSpec, isReturn, type Attachment, type ProbeKind } from './specs.js';
 import { bold, dim, int, table } from './term.js';
 

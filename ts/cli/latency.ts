@@ -1,9 +1,9 @@
 // nodebpf latency: entry→return time as log2 histograms, like bpftrace's hist(): one
 // for all functions, or one per function with --per-function. Through a session program
 // where the kernel has sessions, else an entry and a return program.
-import { type BpfObject } from 'nodebpf';
+import { features, type BpfObject } from 'nodebpf';
 
-import { Session, features, parseSpecs, type CommonOptions } from './session.js';
+import { Session, parseSpecs, type CommonOptions } from './session.js';
 import { attachSpec, family, type Attachment, type ProbeKind } from './specs.js';
 import { bold, dim, int, pow2 } from './term.js';
 import { UsageError } from './usage.js';

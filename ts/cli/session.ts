@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { features, load, type BpfObject, type Features } from 'nodebpf';
+import { load, type BpfObject, type Features } from 'nodebpf';
 
 import { family, parseSpec, skipSummary, type Attachment, type ProbeSpec } from './specs.js';
 import { Status, dim, int, seconds, yellow } from './term.js';
@@ -153,5 +153,3 @@ export function parseSpecs(specs: string[]): ProbeSpec[] {
   if (specs.length === 0) throw new UsageError('give at least one probe spec');
   return specs.map(parseSpec);
 }
-
-export { features };

@@ -1,8 +1,8 @@
 // nodebpf trace: a line per hit, through the ring buffer: time, pid, comm, function,
 // the first arguments and (--ret, or a return probe) the return value.
-import { type BpfObject, type RingBuffer } from 'nodebpf';
+import { features, type BpfObject, type RingBuffer } from 'nodebpf';
 
-import { Session, features, parseSpecs, type CommonOptions } from './session.js';
+import { Session, parseSpecs, type CommonOptions } from './session.js';
 import { attachSpec, family, type Attachment, type ProbeKind, type ProbeSpec } from './specs.js';
 import { dim, int } from './term.js';
 import { UsageError } from './usage.js';
