@@ -73,7 +73,8 @@ fn find_calls(bytes: &[u8]) -> Result<Calls> {
             }
             let name = sym.name().unwrap_or("?").to_string();
             let at = (sec_off + offset) as usize;
-            if offset + 8 > sec_size || bytes.get(at) != Some(&OP_CALL) {
+            let insn = bytes.get(at..at + 8).filter(|_| offset + 8 <= sec_size);
+            if insn.is_none_or(|i| i[0] != OP_CALL) {
                 return Err(bad_object(format!(
                     "'{name}' is an extern nodebpf cannot link: kfunc calls are supported, \
                      `__ksym` variables, `&kfunc` and `.kconfig` are not"
@@ -82,8 +83,12 @@ fn find_calls(bytes: &[u8]) -> Result<Calls> {
             calls.push((at, name));
         }
     }
-    let btf = file.section_by_name(".BTF").and_then(|s| s.file_range());
-    Ok((calls, btf.map(|(o, s)| (o as usize, (o + s) as usize))))
+    let btf = match file.section_by_name(".BTF").and_then(|s| s.file_range()) {
+        Some((o, s)) if o + s <= bytes.len() as u64 => Some((o as usize, (o + s) as usize)),
+        Some(_) => return Err(bad_object(".BTF lies outside the file")),
+        None => None,
+    };
+    Ok((calls, btf))
 }
 
 fn u32_at(d: &[u8], off: usize) -> Result<u32> {
@@ -129,6 +134,9 @@ fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
             6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
             _ => 0,
         };
+        if off + 12 + extra > types + type_len {
+            return Err(bad_object(".BTF type section is truncated"));
+        }
         if kind == KIND_FUNC && vlen as u32 == LINKAGE_EXTERN {
             put_u32(btf, off + 4, info & !0xffff);
         }
@@ -149,4 +157,62 @@ fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
         put_u32(btf, 20, (str_len + len) as u32);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(ws: &[u32]) -> Vec<u8> {
+        ws.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    /// [1] FUNC_PROTO void(void), [2] FUNC "kf" extern, [3] DATASEC ".ksyms" { [2] }.
+    fn btf_with_kfunc() -> Vec<u8> {
+        let strings = b"\0kf\0.ksyms\0".to_vec();
+        let types = [
+            words(&[0, 13 << 24, 0]),
+            words(&[1, (12 << 24) | LINKAGE_EXTERN, 1]),
+            words(&[4, (15 << 24) | 1, 0, 2, 0, 0]),
+        ]
+        .concat();
+        let mut btf = vec![0x9f, 0xeb, 1, 0];
+        btf.extend(words(&[
+            24,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ]));
+        btf.extend(types);
+        btf.extend(strings);
+        btf
+    }
+
+    #[test]
+    fn extern_btf_becomes_what_the_kernel_takes() {
+        let mut btf = btf_with_kfunc();
+        let len = btf.len();
+        drop_extern_btf(&mut btf).expect("fixed");
+        assert_eq!(btf.len(), len);
+        let u = |o: usize| u32_at(&btf, o).expect("in range");
+        // 12 bytes of DATASEC entry moved from the types to the strings' tail.
+        assert_eq!((u(12), u(16), u(20)), (36, 36, 23));
+        assert_eq!(u(24 + 12 + 4), 12 << 24, "FUNC linkage is static");
+        assert_eq!(
+            (u(24 + 24 + 4), u(24 + 24 + 8)),
+            (15 << 24, 1),
+            "empty DATASEC, size 1"
+        );
+        assert_eq!(&btf[24 + 36..24 + 36 + 11], b"\0kf\0.ksyms\0");
+    }
+
+    #[test]
+    fn truncated_btf_is_an_error_not_a_panic() {
+        let mut btf = btf_with_kfunc();
+        // Claim one more DATASEC entry than the section holds.
+        let info = u32_at(&btf, 24 + 24 + 4).expect("in range");
+        put_u32(&mut btf, 24 + 24 + 4, info + 1);
+        assert!(drop_extern_btf(&mut btf).is_err());
+    }
 }
