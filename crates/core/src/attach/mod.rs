@@ -47,6 +47,12 @@ impl Link {
         }
     }
 
+    /// The link keeps the program instance it runs (loaded for this target alone).
+    pub(crate) fn owning_program(mut self, program: OwnedFd) -> Self {
+        self._program = Some(program);
+        self
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }

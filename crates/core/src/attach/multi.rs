@@ -132,7 +132,8 @@ impl MultiLink {
     }
 }
 
-/// The fallback shape: one single-target attachment per target (perf kprobes/uprobes).
+/// The fallback shape: one single-target attachment per target (perf kprobes/uprobes,
+/// one fentry/fexit program per function).
 /// A target that fails is skipped with the reason; `UNSUPPORTED` stops everything.
 pub(crate) fn attach_each(
     mechanism: &'static str,
@@ -178,7 +179,7 @@ pub(crate) fn attach_each(
 }
 
 /// Nothing attached is a failure, not an empty link: the first error, saying so.
-pub(crate) fn none_attached(mut e: Error, total: usize, mechanism: &str) -> Error {
+fn none_attached(mut e: Error, total: usize, mechanism: &str) -> Error {
     e.message = format!(
         "none of the {total} targets could be attached one by one ({mechanism}); the first: {}",
         e.message

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use super::link_create;
 use super::multi::{
-    attach_targets, cookies_for, none_attached, nothing_attachable, report_missing_names,
-    MultiLink, Resolved, Skipped, Target,
+    attach_each, attach_targets, cookies_for, nothing_attachable, report_missing_names, MultiLink,
+    Resolved, Skipped, Target,
 };
 use crate::btf_index::BtfIndex;
 use crate::error::{einval, enoent, unsupported, Result};
@@ -244,7 +244,7 @@ fn fallback(
     attach_type: u32,
     name: &'static str,
     targets: Vec<Target>,
-    mut skipped: Vec<Skipped>,
+    skipped: Vec<Skipped>,
     btf_target: &(dyn Fn(u32) -> BtfTarget + Sync),
     o: &TracingMultiOptions<'_>,
 ) -> Result<MultiLink> {
@@ -273,45 +273,20 @@ fn fallback(
             });
         }
     });
-    let loaded = loaded.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut attached = Vec::new();
-    let mut links = Vec::new();
-    let mut programs = Vec::new();
-    let mut first_error = None;
-    for (mut t, r) in targets.into_iter().zip(loaded) {
-        if o.cookies.is_none() {
-            t.cookie = attached.len() as u64;
-        }
-        let linked = r
-            .unwrap_or_else(|| Err(crate::error::einval("not attempted")))
-            .and_then(|p| {
-                let mut attr = LinkCreateAttr::new(p.as_raw_fd(), 0, attach_type);
-                attr.u[1] = t.cookie;
-                link_create(&mut attr, &format!("attaching {name} to {}", t.name)).map(|l| (l, p))
-            });
-        match linked {
-            Ok((l, p)) => {
-                links.push(l);
-                programs.push(p);
-                attached.push(t);
-            }
-            Err(e) => {
-                skipped.push(Skipped {
-                    name: t.name,
-                    reason: e.message.clone(),
-                });
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if attached.is_empty() {
-        if let Some(e) = first_error {
-            return Err(none_attached(e, total, name));
-        }
-    }
-    let mut link = MultiLink::new(name, attached, skipped).with_links(links);
-    for p in programs {
-        link.own_program(p);
-    }
-    Ok(link)
+    // Linked in order through the shared per-target loop, which keeps the default cookie
+    // the index in `targets` and reports what failed.
+    let mut loaded = loaded
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter();
+    attach_each(name, targets, skipped, o.cookies.is_some(), &mut |t| {
+        let program = loaded
+            .next()
+            .flatten()
+            .unwrap_or_else(|| Err(crate::error::einval("not attempted")))?;
+        let mut attr = LinkCreateAttr::new(program.as_raw_fd(), 0, attach_type);
+        attr.u[1] = t.cookie;
+        let fd = link_create(&mut attr, &format!("attaching {name} to {}", t.name))?;
+        Ok(super::Link::new(name, t.name.clone(), fd).owning_program(program))
+    })
 }
