@@ -57,6 +57,23 @@ describe('uprobe_multi', () => {
     expect(seen[1]).toEqual(seen[0]);
   });
 
+  it('the per-uprobe fallback, attached off the JS thread, reports progress', async () => {
+    const symbols = Array.from({ length: 40 }, (_, i) => `many_${i}`);
+    const child = new Child(fixture('many'), []);
+    using obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    const seen: [number, number][] = [];
+    using link = await obj.program('on_entry').attachUprobeMultiAsync({
+      binary: fixture('many'),
+      symbols,
+      forceFallback: true,
+      onProgress: (done, total) => seen.push([done, total]),
+    });
+    expect(link.mechanism).toBe('uprobes');
+    expect(seen.at(-1)).toEqual([40, 40]);
+    await child.run();
+    expect(link.targets.map((t) => counts(obj).get(Number(t.cookie)))).toEqual(symbols.map((_, i) => BigInt((i % 3) + 1)));
+  });
+
   it('cookies, argument and return values, and skipped names', async () => {
     const child = new Child(fixture('target'), ['5', '40']);
     using obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });

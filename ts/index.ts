@@ -10,6 +10,7 @@ export type {
   UprobeMultiOptions,
   TracingMultiOptions,
   ReattachEvent,
+  Progress,
 } from './object.js';
 export { RingBuffer, Batch, type IterateOptions } from './ringbuf.js';
 export type { Codec, CodecName, CodecSpec } from './codec.js';

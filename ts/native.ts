@@ -151,6 +151,8 @@ export interface NativeObject {
   attachKprobeMulti(prog: string, o: NativeKprobeMultiOptions): NativeMultiLink;
   attachUprobeMulti(prog: string, o: NativeUprobeMultiOptions): NativeMultiLink;
   attachTracingMulti(prog: string, o: NativeTracingMultiOptions): NativeMultiLink;
+  attachKprobeMultiAsync(prog: string, o: NativeKprobeMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>;
+  attachUprobeMultiAsync(prog: string, o: NativeUprobeMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>;
   attachTracingMultiAsync(prog: string, o: NativeTracingMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>;
   mapLookup(map: string, key: Uint8Array): Buffer | null;
   mapUpdate(map: string, key: Uint8Array, value: Uint8Array, flags?: number): void;

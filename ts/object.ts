@@ -14,6 +14,7 @@ import {
   type NativeLoadOptions,
   type NativeMultiLink,
   type NativeObject,
+  type NativeProgress,
   type ProgramDesc,
 } from './native.js';
 import { RingBuffer } from './ringbuf.js';
@@ -238,6 +239,40 @@ export interface TracingMultiOptions {
   forceFallback?: boolean;
 }
 
+/** Progress of a long batch attach (a fallback working per target). */
+export interface Progress {
+  onProgress?: (done: number, total: number) => void;
+}
+
+function kprobeOptions(o: KprobeMultiOptions) {
+  return {
+    ...selection(o.symbols),
+    addresses: o.addresses && [...o.addresses],
+    cookies: bigs(o.cookies),
+    retprobe: o.retprobe,
+    session: o.session,
+    module: o.module,
+    strict: o.onSkip === 'error',
+    fallback: o.fallback,
+    forceFallback: o.forceFallback,
+  };
+}
+
+function uprobeOptions(o: UprobeMultiOptions) {
+  return {
+    binary: o.binary,
+    ...selection(o.symbols),
+    offsets: o.offsets && [...o.offsets],
+    pid: o.pid,
+    cookies: bigs(o.cookies),
+    retprobe: o.retprobe,
+    session: o.session,
+    includeClones: o.includeClones,
+    fallback: o.fallback,
+    forceFallback: o.forceFallback,
+  };
+}
+
 function tracingOptions(o: TracingMultiOptions) {
   return {
     ...selection(o.functions),
@@ -316,40 +351,48 @@ export class Program {
   }
 
   attachKprobeMulti(options: KprobeMultiOptions = {}): MultiLink {
-    const { symbols, addresses, cookies, retprobe, session, module, onSkip, fallback, forceFallback } = options;
-    return this.#multi((o) =>
-      o.attachKprobeMulti(this.name, {
-        ...selection(symbols),
-        addresses: addresses && [...addresses],
-        cookies: bigs(cookies),
-        retprobe,
-        session,
-        module,
-        strict: onSkip === 'error',
-        fallback,
-        forceFallback,
-      }),
-    );
+    return this.#multi((o) => o.attachKprobeMulti(this.name, kprobeOptions(options)));
   }
 
   attachUprobeMulti(options: UprobeMultiOptions): MultiLink {
-    const { binary, symbols, offsets, pid, cookies, retprobe, session, includeClones, reattach, fallback, forceFallback } =
-      options;
-    return this.#multi((o) =>
-      o.attachUprobeMulti(this.name, {
-        binary,
-        ...selection(symbols),
-        offsets: offsets && [...offsets],
-        pid,
-        cookies: bigs(cookies),
-        retprobe,
-        session,
-        includeClones,
-        fallback,
-        forceFallback,
-      }),
-      reattach,
-    );
+    return this.#multi((o) => o.attachUprobeMulti(this.name, uprobeOptions(options)), options.reattach);
+  }
+
+  /**
+   * `attachKprobeMulti` off the JS thread. Where the kernel has no kprobe_multi, the
+   * fallback opens one perf kprobe per function: `onProgress(done, total)` reports it.
+   */
+  attachKprobeMultiAsync(options: KprobeMultiOptions & Progress = {}): Promise<MultiLink> {
+    return this.#multiAsync((o, p) => o.attachKprobeMultiAsync(this.name, kprobeOptions(options), p), options.onProgress);
+  }
+
+  /** `attachUprobeMulti` off the JS thread, with progress for the per-uprobe fallback. */
+  attachUprobeMultiAsync(options: UprobeMultiOptions & Progress): Promise<MultiLink> {
+    const redo = options.reattach ? () => this.#obj._native().attachUprobeMulti(this.name, uprobeOptions(options)) : undefined;
+    return this.#multiAsync((o, p) => o.attachUprobeMultiAsync(this.name, uprobeOptions(options), p), options.onProgress, redo);
+  }
+
+  /**
+   * Runs a batch attach off the JS thread, calling `onProgress(done, total)` every 100 ms
+   * (and once at the end) while a fallback works per target.
+   */
+  async #multiAsync(
+    start: (o: NativeObject, progress: NativeProgress) => Promise<NativeMultiLink>,
+    onProgress?: (done: number, total: number) => void,
+    redo?: () => NativeMultiLink,
+  ): Promise<MultiLink> {
+    const progress = new addon.NativeProgress();
+    const report = () => {
+      if (progress.total() > 0) onProgress?.(progress.done(), progress.total());
+    };
+    const timer = onProgress ? setInterval(report, 100) : undefined;
+    try {
+      const link = await nativeAsync(() => start(this.#obj._native(), progress));
+      return this.#obj._trackMulti(link, redo);
+    } finally {
+      clearInterval(timer);
+      report();
+    }
   }
 
   /** fentry.multi / fexit.multi / fsession.multi, by the program's section. */
@@ -362,24 +405,8 @@ export class Program {
    * fallback loads the program once per function, which takes long for many functions:
    * `onProgress(done, total)` reports it (every 100 ms, and once at the end).
    */
-  async attachTracingMultiAsync(
-    options: TracingMultiOptions & { onProgress?: (done: number, total: number) => void } = {},
-  ): Promise<MultiLink> {
-    const progress = new addon.NativeProgress();
-    const { onProgress } = options;
-    const report = () => {
-      if (progress.total() > 0) onProgress?.(progress.done(), progress.total());
-    };
-    const timer = onProgress ? setInterval(report, 100) : undefined;
-    try {
-      const link = await nativeAsync(() =>
-        this.#obj._native().attachTracingMultiAsync(this.name, tracingOptions(options), progress),
-      );
-      return this.#obj._trackMulti(link);
-    } finally {
-      clearInterval(timer);
-      report();
-    }
+  attachTracingMultiAsync(options: TracingMultiOptions & Progress = {}): Promise<MultiLink> {
+    return this.#multiAsync((o, p) => o.attachTracingMultiAsync(this.name, tracingOptions(options), p), options.onProgress);
   }
 
   attachTracepoint(category: string, name: string, options: { cookie?: Cookie } = {}): Link {

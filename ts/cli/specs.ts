@@ -114,26 +114,32 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
   const prog = obj.program(program);
   const like = o.like?.multi;
   const cookies = like?.targets.map((t) => t.cookie);
+  // Reported only while a fallback works per target: the batch links are one syscall.
+  const progress = (how: string) => (done: number, total: number) =>
+    o.status.show(`attaching ${spec.text}: ${int(done)}/${int(total)} functions (${how})`);
   let link: MultiLink;
   switch (family(spec.kind)) {
     case 'kprobe': {
       const byAddress = like?.targets.every((t) => t.address !== 0n);
-      link = prog.attachKprobeMulti(
-        like
+      link = await prog.attachKprobeMultiAsync({
+        ...(like
           ? byAddress
-            ? { addresses: like.targets.map((t) => t.address), cookies, retprobe: o.retprobe }
-            : { symbols: like.targets.map((t) => t.name), cookies, retprobe: o.retprobe }
-          : { symbols: spec.pattern, retprobe: o.retprobe, session: o.session },
-      );
+            ? { addresses: like.targets.map((t) => t.address), cookies }
+            : { symbols: like.targets.map((t) => t.name), cookies }
+          : { symbols: spec.pattern, session: o.session }),
+        retprobe: o.retprobe,
+        onProgress: progress('one perf kprobe each'),
+      });
       break;
     }
     case 'uprobe':
-      link = prog.attachUprobeMulti({
+      link = await prog.attachUprobeMultiAsync({
         binary: spec.binary ?? '',
         ...(like ? { offsets: like.targets.map((t) => t.address), cookies } : { symbols: spec.pattern }),
         pid: o.pid,
         retprobe: o.retprobe,
         session: o.session,
+        onProgress: progress('one perf uprobe each'),
       });
       break;
     case 'tracing': {
@@ -141,7 +147,7 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
       link = await prog.attachTracingMultiAsync({
         module,
         ...(like ? { btfIds: like.targets.map((t) => Number(t.address)), cookies } : { functions }),
-        onProgress: (done, total) => o.status.show(`attaching ${spec.text}: ${int(done)}/${int(total)} functions (one fentry each)`),
+        onProgress: progress('one fentry program each'),
       });
       break;
     }

@@ -308,18 +308,7 @@ impl NativeObject {
         prog: String,
         o: KprobeMultiOptions,
     ) -> Result<NativeMultiLink> {
-        let opts = core::attach::kprobe_multi::KprobeMultiOptions {
-            selection: selection(o.pattern, o.names),
-            addresses: u64s(o.addresses.as_deref()),
-            cookies: u64s(o.cookies.as_deref()),
-            retprobe: o.retprobe.unwrap_or(false),
-            session: o.session.unwrap_or(false),
-            module: o.module,
-            strict: o.strict.unwrap_or(false),
-            fallback: o.fallback.unwrap_or(true),
-            force_fallback: o.force_fallback.unwrap_or(false),
-        };
-        self.with(|obj| core::attach::kprobe_multi::attach_kprobe_multi(obj.program(&prog)?, &opts))
+        self.with(|obj| MultiRequest::Kprobe(o).attach(obj, &prog, None, None))
             .map(NativeMultiLink::new)
     }
 
@@ -329,38 +318,41 @@ impl NativeObject {
         prog: String,
         o: UprobeMultiOptions,
     ) -> Result<NativeMultiLink> {
-        let opts = core::attach::uprobe_multi::UprobeMultiOptions {
-            binary: &o.binary,
-            selection: selection(o.pattern, o.names),
-            offsets: u64s(o.offsets.as_deref()),
-            pid: o.pid,
-            cookies: u64s(o.cookies.as_deref()),
-            retprobe: o.retprobe.unwrap_or(false),
-            session: o.session.unwrap_or(false),
-            include_clones: o.include_clones.unwrap_or(false),
-            fallback: o.fallback.unwrap_or(true),
-            force_fallback: o.force_fallback.unwrap_or(false),
-        };
-        self.with(|obj| core::attach::uprobe_multi::attach_uprobe_multi(obj.program(&prog)?, &opts))
+        self.with(|obj| MultiRequest::Uprobe(o).attach(obj, &prog, None, None))
             .map(NativeMultiLink::new)
     }
 
-    /// Like `attach_tracing_multi`, off the JS thread, updating `progress` as the
-    /// per-function fallback loads its programs. Other calls on this object wait for it.
+    /// The batch attaches off the JS thread, updating `progress` while a fallback works
+    /// per target (perf kprobes/uprobes, or one fentry program per function). Other calls
+    /// on this object wait for it.
+    #[napi(ts_return_type = "Promise<NativeMultiLink>")]
+    pub fn attach_kprobe_multi_async(
+        &self,
+        prog: String,
+        o: KprobeMultiOptions,
+        progress: &NativeProgress,
+    ) -> AsyncTask<MultiAttachTask> {
+        self.multi_task(prog, MultiRequest::Kprobe(o), progress)
+    }
+
+    #[napi(ts_return_type = "Promise<NativeMultiLink>")]
+    pub fn attach_uprobe_multi_async(
+        &self,
+        prog: String,
+        o: UprobeMultiOptions,
+        progress: &NativeProgress,
+    ) -> AsyncTask<MultiAttachTask> {
+        self.multi_task(prog, MultiRequest::Uprobe(o), progress)
+    }
+
     #[napi(ts_return_type = "Promise<NativeMultiLink>")]
     pub fn attach_tracing_multi_async(
         &self,
         prog: String,
         o: TracingMultiOptions,
         progress: &NativeProgress,
-    ) -> AsyncTask<TracingAttachTask> {
-        AsyncTask::new(TracingAttachTask {
-            object: self.inner.clone(),
-            btf_path: self.btf_path.clone(),
-            prog,
-            options: o,
-            progress: progress.counts.clone(),
-        })
+    ) -> AsyncTask<MultiAttachTask> {
+        self.multi_task(prog, MultiRequest::Tracing(o), progress)
     }
 
     #[napi]
@@ -369,11 +361,9 @@ impl NativeObject {
         prog: String,
         o: TracingMultiOptions,
     ) -> Result<NativeMultiLink> {
-        let opts = tracing_options(&o, self.btf_path.as_deref(), None);
-        self.with(|obj| {
-            core::attach::tracing_multi::attach_tracing_multi(obj.program(&prog)?, &opts)
-        })
-        .map(NativeMultiLink::new)
+        let btf = self.btf_path.clone();
+        self.with(|obj| MultiRequest::Tracing(o).attach(obj, &prog, btf.as_deref(), None))
+            .map(NativeMultiLink::new)
     }
 
     #[napi]
@@ -522,15 +512,88 @@ impl NativeProgress {
     }
 }
 
-pub struct TracingAttachTask {
+/// A batch attach, by kind, with its options as JS gave them.
+pub enum MultiRequest {
+    Kprobe(KprobeMultiOptions),
+    Uprobe(UprobeMultiOptions),
+    Tracing(TracingMultiOptions),
+}
+
+impl MultiRequest {
+    fn attach(
+        &self,
+        obj: &core::Object,
+        prog: &str,
+        btf_path: Option<&std::path::Path>,
+        progress: Option<&(dyn Fn(usize, usize) + Sync)>,
+    ) -> core::Result<core::attach::multi::MultiLink> {
+        let prog = obj.program(prog)?;
+        match self {
+            MultiRequest::Kprobe(o) => {
+                let opts = core::attach::kprobe_multi::KprobeMultiOptions {
+                    selection: selection(o.pattern.clone(), o.names.clone()),
+                    addresses: u64s(o.addresses.as_deref()),
+                    cookies: u64s(o.cookies.as_deref()),
+                    retprobe: o.retprobe.unwrap_or(false),
+                    session: o.session.unwrap_or(false),
+                    module: o.module.clone(),
+                    strict: o.strict.unwrap_or(false),
+                    fallback: o.fallback.unwrap_or(true),
+                    force_fallback: o.force_fallback.unwrap_or(false),
+                    progress,
+                };
+                core::attach::kprobe_multi::attach_kprobe_multi(prog, &opts)
+            }
+            MultiRequest::Uprobe(o) => {
+                let opts = core::attach::uprobe_multi::UprobeMultiOptions {
+                    binary: &o.binary,
+                    selection: selection(o.pattern.clone(), o.names.clone()),
+                    offsets: u64s(o.offsets.as_deref()),
+                    pid: o.pid,
+                    cookies: u64s(o.cookies.as_deref()),
+                    retprobe: o.retprobe.unwrap_or(false),
+                    session: o.session.unwrap_or(false),
+                    include_clones: o.include_clones.unwrap_or(false),
+                    fallback: o.fallback.unwrap_or(true),
+                    force_fallback: o.force_fallback.unwrap_or(false),
+                    progress,
+                };
+                core::attach::uprobe_multi::attach_uprobe_multi(prog, &opts)
+            }
+            MultiRequest::Tracing(o) => {
+                let opts = tracing_options(o, btf_path, progress);
+                core::attach::tracing_multi::attach_tracing_multi(prog, &opts)
+            }
+        }
+    }
+}
+
+impl NativeObject {
+    fn multi_task(
+        &self,
+        prog: String,
+        request: MultiRequest,
+        progress: &NativeProgress,
+    ) -> AsyncTask<MultiAttachTask> {
+        AsyncTask::new(MultiAttachTask {
+            object: self.inner.clone(),
+            btf_path: self.btf_path.clone(),
+            prog,
+            request,
+            progress: progress.counts.clone(),
+        })
+    }
+}
+
+pub struct MultiAttachTask {
     object: Arc<Mutex<Option<core::Object>>>,
     btf_path: Option<PathBuf>,
     prog: String,
-    options: TracingMultiOptions,
+    request: MultiRequest,
     progress: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
-impl Task for TracingAttachTask {
+impl Task for MultiAttachTask {
     type Output = core::attach::multi::MultiLink;
     type JsValue = NativeMultiLink;
 
@@ -542,9 +605,8 @@ impl Task for TracingAttachTask {
             counts.1.store(total, Ordering::Relaxed);
             counts.0.store(done, Ordering::Relaxed);
         };
-        let opts = tracing_options(&self.options, self.btf_path.as_deref(), Some(&report));
-        obj.program(&self.prog)
-            .and_then(|p| core::attach::tracing_multi::attach_tracing_multi(p, &opts))
+        self.request
+            .attach(obj, &self.prog, self.btf_path.as_deref(), Some(&report))
             .map_err(js_err)
     }
 

@@ -116,6 +116,7 @@ pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Mult
                     strict: false,
                     fallback: true,
                     force_fallback: false,
+                    progress: None,
                 },
             )
         }
@@ -141,6 +142,7 @@ pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Mult
                     include_clones: false,
                     fallback: true,
                     force_fallback: false,
+                    progress: None,
                 },
             )
         }

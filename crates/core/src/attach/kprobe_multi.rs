@@ -20,7 +20,7 @@ use crate::symbols::kernel::{name_counts, traceable_functions, NOT_TRACEABLE};
 use crate::symbols::pattern::{Matcher, Selection};
 use crate::sys::{self, LinkCreateAttr};
 
-pub struct KprobeMultiOptions {
+pub struct KprobeMultiOptions<'a> {
     /// `None` with no addresses: every traceable function.
     pub selection: Option<Selection>,
     pub addresses: Option<Vec<u64>>,
@@ -34,9 +34,11 @@ pub struct KprobeMultiOptions {
     pub fallback: bool,
     /// Use the fallback even where the multi link exists (for comparisons and tests).
     pub force_fallback: bool,
+    /// Called with (done, total) while the fallback attaches one perf kprobe per target.
+    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
 }
 
-pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions) -> Result<MultiLink> {
+pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions<'_>) -> Result<MultiLink> {
     let f = features();
     let multi = if o.session {
         f.kprobe_session
@@ -157,7 +159,7 @@ fn strict_error(skipped: &[Skipped]) -> Error {
 /// attach by address (the kernel publishes ftrace addresses, 6.5+).
 type Resolved = (Vec<(String, u64)>, Vec<Skipped>, bool);
 
-fn resolve(o: &KprobeMultiOptions) -> Result<Resolved> {
+fn resolve(o: &KprobeMultiOptions<'_>) -> Result<Resolved> {
     if let Some(addrs) = &o.addresses {
         if o.selection.is_some() {
             return Err(einval("kprobe_multi: give symbols or addresses, not both"));
@@ -231,7 +233,7 @@ fn fallback(
     prog: &Program,
     targets: Vec<Target>,
     mut skipped: Vec<Skipped>,
-    o: &KprobeMultiOptions,
+    o: &KprobeMultiOptions<'_>,
 ) -> Result<MultiLink> {
     // Perf kprobes (unlike kprobe_multi, which is ftrace) refuse the kprobe blacklist:
     // leave those out up front, where debugfs shows the list.
@@ -248,15 +250,22 @@ fn fallback(
         .as_ref()
         .map(|f| f.as_fd())
         .map_or_else(|| prog.fd(), Ok)?;
-    let link = attach_each("kprobes", targets, skipped, o.cookies.is_some(), &mut |t| {
-        let kprobe = KprobeOptions {
-            symbol: &t.name,
-            offset: 0,
-            retprobe: o.retprobe,
-            cookie: Some(t.cookie),
-        };
-        attach_kprobe(prog_fd, &kprobe)
-    })?;
+    let link = attach_each(
+        "kprobes",
+        targets,
+        skipped,
+        o.cookies.is_some(),
+        o.progress,
+        &mut |t| {
+            let kprobe = KprobeOptions {
+                symbol: &t.name,
+                offset: 0,
+                retprobe: o.retprobe,
+                cookie: Some(t.cookie),
+            };
+            attach_kprobe(prog_fd, &kprobe)
+        },
+    )?;
     Ok(link.with_program(prog_fd.as_raw_fd(), own))
 }
 

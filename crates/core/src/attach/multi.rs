@@ -140,13 +140,17 @@ pub(crate) fn attach_each(
     targets: Vec<Target>,
     mut skipped: Vec<Skipped>,
     user_cookies: bool,
+    progress: Option<&(dyn Fn(usize, usize) + Sync)>,
     attach_one: &mut dyn FnMut(&Target) -> Result<super::Link>,
 ) -> Result<MultiLink> {
     let mut attached = Vec::new();
     let mut links = Vec::new();
     let total = targets.len();
     let mut first_error = None;
-    for mut t in targets {
+    for (i, mut t) in targets.into_iter().enumerate() {
+        if let Some(progress) = progress {
+            progress(i, total);
+        }
         // The default cookie stays the index in `targets`, past the ones that failed.
         if !user_cookies {
             t.cookie = attached.len() as u64;
@@ -165,6 +169,9 @@ pub(crate) fn attach_each(
                 first_error.get_or_insert(e);
             }
         }
+    }
+    if let Some(progress) = progress {
+        progress(total, total);
     }
     if attached.is_empty() {
         if let Some(e) = first_error {

@@ -279,14 +279,21 @@ fn fallback(
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter();
-    attach_each(name, targets, skipped, o.cookies.is_some(), &mut |t| {
-        let program = loaded
-            .next()
-            .flatten()
-            .unwrap_or_else(|| Err(crate::error::einval("not attempted")))?;
-        let mut attr = LinkCreateAttr::new(program.as_raw_fd(), 0, attach_type);
-        attr.u[1] = t.cookie;
-        let fd = link_create(&mut attr, &format!("attaching {name} to {}", t.name))?;
-        Ok(super::Link::new(name, t.name.clone(), fd).owning_program(program))
-    })
+    attach_each(
+        name,
+        targets,
+        skipped,
+        o.cookies.is_some(),
+        None,
+        &mut |t| {
+            let program = loaded
+                .next()
+                .flatten()
+                .unwrap_or_else(|| Err(crate::error::einval("not attempted")))?;
+            let mut attr = LinkCreateAttr::new(program.as_raw_fd(), 0, attach_type);
+            attr.u[1] = t.cookie;
+            let fd = link_create(&mut attr, &format!("attaching {name} to {}", t.name))?;
+            Ok(super::Link::new(name, t.name.clone(), fd).owning_program(program))
+        },
+    )
 }

@@ -33,6 +33,8 @@ pub struct UprobeMultiOptions<'a> {
     pub fallback: bool,
     /// Use the fallback even where the multi link exists (for comparisons and tests).
     pub force_fallback: bool,
+    /// Called with (done, total) while the fallback attaches one perf uprobe per target.
+    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
 }
 
 pub fn attach_uprobe_multi(prog: &Program, o: &UprobeMultiOptions<'_>) -> Result<MultiLink> {
@@ -182,17 +184,24 @@ fn fallback(
         .map(|f| f.as_fd())
         .map_or_else(|| prog.fd(), Ok)?;
     let binary = path.to_string_lossy();
-    let mut link = attach_each("uprobes", targets, skipped, o.cookies.is_some(), &mut |t| {
-        let uprobe = UprobeOptions {
-            binary: &binary,
-            symbol: None,
-            offset: t.address,
-            pid: o.pid,
-            retprobe: o.retprobe,
-            cookie: Some(t.cookie),
-        };
-        attach_uprobe(prog_fd, &uprobe)
-    })?;
+    let mut link = attach_each(
+        "uprobes",
+        targets,
+        skipped,
+        o.cookies.is_some(),
+        o.progress,
+        &mut |t| {
+            let uprobe = UprobeOptions {
+                binary: &binary,
+                symbol: None,
+                offset: t.address,
+                pid: o.pid,
+                retprobe: o.retprobe,
+                cookie: Some(t.cookie),
+            };
+            attach_uprobe(prog_fd, &uprobe)
+        },
+    )?;
     link.path = Some(path.to_path_buf());
     Ok(link.with_program(prog_fd.as_raw_fd(), own))
 }
