@@ -80,28 +80,33 @@ export async function latency(specTexts: string[], o: LatencyOptions): Promise<v
     }
     session.go();
     const why = await session.until();
-    const hists = collect(timed, o.perFunction);
+    const { histograms, unmatched } = collect(timed, o.perFunction);
     session.close();
     if (json) {
-      process.stdout.write(`${JSON.stringify({ type: 'latency', unit: 'ns', ended: why, histograms: hists })}\n`);
+      process.stdout.write(`${JSON.stringify({ type: 'latency', unit: 'ns', ended: why, histograms, unmatched })}\n`);
     } else {
-      for (const h of hists) process.stdout.write(`${render(h)}\n`);
-      if (hists.length === 0) process.stdout.write(dim(`no call returned (${why})\n`));
+      for (const h of histograms) process.stdout.write(`${render(h)}\n`);
+      if (histograms.length === 0) process.stdout.write(dim(`no call returned (${why})\n`));
+      if (unmatched > 0) process.stdout.write(dim(`${int(unmatched)} returns whose entry was not seen (calls already running when the probes came in) are left out\n`));
     }
   } finally {
     session.close();
   }
 }
 
-function collect(timed: Timed[], perFunction: boolean): Histogram[] {
+/** The histograms, and the returns whose entry the programs did not see. */
+function collect(timed: Timed[], perFunction: boolean): { histograms: Histogram[]; unmatched: number } {
   const total = new Array<number>(BUCKETS).fill(0);
   const out: Histogram[] = [];
+  let unmatched = 0;
   for (const { entry, obj } of timed) {
     const bss = obj.maps.find((m) => m.name.endsWith('.bss'));
     if (!bss) throw new Error('latency.bpf.o has no .bss');
     const raw = obj.map(bss.name).get(new Uint8Array(4)) as Uint8Array;
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     const row = (r: number) => Array.from({ length: BUCKETS }, (_, b) => Number(view.getBigUint64((r * BUCKETS + b) * 8, true)));
+    // `unmatched` follows the histograms in .bss (bpf/latency.h).
+    unmatched += Number(view.getBigUint64(MAX_ROWS * BUCKETS * 8, true));
     if (perFunction) {
       entry.names.forEach((name, i) => {
         const h = histogram(name, row(i));
@@ -115,7 +120,7 @@ function collect(timed: Timed[], perFunction: boolean): Histogram[] {
     const h = histogram(null, total);
     if (h.count > 0) out.push(h);
   }
-  return out.sort((a, b) => b.count - a.count);
+  return { histograms: out.sort((a, b) => b.count - a.count), unmatched };
 }
 
 /** Bucket 0 holds 0 ns; bucket b ≥ 1 holds [2^(b-1), 2^b). */
