@@ -3,7 +3,7 @@
 // given, and the totals at the end).
 import { features, type BpfObject } from 'nodebpf';
 
-import { Session, parseSpecs, type CommonOptions } from './session.js';
+import { Session, parseSpecs, readBss, type CommonOptions } from './session.js';
 import { attachSpec, isReturn, type Attachment, type ProbeKind } from './specs.js';
 import { bold, dim, int, table } from './term.js';
 
@@ -111,10 +111,7 @@ export async function funccount(specTexts: string[], o: FunccountOptions): Promi
 
 /** The counters of the first `n` targets: one lookup of the object's .bss. */
 function readCounts(obj: BpfObject, n: number): number[] {
-  const bss = obj.maps.find((m) => m.name.endsWith('.bss'));
-  if (!bss) throw new Error('funccount.bpf.o has no .bss');
-  const raw = obj.map(bss.name).get(new Uint8Array(4)) as Uint8Array;
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const view = readBss(obj);
   return Array.from({ length: n }, (_, i) => Number(view.getBigUint64(i * 8, true)));
 }
 

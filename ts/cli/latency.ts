@@ -3,8 +3,8 @@
 // where the kernel has sessions, else an entry and a return program.
 import { features, type BpfObject } from 'nodebpf';
 
-import { Session, parseSpecs, type CommonOptions } from './session.js';
-import { attachSpec, family, type Attachment, type ProbeKind } from './specs.js';
+import { Session, parseSpecs, readBss, type CommonOptions } from './session.js';
+import { SIDES, attachSpec, family, type Attachment, type ProbeKind } from './specs.js';
 import { bold, dim, int, pow2 } from './term.js';
 import { UsageError } from './usage.js';
 
@@ -50,7 +50,8 @@ export async function latency(specTexts: string[], o: LatencyOptions): Promise<v
     const timed: Timed[] = [];
     for (const spec of specs) {
       const fam = family(spec.kind);
-      const entryKind = fam === 'kprobe' ? 'kprobe' : fam === 'uprobe' ? 'uprobe' : 'fentry';
+      if (fam === 'tracepoint') continue; // refused above
+      const [entryKind, returnKind] = SIDES[fam];
       const common = { pid: session.pid, status: session.status };
       // Sessions: one program at entry and return with a per-call cookie (right for
       // recursion); else an entry and a return program sharing a map.
@@ -73,7 +74,6 @@ export async function latency(specTexts: string[], o: LatencyOptions): Promise<v
       const entry = await attachSpec(obj, entryProg, { ...spec, kind: entryKind }, { ...common, retprobe: false });
       session.attached(entry, f);
       tooMany(entry);
-      const returnKind = entryKind === 'kprobe' ? 'kretprobe' : entryKind === 'uprobe' ? 'uretprobe' : 'fexit';
       const ret = await attachSpec(obj, returnProg, { ...spec, kind: returnKind, text: `${spec.text} (returns)` }, { ...common, retprobe: true, like: entry });
       session.attached(ret, f);
       timed.push({ entry, obj });
@@ -100,10 +100,7 @@ function collect(timed: Timed[], perFunction: boolean): { histograms: Histogram[
   const out: Histogram[] = [];
   let unmatched = 0;
   for (const { entry, obj } of timed) {
-    const bss = obj.maps.find((m) => m.name.endsWith('.bss'));
-    if (!bss) throw new Error('latency.bpf.o has no .bss');
-    const raw = obj.map(bss.name).get(new Uint8Array(4)) as Uint8Array;
-    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const view = readBss(obj);
     const row = (r: number) => Array.from({ length: BUCKETS }, (_, b) => Number(view.getBigUint64((r * BUCKETS + b) * 8, true)));
     // `unmatched` follows the histograms in .bss (bpf/latency.h).
     unmatched += Number(view.getBigUint64(MAX_ROWS * BUCKETS * 8, true));

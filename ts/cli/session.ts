@@ -149,6 +149,14 @@ function fallbackNote(a: Attachment, f: Features): string | undefined {
   }
 }
 
+/** The object's `.bss` (where the CLI's programs keep their counters), read in one lookup. */
+export function readBss(obj: BpfObject): DataView {
+  const bss = obj.maps.find((m) => m.name.endsWith('.bss'));
+  if (!bss) throw new Error('a nodebpf CLI program without .bss');
+  const raw = obj.map(bss.name).get(new Uint8Array(4)) as Uint8Array;
+  return new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
 export function parseSpecs(specs: string[]): ProbeSpec[] {
   if (specs.length === 0) throw new UsageError('give at least one probe spec');
   return specs.map(parseSpec);

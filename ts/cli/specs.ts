@@ -65,6 +65,13 @@ export const isReturn = (k: ProbeKind) => k === 'kretprobe' || k === 'uretprobe'
 export const family = (k: ProbeKind) =>
   k === 'kprobe' || k === 'kretprobe' ? 'kprobe' : k === 'uprobe' || k === 'uretprobe' ? 'uprobe' : k === 'tracepoint' ? 'tracepoint' : 'tracing';
 
+/** The entry and the return kind of each function family (tracepoints have no return). */
+export const SIDES = {
+  kprobe: ['kprobe', 'kretprobe'],
+  uprobe: ['uprobe', 'uretprobe'],
+  tracing: ['fentry', 'fexit'],
+} as const satisfies Record<string, readonly [ProbeKind, ProbeKind]>;
+
 /** What one program attached to one spec's targets. */
 export interface Attachment {
   spec: ProbeSpec;

@@ -2,8 +2,8 @@
 // the first arguments and (--ret, or a return probe) the return value.
 import { features, type BpfObject, type RingBuffer } from 'nodebpf';
 
-import { Session, parseSpecs, type CommonOptions } from './session.js';
-import { attachSpec, family, type Attachment, type ProbeKind, type ProbeSpec } from './specs.js';
+import { Session, parseSpecs, readBss, type CommonOptions } from './session.js';
+import { SIDES, attachSpec, family, type Attachment, type ProbeKind, type ProbeSpec } from './specs.js';
 import { dim, int } from './term.js';
 import { UsageError } from './usage.js';
 
@@ -27,7 +27,7 @@ function plan(kind: ProbeKind, ret: boolean): { kind: ProbeKind; program: string
   switch (family(kind)) {
     case 'kprobe':
     case 'uprobe': {
-      const [entry, exit] = family(kind) === 'kprobe' ? (['kprobe', 'kretprobe'] as const) : (['uprobe', 'uretprobe'] as const);
+      const [entry, exit] = SIDES[family(kind) === 'kprobe' ? 'kprobe' : 'uprobe'];
       if (kind === exit) return [{ kind: exit, program: 'return_probe', retprobe: true }];
       const first = { kind: entry, program: 'entry_probe', retprobe: false };
       return ret ? [first, { kind: exit, program: 'return_probe', retprobe: true }] : [first];
@@ -151,8 +151,5 @@ function clockText(ns: bigint): string {
 }
 
 function lostOf(obj: BpfObject): bigint {
-  const bss = obj.maps.find((m) => m.name.endsWith('.bss'));
-  if (!bss) return 0n;
-  const raw = obj.map(bss.name).get(new Uint8Array(4)) as Uint8Array;
-  return new DataView(raw.buffer, raw.byteOffset, raw.byteLength).getBigUint64(0, true);
+  return readBss(obj).getBigUint64(0, true);
 }

@@ -4,6 +4,9 @@
 use std::fmt;
 use std::io;
 
+/// The kernel's ENOTSUPP (524, not in libc): e.g. an instruction a uprobe cannot step over.
+pub(crate) const ENOTSUPP: i32 = 524;
+
 /// Stable error codes. The string form is the public contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -73,8 +76,8 @@ impl Error {
             _ => Code::Io,
         };
         let mut message = match errno {
-            // The kernel's own ENOTSUPP, which libc has no text for.
-            Some(524) => format!("{what}: not supported here (ENOTSUPP, os error 524)"),
+            // libc has no text for the kernel's own ENOTSUPP.
+            Some(ENOTSUPP) => format!("{what}: not supported here (ENOTSUPP, os error 524)"),
             _ => format!("{what}: {err}"),
         };
         if code == Code::Eperm {

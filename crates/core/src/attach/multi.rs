@@ -251,9 +251,6 @@ fn is_enomem(e: &Error) -> bool {
 }
 
 /// Errors that mean "one of these targets is not acceptable", worth a bisection.
-/// The kernel's ENOTSUPP (524, not in libc): e.g. an instruction a uprobe cannot step over.
-const ENOTSUPP: i32 = 524;
-
 fn is_refusal(e: &Error) -> bool {
     matches!(
         e.errno,
@@ -262,7 +259,7 @@ fn is_refusal(e: &Error) -> bool {
             | Some(libc::ENOENT)
             | Some(libc::EBUSY)
             | Some(libc::EEXIST)
-            | Some(ENOTSUPP)
+            | Some(crate::error::ENOTSUPP)
     )
 }
 
