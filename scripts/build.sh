@@ -6,6 +6,12 @@ bash scripts/setup.sh
 
 npx napi build --release --manifest-path crates/napi/Cargo.toml --package-json-path package.json \
   --output-dir target/napi --strip >/dev/null
+# The boundary's TypeScript types are napi-rs's, checked in as ts/binding.ts: a change
+# on the Rust side shows up here and fails test/unit/boundary.test.ts until reviewed
+# and copied (cp target/napi/index.d.ts ts/binding.ts).
+if ! cmp -s target/napi/index.d.ts ts/binding.ts; then
+  echo "build: the addon's generated types differ from ts/binding.ts; review: diff target/napi/index.d.ts ts/binding.ts" >&2
+fi
 dest=prebuilt/linux-x64
 mkdir -p "$dest"
 # Replaced by rename, never rewritten in place: a running node has the old file mapped,

@@ -23,9 +23,13 @@ describe('resources', () => {
     }
     const tp = obj.program('on_getppid');
     const u = up.program('on_entry');
+    // Perf-event links detach in the background after close(); closeAsync() (and
+    // `await using`) resolve once they are gone.
     for (let i = 0; i < 20; i++) {
-      tp.attachTracepoint('syscalls', 'sys_enter_getppid', { cookie: i })[Symbol.dispose]();
-      u.attachUprobe({ binary: fixture('target'), symbol: 'nodebpf_target', cookie: i }).close();
+      await tp.attachTracepoint('syscalls', 'sys_enter_getppid', { cookie: i })[Symbol.asyncDispose]();
+      const link = u.attachUprobe({ binary: fixture('target'), symbol: 'nodebpf_target', cookie: i });
+      link.close();
+      await link.closeAsync(); // waits for the detach close() started
     }
     expect(openFds()).toBe(before);
   });
@@ -39,6 +43,7 @@ describe('resources', () => {
       obj.program('on_getppid').attach(); // closed with the object
       obj.ringbuf('events');
       obj.close();
+      await obj.closeAsync(); // waits for the link's background detach
       obj[Symbol.dispose]();
     }
     expect(openFds()).toBe(before);

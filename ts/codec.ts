@@ -1,4 +1,7 @@
-/** Encodes and decodes map keys and values. */
+import { int, range } from './check.js';
+import { BpfError } from './errors.js';
+
+/** Encodes and decodes map keys and values. Encoding checks the value: a number that does not fit is a `RANGE` error. */
 export interface Codec<T> {
   readonly size?: number;
   encode(value: T): Uint8Array;
@@ -12,9 +15,11 @@ export type CodecSpec<T> = CodecName | Codec<T>;
 export type Decoded<N> = N extends 'u64' | 'i64' ? bigint : N extends CodecName ? number : N extends Codec<infer T> ? T : Uint8Array;
 
 function intCodec(size: 1 | 2 | 4, signed: boolean): Codec<number> {
+  const r = range(size * 8, signed);
   return {
     size,
-    encode(v) {
+    encode(value) {
+      const v = Number(int(`a ${r.name} key or value`, value, r));
       const b = new Uint8Array(size);
       const dv = new DataView(b.buffer);
       if (size === 1) signed ? dv.setInt8(0, v) : dv.setUint8(0, v);
@@ -32,9 +37,11 @@ function intCodec(size: 1 | 2 | 4, signed: boolean): Codec<number> {
 }
 
 function bigCodec(signed: boolean): Codec<bigint> {
+  const r = range(64, signed);
   return {
     size: 8,
-    encode(v) {
+    encode(value) {
+      const v = int(`a ${r.name} key or value`, value, r);
       const b = new Uint8Array(8);
       const dv = new DataView(b.buffer);
       signed ? dv.setBigInt64(0, v, true) : dv.setBigUint64(0, v, true);
@@ -60,7 +67,10 @@ const NAMED: Record<CodecName, Codec<number> | Codec<bigint>> = {
 
 /** Bytes as they are; decoded values are plain `Uint8Array` views. */
 export const raw: Codec<Uint8Array> = {
-  encode: (v) => v,
+  encode: (v) => {
+    if (!(v instanceof Uint8Array)) throw new BpfError('EINVAL', `raw keys and values are Uint8Arrays, got ${typeof v}`);
+    return v;
+  },
   decode: (b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
 };
 
@@ -68,7 +78,7 @@ export function resolveCodec<T>(spec: CodecSpec<T> | undefined): Codec<T> {
   if (spec === undefined) return raw as unknown as Codec<T>;
   if (typeof spec === 'string') {
     const c = NAMED[spec];
-    if (!c) throw new TypeError(`unknown codec '${String(spec)}'`);
+    if (!c) throw new BpfError('EINVAL', `unknown codec '${String(spec)}'; codecs: ${Object.keys(NAMED).join(', ')}`);
     return c as unknown as Codec<T>;
   }
   return spec;

@@ -1,61 +1,118 @@
-/** Stable error codes; see README "Errors". */
+/**
+ * Stable error codes; see README "Errors". `test/unit/boundary.test.ts` holds this union
+ * to the codes the Rust core declares (`errorCodes()` of the addon).
+ */
 export type BpfErrorCode =
   | 'EPERM'
   | 'ENOENT'
   | 'EINVAL'
+  | 'RANGE'
   | 'VERIFIER'
   | 'BAD_OBJECT'
   | 'UNSUPPORTED'
   | 'CLOSED'
+  | 'BUSY'
+  | 'INTERNAL'
   | 'EIO';
+
+/** What an error is about, where known. */
+export interface BpfErrorDetails {
+  /** The OS errno, where the failure came from a syscall. */
+  errno?: number;
+  /** For `VERIFIER`: the whole verifier log (the message holds its last lines). */
+  verifierLog?: string;
+  /** The call that failed: 'load', 'attachUprobe', 'lookup', 'ringbuf', ... */
+  operation?: string;
+  program?: string;
+  map?: string;
+  symbol?: string;
+  path?: string;
+  cause?: unknown;
+}
 
 export class BpfError extends Error {
   readonly code: BpfErrorCode;
-  /** The OS errno, where the failure came from a syscall. */
   readonly errno: number | undefined;
-  /** For `VERIFIER`: the whole verifier log (the message holds its last lines). */
   readonly verifierLog: string | undefined;
+  readonly operation: string | undefined;
+  readonly program: string | undefined;
+  readonly map: string | undefined;
+  readonly symbol: string | undefined;
+  readonly path: string | undefined;
 
-  constructor(code: BpfErrorCode, message: string, errno?: number, verifierLog?: string) {
-    super(message);
+  constructor(code: BpfErrorCode, message: string, details: BpfErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'BpfError';
     this.code = code;
-    this.errno = errno;
-    this.verifierLog = verifierLog;
+    this.errno = details.errno;
+    this.verifierLog = details.verifierLog;
+    this.operation = details.operation;
+    this.program = details.program;
+    this.map = details.map;
+    this.symbol = details.symbol;
+    this.path = details.path;
   }
 }
 
-const PREFIX = 'nodebpf:';
+/** The property the addon marks its errors with (the code). */
+const MARKER = 'nodebpfCode';
 
-interface NativeErrorPayload {
-  code: BpfErrorCode;
-  errno: number | null;
-  message: string;
-  verifierLog: string | null;
+/** napi-rs's codes for an argument of the wrong JS type. */
+const NAPI_ARG_CODES = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'BigintExpected']);
+
+interface NativeError extends Error {
+  [MARKER]?: BpfErrorCode;
+  code?: string;
+  errno?: number;
+  verifierLog?: string;
+  operation?: string;
+  program?: string;
+  map?: string;
+  symbol?: string;
+  path?: string;
 }
 
 /** Turns an error thrown by the addon into a `BpfError`; other errors pass through. */
-export function toBpfError(e: unknown): unknown {
-  if (e instanceof Error && e.message.startsWith(PREFIX)) {
-    const p = JSON.parse(e.message.slice(PREFIX.length)) as NativeErrorPayload;
-    return new BpfError(p.code, p.message, p.errno ?? undefined, p.verifierLog ?? undefined);
+export function toBpfError(e: unknown, details: BpfErrorDetails = {}): unknown {
+  if (!(e instanceof Error)) return e;
+  const n = e as NativeError;
+  const code = n[MARKER];
+  if (code !== undefined) {
+    const { errno, verifierLog, operation, program, map, symbol, path } = n;
+    return new BpfError(code, n.message, {
+      ...details,
+      errno,
+      verifierLog,
+      operation: operation ?? details.operation,
+      program: program ?? details.program,
+      map: map ?? details.map,
+      symbol: symbol ?? details.symbol,
+      path: path ?? details.path,
+      cause: n.cause,
+    });
+  }
+  // napi-rs refused an argument's JS type: the facade checks types first, so this names
+  // what reached the addon anyway.
+  if (n.code !== undefined && NAPI_ARG_CODES.has(n.code)) {
+    const what = details.operation ? `${details.operation}: ` : '';
+    return new BpfError('EINVAL', `${what}invalid argument: ${n.message}`, { ...details, cause: e });
   }
   return e;
 }
 
 /** Calls into the addon, converting its errors. */
-export function native<T>(f: () => T): T {
+export function native<T>(f: () => T, details?: BpfErrorDetails): T {
   try {
     return f();
   } catch (e) {
-    throw toBpfError(e);
+    throw toBpfError(e, details);
   }
 }
 
-export async function nativeAsync<T>(f: () => Promise<T>): Promise<T> {
+export async function nativeAsync<T>(f: () => Promise<T>, details?: BpfErrorDetails): Promise<T> {
   try {
     return await f();
   } catch (e) {
-    throw toBpfError(e);
+    throw toBpfError(e, details);
   }
 }

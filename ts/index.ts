@@ -1,17 +1,9 @@
-export { BpfError, type BpfErrorCode } from './errors.js';
-export { load, loadSync, BpfObject, BpfMap, Program, Link, MultiLink } from './object.js';
-export type {
-  LoadOptions,
-  GlobalValue,
-  UprobeOptions,
-  KprobeOptions,
-  MapCodecs,
-  KprobeMultiOptions,
-  UprobeMultiOptions,
-  TracingMultiOptions,
-  ReattachEvent,
-  Progress,
-} from './object.js';
+export { BpfError, type BpfErrorCode, type BpfErrorDetails } from './errors.js';
+export { load, loadSync, BpfObject, type LoadOptions, type GlobalValue } from './object.js';
+export { BpfMap, type MapCodecs } from './map.js';
+export { Program } from './program.js';
+export type { UprobeOptions, KprobeOptions, KprobeMultiOptions, UprobeMultiOptions, TracingMultiOptions, Progress } from './program.js';
+export { Link, MultiLink, type ReattachEvent } from './link.js';
 export { RingBuffer, Batch, type IterateOptions } from './ringbuf.js';
 export type { Codec, CodecName, CodecSpec } from './codec.js';
 export type { Features, LinkInfo, ProgramDesc, MapDesc, MultiTarget, MultiSkipped, MultiStats } from './native.js';
@@ -19,9 +11,17 @@ export type { Features, LinkInfo, ProgramDesc, MapDesc, MultiTarget, MultiSkippe
 import { addon, type Features } from './native.js';
 import { nativeAsync } from './errors.js';
 
-/** What this kernel supports, probed once per process by trying it. */
+/**
+ * What this kernel supports, probed once per process by trying it. Rejects with `EPERM`,
+ * naming the capabilities, in a process that lacks them (every probe would fail).
+ */
 export function features(): Promise<Features> {
-  return nativeAsync(() => addon.features());
+  return nativeAsync(() => addon.features(), { operation: 'features' });
+}
+
+/** The first kernel (or kernel config) that has each feature, by its name in `Features`. */
+export function featureRequirements(): Record<keyof Omit<Features, 'kernel'>, string> {
+  return addon.featureRequirements() as Record<keyof Omit<Features, 'kernel'>, string>;
 }
 
 /** Capabilities nodebpf needs that this process lacks (empty when it has them all). */

@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             received += 1;
         })?;
         if received < total {
-            ring.wait(100)?;
+            ring.wait(100, ring.wakes())?;
         }
     }
     let secs = start.elapsed().as_secs_f64();

@@ -20,9 +20,14 @@ const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
 const KIND_FLOAT: u32 = 16;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
+
+/// BTF_INT_SIGNED and BTF_INT_BOOL, bits of an INT's encoding.
+const INT_SIGNED: u32 = 1;
+const INT_BOOL: u32 = 4;
 
 /// Arguments a BPF trampoline passes in registers on x86_64.
 pub const MAX_ARGS: usize = 6;
@@ -34,12 +39,17 @@ struct Type {
     size_or_type: u32,
     /// Offset of the kind-specific data that follows the common header.
     extra: usize,
+    /// `info`'s top bit: for enums, whether their values are signed.
+    kind_flag: bool,
+    name_off: u32,
 }
 
 pub struct BtfIndex {
     data: Vec<u8>,
     /// This BTF's own types; the first has id `first_id`.
     types: Vec<Type>,
+    /// Where this BTF's own strings start in `data`.
+    str_off: usize,
     first_id: u32,
     /// Length of the string section, base included: where a split BTF's strings start.
     str_end: u32,
@@ -81,6 +91,8 @@ impl BtfIndex {
                 vlen: 0,
                 size_or_type: 0,
                 extra: 0,
+                kind_flag: false,
+                name_off: 0,
             });
             name_offs.push(0);
         }
@@ -94,7 +106,7 @@ impl BtfIndex {
             let vlen = info & 0xffff;
             let extra = off + 12;
             let extra_len = match kind {
-                KIND_INT | 14 /* VAR */ | 17 /* DECL_TAG */ => 4,
+                KIND_INT | KIND_VAR | 17 /* DECL_TAG */ => 4,
                 3 /* ARRAY */ => 12,
                 KIND_STRUCT | KIND_UNION | 15 /* DATASEC */ | KIND_ENUM64 => 12 * vlen as usize,
                 KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
@@ -105,6 +117,8 @@ impl BtfIndex {
                 vlen,
                 size_or_type,
                 extra,
+                kind_flag: info >> 31 != 0,
+                name_off,
             });
             name_offs.push(name_off);
             off = extra + extra_len;
@@ -124,6 +138,7 @@ impl BtfIndex {
         Ok(BtfIndex {
             data,
             types,
+            str_off,
             first_id,
             str_end: str_base + str_len,
             base,
@@ -234,4 +249,52 @@ impl BtfIndex {
         }
         self.register_sized(proto.size_or_type, "the return value", true)
     }
+
+    /// A name in this BTF's own string section.
+    fn name(&self, name_off: u32) -> Option<&[u8]> {
+        let base = self.str_end.saturating_sub(self.own_str_len());
+        let start = self
+            .str_off
+            .checked_add(name_off.checked_sub(base)? as usize)?;
+        let tail = self.data.get(start..)?;
+        tail.get(..tail.iter().position(|&b| b == 0)?)
+    }
+
+    fn own_str_len(&self) -> u32 {
+        self.str_end
+            .saturating_sub(self.base.as_ref().map_or(0, |b| b.str_end))
+    }
+
+    /// What integers a global variable (a BTF VAR) can hold: its type through typedefs
+    /// and qualifiers, as an integer kind, or `None` when it is not one.
+    pub fn var_int(&self, name: &str) -> Option<IntKind> {
+        let var = self
+            .types
+            .iter()
+            .find(|t| t.kind == KIND_VAR && self.name(t.name_off) == Some(name.as_bytes()))?;
+        let t = self.strip(var.size_or_type)?;
+        match t.kind {
+            KIND_INT => {
+                let encoding = u32_at(&self.data, t.extra)? >> 24;
+                Some(if encoding & INT_BOOL != 0 {
+                    IntKind::Bool
+                } else if encoding & INT_SIGNED != 0 {
+                    IntKind::Signed
+                } else {
+                    IntKind::Unsigned
+                })
+            }
+            KIND_ENUM | KIND_ENUM64 if t.kind_flag => Some(IntKind::Signed),
+            KIND_ENUM | KIND_ENUM64 | KIND_PTR => Some(IntKind::Unsigned),
+            _ => None,
+        }
+    }
+}
+
+/// The integers a variable holds, by its BTF type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntKind {
+    Signed,
+    Unsigned,
+    Bool,
 }

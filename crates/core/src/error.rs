@@ -7,40 +7,63 @@ use std::io;
 /// The kernel's ENOTSUPP (524, not in libc): e.g. an instruction a uprobe cannot step over.
 pub(crate) const ENOTSUPP: i32 = 524;
 
-/// Stable error codes. The string form is the public contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    /// Missing capability (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN).
-    Eperm,
-    /// A named thing (program, map, global, binary, symbol, tracepoint) does not exist.
-    Enoent,
-    /// The kernel or the library refused an argument.
-    Einval,
-    /// The verifier rejected a program; the log is attached.
-    Verifier,
-    /// The ELF object could not be understood.
-    BadObject,
-    /// The running kernel lacks the feature.
-    Unsupported,
-    /// Used after `close()`.
-    Closed,
-    /// Any other OS error.
-    Io,
+/// Declares the stable error codes once: the enum, the string each is known by in JS
+/// (`BpfError.code`), and `Code::ALL`, which the binding exports so a test can check the
+/// TypeScript `BpfErrorCode` union against it.
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Stable error codes. The string form is the public contract.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::Eperm => "EPERM",
-            Code::Enoent => "ENOENT",
-            Code::Einval => "EINVAL",
-            Code::Verifier => "VERIFIER",
-            Code::BadObject => "BAD_OBJECT",
-            Code::Unsupported => "UNSUPPORTED",
-            Code::Closed => "CLOSED",
-            Code::Io => "EIO",
-        }
-    }
+codes! {
+    /// Missing capability (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN).
+    Eperm => "EPERM",
+    /// A named thing (program, map, global, binary, symbol, tracepoint) does not exist.
+    Enoent => "ENOENT",
+    /// The kernel or the library refused an argument.
+    Einval => "EINVAL",
+    /// A number out of the range its parameter allows (or not an integer).
+    Range => "RANGE",
+    /// The verifier rejected a program; the log is attached.
+    Verifier => "VERIFIER",
+    /// The ELF object could not be understood.
+    BadObject => "BAD_OBJECT",
+    /// The running kernel lacks the feature.
+    Unsupported => "UNSUPPORTED",
+    /// Used after `close()`, or closed while the operation ran.
+    Closed => "CLOSED",
+    /// Already in use (a ring buffer has one consumer).
+    Busy => "BUSY",
+    /// A bug in nodebpf (a caught panic): the message says where.
+    Internal => "INTERNAL",
+    /// Any other OS error.
+    Io => "EIO",
+}
+
+/// What an error is about, as far as the failing layer knows it; the binding fills in
+/// what it knows (the program or map it was called for) where the core left a field empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub program: Option<String>,
+    pub map: Option<String>,
+    pub symbol: Option<String>,
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +73,8 @@ pub struct Error {
     pub message: String,
     /// The whole verifier log, for `Code::Verifier`.
     pub verifier_log: Option<String>,
+    /// Boxed: errors travel in every `Result`, and most carry no subject.
+    pub subject: Box<Subject>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -61,6 +86,7 @@ impl Error {
             errno: None,
             message: message.into(),
             verifier_log: None,
+            subject: Box::default(),
         }
     }
 
@@ -88,12 +114,21 @@ impl Error {
             errno,
             message,
             verifier_log: None,
+            subject: Box::default(),
         }
     }
 
     pub fn with_errno(mut self, errno: i32) -> Self {
         self.errno = Some(errno);
         self
+    }
+
+    /// A number out of its parameter's range: names the parameter, the value and the range.
+    pub fn range(param: &str, value: impl fmt::Display, allowed: impl fmt::Display) -> Self {
+        Error::new(
+            Code::Range,
+            format!("{param} is {value}, outside the allowed range {allowed}"),
+        )
     }
 }
 

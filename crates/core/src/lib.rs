@@ -7,6 +7,7 @@ pub mod btf_index;
 pub mod caps;
 pub mod error;
 pub mod features;
+pub mod globals;
 pub mod loader;
 pub mod maps;
 pub mod program;

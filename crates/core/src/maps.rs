@@ -19,6 +19,8 @@ pub struct Map {
     pub flags: u32,
     /// Where the map is pinned, when it was pinned or reused by name.
     pub pinned: Option<PathBuf>,
+    /// Who consumes the map as a ring buffer: one consumer at a time.
+    pub(crate) ring_claim: std::sync::Arc<crate::ringbuf::Claim>,
     data: MapData,
 }
 
@@ -41,6 +43,7 @@ impl Map {
             max_entries: obj.max_entries(),
             flags: obj.map_flags(),
             pinned,
+            ring_claim: Default::default(),
             data,
         }
     }

@@ -209,6 +209,10 @@ impl Program {
                 LOG_TAIL_LINES.min(lines.len())
             ),
             verifier_log: Some(log),
+            subject: Box::new(crate::error::Subject {
+                program: Some(self.name.clone()),
+                ..Default::default()
+            }),
         }
     }
 }

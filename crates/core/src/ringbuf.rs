@@ -10,7 +10,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{einval, Code, Error, Result};
 use crate::maps::Map;
@@ -66,6 +66,15 @@ impl Drop for Mapping {
     }
 }
 
+/// A ring-buffer map's consumer slot, shared by every `RingBuf` made on the map: records
+/// taken by two consumers would be split between them, or read twice.
+#[derive(Default)]
+pub struct Claim {
+    taken: AtomicBool,
+    /// Serializes walks, so a consumer being closed never walks beside its successor.
+    walk: Mutex<()>,
+}
+
 pub struct RingBuf {
     name: String,
     /// The consumer page (read-write) and the producer page plus the data area, which
@@ -74,9 +83,12 @@ pub struct RingBuf {
     producer: Mapping,
     page: usize,
     mask: u64,
-    /// Serializes consumers: records must be walked by one thread at a time.
-    walk: Mutex<()>,
+    claim: Arc<Claim>,
     closed: AtomicBool,
+    /// Counts `wake` calls: a wait ends when it changed since the waiter began, so a wake
+    /// nobody was waiting for (an abort while a batch was being handled) cannot end a
+    /// later wait.
+    wakes: AtomicU64,
     epoll: OwnedFd,
     wake: OwnedFd,
     _fd: OwnedFd,
@@ -96,6 +108,17 @@ impl RingBuf {
                 map.name, map.map_type
             )));
         }
+        if map.ring_claim.taken.swap(true, Ordering::AcqRel) {
+            return Err(Error::new(
+                Code::Busy,
+                format!(
+                    "ring buffer '{}' already has a consumer: close it first (records are \
+                     delivered once, to one consumer)",
+                    map.name
+                ),
+            ));
+        }
+        let claim = ClaimGuard(Some(map.ring_claim.clone()));
         let fd = map
             .fd()
             .try_clone_to_owned()
@@ -123,8 +146,9 @@ impl RingBuf {
             producer,
             page,
             mask: size as u64 - 1,
-            walk: Mutex::new(()),
+            claim: claim.keep(),
             closed: AtomicBool::new(false),
+            wakes: AtomicU64::new(0),
             epoll,
             wake,
             _fd: fd,
@@ -155,7 +179,10 @@ impl RingBuf {
                 format!("ring buffer '{}' is closed", self.name),
             ));
         }
-        let _guard = self.walk.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.claim.walk.lock().unwrap_or_else(|p| p.into_inner());
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(0);
+        }
         let start = self.consumer_pos().load(Ordering::Relaxed);
         let mut cons = start;
         let prod = self.producer_pos().load(Ordering::Acquire);
@@ -206,13 +233,17 @@ impl RingBuf {
         })
     }
 
-    /// Sleeps until the ring has data, `timeout_ms` passes (-1: forever) or [`wake`] is called.
-    ///
-    /// [`wake`]: RingBuf::wake
-    pub fn wait(&self, timeout_ms: i32) -> Result<Wait> {
+    /// The number of [`wake`](RingBuf::wake) calls so far: pass it to [`wait`](RingBuf::wait).
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Acquire)
+    }
+
+    /// Sleeps until the ring has data, `timeout_ms` passes (-1: forever), or
+    /// [`wake`](RingBuf::wake) is called after the caller read `since` from `wakes()`.
+    pub fn wait(&self, timeout_ms: i32, since: u64) -> Result<Wait> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
         loop {
-            if self.closed.load(Ordering::Acquire) {
+            if self.closed.load(Ordering::Acquire) || self.wakes() != since {
                 return Ok(Wait::Woken);
             }
             // SAFETY: `events` is a valid buffer of 2 entries.
@@ -236,7 +267,8 @@ impl RingBuf {
                 let mut buf = 0u64;
                 // SAFETY: reading 8 bytes into a u64 from our own nonblocking eventfd.
                 unsafe { libc::read(self.wake.as_raw_fd(), &mut buf as *mut u64 as *mut _, 8) };
-                return Ok(Wait::Woken);
+                // A stale wake (counted before `since`) only clears the eventfd.
+                continue;
             }
             return Ok(Wait::Ready);
         }
@@ -244,6 +276,7 @@ impl RingBuf {
 
     /// Wakes a thread blocked in [`RingBuf::wait`] (or the next one to wait).
     pub fn wake(&self) {
+        self.wakes.fetch_add(1, Ordering::AcqRel);
         let one = 1u64;
         // SAFETY: writing 8 bytes from a u64 to our own eventfd.
         unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const _, 8) };
@@ -251,7 +284,11 @@ impl RingBuf {
 
     /// Marks the ring closed and wakes any waiter; memory is released on drop.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            // Walks check `closed` under the walk lock, so a successor never walks beside
+            // this consumer.
+            self.claim.taken.store(false, Ordering::Release);
+        }
         self.wake();
     }
 
@@ -259,17 +296,40 @@ impl RingBuf {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Blocks until at least one record is drained into `out`, or the ring is woken or
-    /// closed (returns 0).
-    pub fn next_batch(&self, out: &mut Vec<u8>, max_bytes: usize) -> Result<usize> {
+    /// Blocks until at least one record is drained into `out`, or the ring is closed or
+    /// woken after `since` was read from [`wakes`](RingBuf::wakes) (returns 0).
+    pub fn next_batch(&self, out: &mut Vec<u8>, max_bytes: usize, since: u64) -> Result<usize> {
         loop {
             let n = self.drain_into(out, max_bytes)?;
             if n > 0 {
                 return Ok(n);
             }
-            if self.wait(-1)? == Wait::Woken {
+            if self.wait(-1, since)? == Wait::Woken {
                 return Ok(0);
             }
+        }
+    }
+}
+
+impl Drop for RingBuf {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Gives the claim back if `RingBuf::new` fails after taking it.
+struct ClaimGuard(Option<Arc<Claim>>);
+
+impl ClaimGuard {
+    fn keep(mut self) -> Arc<Claim> {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.taken.store(false, Ordering::Release);
         }
     }
 }

@@ -35,7 +35,7 @@ pub struct KprobeMultiOptions<'a> {
     /// Use the fallback even where the multi link exists (for comparisons and tests).
     pub force_fallback: bool,
     /// Called with (done, total) while the fallback attaches one perf kprobe per target.
-    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+    pub progress: Option<super::multi::Progress<'a>>,
 }
 
 pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions<'_>) -> Result<MultiLink> {

@@ -53,6 +53,12 @@ impl Link {
         self
     }
 
+    /// Whether dropping it waits on the kernel: a perf event's close waits for an RCU
+    /// grace period.
+    pub fn detach_is_slow(&self) -> bool {
+        self._perf_event.is_some()
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }

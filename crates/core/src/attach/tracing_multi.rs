@@ -6,7 +6,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::link_create;
@@ -35,7 +35,7 @@ pub struct TracingMultiOptions<'a> {
     pub force_fallback: bool,
     pub btf_path: Option<&'a Path>,
     /// Called with (done, total) while the fallback loads one program per function.
-    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+    pub progress: Option<super::multi::Progress<'a>>,
 }
 
 pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Result<MultiLink> {
@@ -250,6 +250,7 @@ fn fallback(
 ) -> Result<MultiLink> {
     let total = targets.len();
     let done = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
     let loaded: Mutex<Vec<Option<Result<OwnedFd>>>> =
         Mutex::new((0..total).map(|_| None).collect());
     let threads = std::thread::available_parallelism()
@@ -257,22 +258,28 @@ fn fallback(
         .min(total.max(1));
     std::thread::scope(|s| {
         for t in 0..threads {
-            let (targets, loaded, done) = (&targets, &loaded, &done);
+            let (targets, loaded, done, stop) = (&targets, &loaded, &done, &stop);
             s.spawn(move || {
                 for i in (t..total).step_by(threads) {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let r = prog
                         .load_with_attach_type(attach_type, &btf_target(targets[i].address as u32));
                     if let Ok(mut l) = loaded.lock() {
                         l[i] = Some(r);
                     }
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if let Some(progress) = o.progress {
-                        progress(n, total);
+                    if o.progress.is_some_and(|go_on| !go_on(n, total)) {
+                        stop.store(true, Ordering::Relaxed);
                     }
                 }
             });
         }
     });
+    if stop.into_inner() {
+        return Err(super::multi::stopped(name));
+    }
     // Linked in order through the shared per-target loop, which keeps the default cookie
     // the index in `targets` and reports what failed.
     let mut loaded = loaded

@@ -34,7 +34,7 @@ pub struct UprobeMultiOptions<'a> {
     /// Use the fallback even where the multi link exists (for comparisons and tests).
     pub force_fallback: bool,
     /// Called with (done, total) while the fallback attaches one perf uprobe per target.
-    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+    pub progress: Option<super::multi::Progress<'a>>,
 }
 
 pub fn attach_uprobe_multi(prog: &Program, o: &UprobeMultiOptions<'_>) -> Result<MultiLink> {

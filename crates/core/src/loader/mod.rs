@@ -87,7 +87,11 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             .id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
             .ok())
     })?;
-    let globals = encode_globals(&opts.globals, &sections.data_symbol_sizes)?;
+    let globals = crate::globals::encode(
+        &opts.globals,
+        &sections.data_symbol_sizes,
+        btf_section(&bytes).as_deref(),
+    )?;
     let (mut obj, btf_fd) = parse_with_btf(&bytes, &globals)?;
 
     if obj.has_btf_relocations() {
@@ -213,38 +217,12 @@ fn parse_with_btf(
     Err(last_err.unwrap_or_else(|| bad_object("object BTF could not be loaded")))
 }
 
-fn encode_globals(
-    globals: &[(String, GlobalValue)],
-    sizes: &HashMap<String, u64>,
-) -> Result<Vec<(String, Vec<u8>)>> {
-    globals
-        .iter()
-        .map(|(name, value)| {
-            let size = *sizes
-                .get(name)
-                .ok_or_else(|| enoent(format!("global variable '{name}' is not in the object")))?
-                as usize;
-            let bytes = match value {
-                GlobalValue::Bytes(b) => b.clone(),
-                GlobalValue::Int(v) => {
-                    if size > 16 {
-                        return Err(Error::new(
-                            Code::Einval,
-                            format!("global '{name}' is {size} bytes: pass bytes, not a number"),
-                        ));
-                    }
-                    v.to_le_bytes()[..size].to_vec()
-                }
-            };
-            if bytes.len() != size {
-                return Err(Error::new(
-                    Code::Einval,
-                    format!("global '{name}' is {size} bytes, got {}", bytes.len()),
-                ));
-            }
-            Ok((name.clone(), bytes))
-        })
-        .collect()
+/// The object's `.BTF` section, if it has one.
+fn btf_section(elf: &[u8]) -> Option<Vec<u8>> {
+    use object::{Object as _, ObjectSection as _};
+    let file = object::File::parse(elf).ok()?;
+    let data = file.section_by_name(".BTF")?.data().ok()?;
+    Some(data.to_vec())
 }
 
 fn patch_globals(obj: &mut aya_obj::Object, globals: &[(String, Vec<u8>)]) -> Result<()> {
@@ -355,35 +333,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn integer_globals_take_the_variable_width() {
-        let sizes: HashMap<String, u64> = [
-            ("a".to_string(), 4),
-            ("b".to_string(), 8),
-            ("c".to_string(), 1),
-        ]
-        .into();
-        let out = encode_globals(
-            &[
-                ("a".into(), GlobalValue::Int(0x01020304)),
-                ("b".into(), GlobalValue::Int(-2)),
-                ("c".into(), GlobalValue::Bytes(vec![9])),
-            ],
-            &sizes,
-        )
-        .expect("encoded");
-        assert_eq!(out[0].1, vec![4, 3, 2, 1]);
-        assert_eq!(out[1].1, (-2i64).to_le_bytes().to_vec());
-        assert_eq!(out[2].1, vec![9]);
-        let missing = encode_globals(&[("z".into(), GlobalValue::Int(1))], &sizes);
-        assert_eq!(missing.err().map(|e| e.code), Some(Code::Enoent));
-        let wrong = encode_globals(&[("a".into(), GlobalValue::Bytes(vec![1]))], &sizes);
-        assert_eq!(wrong.err().map(|e| e.code), Some(Code::Einval));
-    }
 }

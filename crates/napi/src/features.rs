@@ -1,0 +1,77 @@
+//! `features()`: the core's feature table as a JS object, its fields generated from the
+//! table (`for_each_feature!`), so the TypeScript type comes from the same rows.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use nodebpf_core as core;
+
+use crate::errors::{catch, to_js, Ctx, Outcome};
+
+macro_rules! features_object {
+    ($($field:ident, $js:literal, $since:literal;)*) => {
+        /// What this kernel supports, probed once per process by trying it.
+        #[napi(object)]
+        pub struct Features {
+            /// `uname -r`.
+            pub kernel: String,
+            $(#[doc = concat!("Linux ", $since, ".")] pub $field: bool,)*
+        }
+
+        impl From<&core::features::Features> for Features {
+            fn from(f: &core::features::Features) -> Self {
+                Features {
+                    kernel: f.kernel.clone(),
+                    $($field: f.$field,)*
+                }
+            }
+        }
+    };
+}
+core::for_each_feature!(features_object);
+
+pub struct FeaturesTask;
+
+impl Task for FeaturesTask {
+    type Output = Outcome<Features>;
+    type JsValue = Features;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(catch(&Ctx::op("features"), || {
+            core::features::probe().map(Features::from)
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Features> {
+        out.map_err(|f| to_js(&env, f))
+    }
+}
+
+/// Rejects with EPERM, naming the capabilities, when the process cannot probe.
+#[napi(ts_return_type = "Promise<Features>")]
+pub fn features() -> AsyncTask<FeaturesTask> {
+    AsyncTask::new(FeaturesTask)
+}
+
+/// The first kernel that has each feature, by its name in `Features`.
+#[napi]
+pub fn feature_requirements() -> std::collections::HashMap<String, String> {
+    core::features::Features::names()
+        .iter()
+        .filter_map(|n| Some((n.to_string(), core::features::since(n)?.to_string())))
+        .collect()
+}
+
+#[napi]
+pub fn possible_cpus(env: Env) -> Result<u32> {
+    crate::errors::call(&env, &Ctx::op("possibleCpus"), || {
+        core::maps::possible_cpus().map(|n| n as u32)
+    })
+}
+
+#[napi]
+pub fn missing_capabilities() -> Vec<String> {
+    core::caps::missing_caps()
+        .into_iter()
+        .map(String::from)
+        .collect()
+}

@@ -1,0 +1,178 @@
+//! Loading an object, and the object: its programs and maps, and `close()`, which other
+//! threads (an attach in progress) see at once.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use nodebpf_core as core;
+
+use crate::errors::{call, catch, closed, to_js, Ctx, Outcome};
+use crate::options::LoadOptions;
+
+pub struct LoadTask {
+    data: Vec<u8>,
+    opts: Outcome<core::LoadOptions>,
+}
+
+impl Task for LoadTask {
+    type Output = Outcome<core::Object>;
+    type JsValue = NativeObject;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let ctx = Ctx::op("load");
+        Ok(match &self.opts {
+            Ok(opts) => catch(&ctx, || core::load(&self.data, opts)),
+            Err(f) => Err(ctx.fail(f.error.clone())),
+        })
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<NativeObject> {
+        let obj = out.map_err(|f| to_js(&env, f))?;
+        let btf = self.opts.as_ref().ok().and_then(|o| o.btf_path.clone());
+        Ok(NativeObject::new(obj, btf))
+    }
+}
+
+/// Loads off the JS thread.
+#[napi(ts_return_type = "Promise<NativeObject>")]
+pub fn load_object(data: Uint8Array, options: Option<LoadOptions>) -> AsyncTask<LoadTask> {
+    let ctx = Ctx::op("load");
+    AsyncTask::new(LoadTask {
+        data: data.to_vec(),
+        opts: LoadOptions::to_core(options).map_err(|e| ctx.fail(e)),
+    })
+}
+
+#[napi]
+pub fn load_object_sync(
+    env: Env,
+    data: Uint8Array,
+    options: Option<LoadOptions>,
+) -> Result<NativeObject> {
+    let ctx = Ctx::op("loadSync");
+    let opts = call(&env, &ctx, || LoadOptions::to_core(options))?;
+    let obj = call(&env, &ctx, || core::load(&data, &opts))?;
+    Ok(NativeObject::new(obj, opts.btf_path))
+}
+
+#[napi(object)]
+pub struct ProgramDesc {
+    pub name: String,
+    pub section: String,
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    pub loaded: bool,
+    pub insn_count: u32,
+}
+
+#[napi(object)]
+pub struct MapDesc {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub percpu: bool,
+    pub pinned: Option<String>,
+}
+
+/// The object as the binding shares it: the JS thread and attach tasks running off it
+/// hold it only as long as a call needs it, never across an attach, so `close()` and map
+/// calls answer at once while a 50k-target attach runs.
+pub struct Shared {
+    object: RwLock<Option<Arc<core::Object>>>,
+    /// Set by `close()`: an attach in progress stops and detaches what it attached.
+    pub closed: AtomicBool,
+    pub btf_path: Option<PathBuf>,
+}
+
+impl Shared {
+    pub fn get(&self, ctx: &Ctx) -> Outcome<Arc<core::Object>> {
+        self.object
+            .read()
+            .ok()
+            .and_then(|o| o.clone())
+            .ok_or_else(|| closed(ctx, "the BPF object"))
+    }
+}
+
+#[napi]
+pub struct NativeObject {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl NativeObject {
+    fn new(obj: core::Object, btf_path: Option<PathBuf>) -> Self {
+        NativeObject {
+            shared: Arc::new(Shared {
+                object: RwLock::new(Some(Arc::new(obj))),
+                closed: AtomicBool::new(false),
+                btf_path,
+            }),
+        }
+    }
+
+    /// Runs `f` on the object, on the JS thread.
+    pub(crate) fn with<T>(
+        &self,
+        env: &Env,
+        ctx: &Ctx,
+        f: impl FnOnce(&core::Object) -> core::Result<T>,
+    ) -> Result<T> {
+        let obj = self.shared.get(ctx).map_err(|e| to_js(env, e))?;
+        call(env, ctx, || f(&obj))
+    }
+}
+
+#[napi]
+impl NativeObject {
+    #[napi]
+    pub fn programs(&self, env: Env) -> Result<Vec<ProgramDesc>> {
+        self.with(&env, &Ctx::op("programs"), |o| {
+            Ok(o.programs
+                .iter()
+                .map(|p| ProgramDesc {
+                    name: p.name.clone(),
+                    section: p.section.clone(),
+                    prog_type: p.spec.prog_type,
+                    expected_attach_type: p.spec.expected_attach_type,
+                    loaded: p.is_loaded(),
+                    insn_count: p.insn_count() as u32,
+                })
+                .collect())
+        })
+    }
+
+    #[napi]
+    pub fn maps(&self, env: Env) -> Result<Vec<MapDesc>> {
+        self.with(&env, &Ctx::op("maps"), |o| {
+            Ok(o.maps
+                .iter()
+                .map(|m| MapDesc {
+                    name: m.name.clone(),
+                    map_type: m.map_type,
+                    key_size: m.key_size,
+                    value_size: m.value_size,
+                    max_entries: m.max_entries,
+                    flags: m.flags,
+                    percpu: m.is_percpu(),
+                    pinned: m.pinned.as_ref().map(|p| p.display().to_string()),
+                })
+                .collect())
+        })
+    }
+
+    /// Closes every program and map fd of the object (once no attach still uses them);
+    /// an attach in progress rejects with CLOSED and detaches what it attached. Idempotent.
+    #[napi]
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        if let Ok(mut o) = self.shared.object.write() {
+            o.take();
+        }
+    }
+}

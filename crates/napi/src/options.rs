@@ -1,0 +1,318 @@
+//! The options JS passes, defined once here (the generated `index.d.ts` is their
+//! TypeScript type), each number checked where it enters: a value out of its range is a
+//! `RANGE` error naming the parameter, never a wrapped or truncated number.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use nodebpf_core as core;
+use nodebpf_core::symbols::pattern::Selection;
+
+pub type Checked<T> = core::Result<T>;
+
+/// A BigInt that must fit in a u64.
+pub fn u64_of(param: &str, b: &BigInt) -> Checked<u64> {
+    let (negative, value, lossless) = b.get_u64();
+    if (negative && value != 0) || !lossless {
+        return Err(core::Error::range(param, show(b), "0..=2^64-1"));
+    }
+    Ok(value)
+}
+
+pub fn opt_u64(param: &str, b: Option<&BigInt>) -> Checked<Option<u64>> {
+    b.map(|b| u64_of(param, b)).transpose()
+}
+
+pub fn u64s(param: &str, v: Option<&[BigInt]>) -> Checked<Option<Vec<u64>>> {
+    v.map(|v| {
+        v.iter()
+            .enumerate()
+            .map(|(i, b)| u64_of(&format!("{param}[{i}]"), b))
+            .collect()
+    })
+    .transpose()
+}
+
+/// A BigInt as a signed 128-bit integer (globals are at most 16 bytes).
+pub fn i128_of(param: &str, b: &BigInt) -> Checked<i128> {
+    let (negative, magnitude, lossless) = b.get_u128();
+    let too_big = || core::Error::range(param, show(b), "-2^127..=2^128-1");
+    if !lossless {
+        return Err(too_big());
+    }
+    if negative {
+        if magnitude > 1u128 << 127 {
+            return Err(too_big());
+        }
+        Ok((magnitude as i128).wrapping_neg())
+    } else {
+        // Kept as the bit pattern: an unsigned 16-byte global may use the top bit.
+        Ok(magnitude as i128)
+    }
+}
+
+/// A JS number that must be an integer in `min..=max`.
+pub fn int_of(param: &str, v: f64, min: i64, max: i64) -> Checked<i64> {
+    if !v.is_finite() || v.fract() != 0.0 || v < min as f64 || v > max as f64 {
+        return Err(core::Error::range(
+            param,
+            v,
+            format!("integers {min}..={max}"),
+        ));
+    }
+    Ok(v as i64)
+}
+
+pub fn pid_of(v: Option<f64>) -> Checked<Option<i32>> {
+    v.map(|v| int_of("pid", v, 0, i32::MAX as i64).map(|p| p as i32))
+        .transpose()
+}
+
+fn show(b: &BigInt) -> String {
+    let mut digits = String::from(if b.sign_bit { "-0x" } else { "0x" });
+    for w in b.words.iter().rev() {
+        digits.push_str(&format!("{w:016x}"));
+    }
+    digits
+}
+
+/// `pattern` (a glob) or `names` (exact).
+pub fn selection(pattern: &Option<String>, names: &Option<Vec<String>>) -> Option<Selection> {
+    match (pattern, names) {
+        (Some(g), _) => Some(Selection::Glob(g.clone())),
+        (None, Some(n)) => Some(Selection::Names(n.clone())),
+        (None, None) => None,
+    }
+}
+
+#[napi(object)]
+pub struct LoadOptions {
+    /// Byte globals, exactly the variable's size.
+    pub globals: Option<std::collections::HashMap<String, Uint8Array>>,
+    /// Integer globals, checked against the variable's BTF size and signedness.
+    pub int_globals: Option<std::collections::HashMap<String, BigInt>>,
+    pub btf_path: Option<String>,
+    pub pin_path: Option<String>,
+}
+
+impl LoadOptions {
+    pub fn to_core(options: Option<LoadOptions>) -> Checked<core::LoadOptions> {
+        let Some(o) = options else {
+            return Ok(Default::default());
+        };
+        let mut globals: Vec<(String, core::GlobalValue)> = o
+            .globals
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, core::GlobalValue::Bytes(v.to_vec())))
+            .collect();
+        for (name, v) in o.int_globals.unwrap_or_default() {
+            let value = i128_of(&format!("global '{name}'"), &v)?;
+            globals.push((name, core::GlobalValue::Int(value)));
+        }
+        Ok(core::LoadOptions {
+            globals,
+            btf_path: o.btf_path.map(Into::into),
+            pin_path: o.pin_path.map(Into::into),
+        })
+    }
+}
+
+#[napi(object)]
+pub struct UprobeOptions {
+    /// Path, or a name looked up in PATH (programs) or the library folders (`libc.so.6`).
+    pub binary: String,
+    pub symbol: Option<String>,
+    /// Offset added to the symbol, or a file offset when no symbol is given.
+    pub offset: Option<BigInt>,
+    /// Only this process (default: every process running the binary).
+    pub pid: Option<f64>,
+    pub retprobe: Option<bool>,
+    pub cookie: Option<BigInt>,
+}
+
+#[napi(object)]
+pub struct KprobeOptions {
+    pub symbol: String,
+    pub offset: Option<BigInt>,
+    pub retprobe: Option<bool>,
+    pub cookie: Option<BigInt>,
+}
+
+/// Batch attach through kprobe_multi (one perf kprobe per function where the kernel lacks it).
+#[napi(object)]
+pub struct KprobeMultiOptions {
+    /// A glob (`'vfs_*'`); with neither it nor `names` nor `addresses`: every traceable function.
+    pub pattern: Option<String>,
+    pub names: Option<Vec<String>>,
+    pub addresses: Option<Vec<BigInt>>,
+    /// One per target; default: the target's index.
+    pub cookies: Option<Vec<BigInt>>,
+    pub retprobe: Option<bool>,
+    pub session: Option<bool>,
+    /// Only this module's functions (`'vmlinux'` for the kernel proper).
+    pub module: Option<String>,
+    /// Fail instead of leaving out (in `skipped`) what cannot be attached.
+    pub strict: Option<bool>,
+    /// false: UNSUPPORTED instead of the per-target fallback (default true).
+    pub fallback: Option<bool>,
+    /// Use the per-target fallback even where the multi link exists (comparisons, tests).
+    pub force_fallback: Option<bool>,
+}
+
+/// Batch attach through uprobe_multi (one perf uprobe per target where the kernel lacks it).
+#[napi(object)]
+pub struct UprobeMultiOptions {
+    pub binary: String,
+    pub pattern: Option<String>,
+    pub names: Option<Vec<String>>,
+    pub offsets: Option<Vec<BigInt>>,
+    pub pid: Option<f64>,
+    pub cookies: Option<Vec<BigInt>>,
+    pub retprobe: Option<bool>,
+    pub session: Option<bool>,
+    /// Also attach the compiler's clones: `name.part.N`, `name.cold`, `name.isra.N`, `name.constprop.N`.
+    pub include_clones: Option<bool>,
+    pub fallback: Option<bool>,
+    pub force_fallback: Option<bool>,
+}
+
+/// Batch attach through tracing_multi (one fentry/fexit program per function where the kernel lacks it).
+#[napi(object)]
+pub struct TracingMultiOptions {
+    pub pattern: Option<String>,
+    pub names: Option<Vec<String>>,
+    pub btf_ids: Option<Vec<u32>>,
+    /// A kernel module's functions (`'overlay'`) instead of vmlinux's.
+    pub module: Option<String>,
+    pub cookies: Option<Vec<BigInt>>,
+    pub fallback: Option<bool>,
+    pub force_fallback: Option<bool>,
+}
+
+/// The defaults of every batch attach, in one place.
+pub const DEFAULT_FALLBACK: bool = true;
+
+/// A batch attach by kind, converted and checked, ready to run on any thread.
+pub enum MultiRequest {
+    Kprobe(core::attach::kprobe_multi::KprobeMultiOptions<'static>),
+    Uprobe {
+        binary: String,
+        options: UprobeChecked,
+    },
+    Tracing(core::attach::tracing_multi::TracingMultiOptions<'static>),
+}
+
+/// uprobe_multi options without the borrowed binary path.
+pub struct UprobeChecked {
+    selection: Option<Selection>,
+    offsets: Option<Vec<u64>>,
+    pid: Option<i32>,
+    cookies: Option<Vec<u64>>,
+    retprobe: bool,
+    session: bool,
+    include_clones: bool,
+    fallback: bool,
+    force_fallback: bool,
+}
+
+impl MultiRequest {
+    pub fn kprobe(o: KprobeMultiOptions) -> Checked<Self> {
+        Ok(MultiRequest::Kprobe(
+            core::attach::kprobe_multi::KprobeMultiOptions {
+                selection: selection(&o.pattern, &o.names),
+                addresses: u64s("addresses", o.addresses.as_deref())?,
+                cookies: u64s("cookies", o.cookies.as_deref())?,
+                retprobe: o.retprobe.unwrap_or(false),
+                session: o.session.unwrap_or(false),
+                module: o.module,
+                strict: o.strict.unwrap_or(false),
+                fallback: o.fallback.unwrap_or(DEFAULT_FALLBACK),
+                force_fallback: o.force_fallback.unwrap_or(false),
+                progress: None,
+            },
+        ))
+    }
+
+    pub fn uprobe(o: UprobeMultiOptions) -> Checked<Self> {
+        Ok(MultiRequest::Uprobe {
+            options: UprobeChecked {
+                selection: selection(&o.pattern, &o.names),
+                offsets: u64s("offsets", o.offsets.as_deref())?,
+                pid: pid_of(o.pid)?,
+                cookies: u64s("cookies", o.cookies.as_deref())?,
+                retprobe: o.retprobe.unwrap_or(false),
+                session: o.session.unwrap_or(false),
+                include_clones: o.include_clones.unwrap_or(false),
+                fallback: o.fallback.unwrap_or(DEFAULT_FALLBACK),
+                force_fallback: o.force_fallback.unwrap_or(false),
+            },
+            binary: o.binary,
+        })
+    }
+
+    pub fn tracing(o: TracingMultiOptions) -> Checked<Self> {
+        Ok(MultiRequest::Tracing(
+            core::attach::tracing_multi::TracingMultiOptions {
+                selection: selection(&o.pattern, &o.names),
+                btf_ids: o.btf_ids,
+                module: o.module,
+                cookies: u64s("cookies", o.cookies.as_deref())?,
+                fallback: o.fallback.unwrap_or(DEFAULT_FALLBACK),
+                force_fallback: o.force_fallback.unwrap_or(false),
+                btf_path: None,
+                progress: None,
+            },
+        ))
+    }
+
+    /// Runs the attach; `progress` reports and answers whether to go on.
+    pub fn attach(
+        &self,
+        prog: &core::Program,
+        btf_path: Option<&std::path::Path>,
+        progress: Option<core::attach::multi::Progress<'_>>,
+    ) -> core::Result<core::attach::multi::MultiLink> {
+        use core::attach::{kprobe_multi, tracing_multi, uprobe_multi};
+        match self {
+            MultiRequest::Kprobe(o) => kprobe_multi::attach_kprobe_multi(
+                prog,
+                &kprobe_multi::KprobeMultiOptions {
+                    selection: o.selection.clone(),
+                    addresses: o.addresses.clone(),
+                    cookies: o.cookies.clone(),
+                    module: o.module.clone(),
+                    progress,
+                    ..*o
+                },
+            ),
+            MultiRequest::Uprobe { binary, options: o } => uprobe_multi::attach_uprobe_multi(
+                prog,
+                &uprobe_multi::UprobeMultiOptions {
+                    binary,
+                    selection: o.selection.clone(),
+                    offsets: o.offsets.clone(),
+                    pid: o.pid,
+                    cookies: o.cookies.clone(),
+                    retprobe: o.retprobe,
+                    session: o.session,
+                    include_clones: o.include_clones,
+                    fallback: o.fallback,
+                    force_fallback: o.force_fallback,
+                    progress,
+                },
+            ),
+            MultiRequest::Tracing(o) => tracing_multi::attach_tracing_multi(
+                prog,
+                &tracing_multi::TracingMultiOptions {
+                    selection: o.selection.clone(),
+                    btf_ids: o.btf_ids.clone(),
+                    module: o.module.clone(),
+                    cookies: o.cookies.clone(),
+                    btf_path,
+                    progress,
+                    ..*o
+                },
+            ),
+        }
+    }
+}

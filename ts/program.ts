@@ -1,0 +1,276 @@
+import type * as binding from './binding.js';
+import { bigs, nums, optBig, optNum, optStr, PID, str, U32, U64 } from './check.js';
+import { BpfError, native, nativeAsync } from './errors.js';
+import { Link, MultiLink } from './link.js';
+import { addon, type NativeLink, type NativeMultiLink, type NativeObject, type NativeProgress, type ProgramDesc } from './native.js';
+
+/** The object a program belongs to, as programs see it. */
+export interface ProgramOwner {
+  _native(): NativeObject;
+  _track(l: NativeLink): Link;
+  _trackMulti(l: NativeMultiLink, redo?: () => NativeMultiLink): MultiLink;
+}
+
+type Cookie = number | bigint;
+
+/** A glob (`'vfs_*'`) or exact names. */
+type Symbols = string | readonly string[];
+
+function selection(param: string, s: Symbols | undefined): { pattern?: string; names?: string[] } {
+  if (s === undefined) return {};
+  if (typeof s === 'string') return { pattern: s };
+  if (!Array.isArray(s)) throw new BpfError('EINVAL', `${param} must be a glob string or an array of names`);
+  return { names: s.map((n, i) => str(`${param}[${i}]`, n)) };
+}
+
+export interface KprobeMultiOptions
+  extends Pick<binding.KprobeMultiOptions, 'retprobe' | 'session' | 'module' | 'fallback' | 'forceFallback'> {
+  /** A glob (`'vfs_*'`) or exact names; neither: every traceable function. */
+  symbols?: Symbols;
+  addresses?: readonly bigint[];
+  /** One per target; default: the target's index. */
+  cookies?: readonly Cookie[];
+  /** 'skip' (default): leave out what cannot be attached, listed in `skipped`; 'error': fail instead. */
+  onSkip?: 'skip' | 'error';
+}
+
+export interface UprobeMultiOptions
+  extends Pick<binding.UprobeMultiOptions, 'binary' | 'retprobe' | 'session' | 'includeClones' | 'fallback' | 'forceFallback'> {
+  /** A glob (`'uv_*'`) or exact names; or give `offsets`. */
+  symbols?: Symbols;
+  offsets?: readonly (number | bigint)[];
+  /** Only this process. */
+  pid?: number;
+  cookies?: readonly Cookie[];
+  /**
+   * Watch the binary: when it is replaced on disk (a new inode), resolve again, move the
+   * link to the new offsets and emit `'reattach'`.
+   */
+  reattach?: boolean;
+}
+
+export interface TracingMultiOptions extends Pick<binding.TracingMultiOptions, 'module' | 'fallback' | 'forceFallback'> {
+  /** A glob (`'tcp_*'`) or exact names; neither: every function tracing_multi can take. `'overlay:ovl_*'` names a module. */
+  functions?: Symbols;
+  btfIds?: readonly number[];
+  cookies?: readonly Cookie[];
+}
+
+/** Progress of a long batch attach (a fallback working per target). */
+export interface Progress {
+  onProgress?: (done: number, total: number) => void;
+}
+
+function kprobeOptions(o: KprobeMultiOptions): binding.KprobeMultiOptions {
+  return {
+    ...selection('symbols', o.symbols),
+    addresses: bigs('addresses', o.addresses, U64),
+    cookies: bigs('cookies', o.cookies, U64),
+    retprobe: o.retprobe,
+    session: o.session,
+    module: optStr('module', o.module),
+    strict: o.onSkip === 'error',
+    fallback: o.fallback,
+    forceFallback: o.forceFallback,
+  };
+}
+
+function uprobeOptions(o: UprobeMultiOptions): binding.UprobeMultiOptions {
+  return {
+    binary: str('binary', o.binary),
+    ...selection('symbols', o.symbols),
+    offsets: bigs('offsets', o.offsets, U64),
+    pid: optNum('pid', o.pid, PID),
+    cookies: bigs('cookies', o.cookies, U64),
+    retprobe: o.retprobe,
+    session: o.session,
+    includeClones: o.includeClones,
+    fallback: o.fallback,
+    forceFallback: o.forceFallback,
+  };
+}
+
+function tracingOptions(o: TracingMultiOptions): binding.TracingMultiOptions {
+  return {
+    ...selection('functions', o.functions),
+    btfIds: nums('btfIds', o.btfIds, U32),
+    module: optStr('module', o.module),
+    cookies: bigs('cookies', o.cookies, U64),
+    fallback: o.fallback,
+    forceFallback: o.forceFallback,
+  };
+}
+
+/** Expected attach types of the batch kinds (kprobe.multi, uprobe.multi, sessions, fentry.multi...). */
+const MULTI_ATTACH_TYPES = new Set([42, 48, 56, 57, 59, 60, 61]);
+
+/** How often `onProgress` is called while a batch attach runs. */
+const PROGRESS_INTERVAL_MS = 100;
+
+export interface UprobeOptions {
+  /** Path, or a name looked up in PATH (programs) or the library folders (`libc.so.6`). */
+  binary: string;
+  symbol?: string;
+  /** Offset added to the symbol, or a file offset when no symbol is given. */
+  offset?: number | bigint;
+  /** Only this process (default: every process running the binary). */
+  pid?: number;
+  retprobe?: boolean;
+  cookie?: Cookie;
+}
+
+export interface KprobeOptions {
+  symbol: string;
+  offset?: number | bigint;
+  retprobe?: boolean;
+  cookie?: Cookie;
+}
+
+export class Program {
+  readonly name: string;
+  readonly section: string;
+  readonly progType: number;
+  readonly expectedAttachType: number;
+  /** False for tracing programs whose SEC() names no target: they load on attach. */
+  readonly loaded: boolean;
+  #obj: ProgramOwner;
+
+  /** @internal */
+  constructor(obj: ProgramOwner, d: ProgramDesc) {
+    this.#obj = obj;
+    this.name = d.name;
+    this.section = d.section;
+    this.progType = d.progType;
+    this.expectedAttachType = d.expectedAttachType;
+    this.loaded = d.loaded;
+  }
+
+  #link(f: (o: NativeObject) => NativeLink): Link {
+    return this.#obj._track(native(() => f(this.#obj._native())));
+  }
+
+  #multi(f: (o: NativeObject) => NativeMultiLink, reattach = false): MultiLink {
+    const attach = () => f(this.#obj._native());
+    return this.#obj._trackMulti(native(attach), reattach ? attach : undefined);
+  }
+
+  /** Whether `attach()` gives a `MultiLink` (kprobe.multi/…, uprobe.multi/…, fentry.multi/…, sessions). */
+  get isMulti(): boolean {
+    return MULTI_ATTACH_TYPES.has(this.expectedAttachType);
+  }
+
+  /**
+   * Attaches where the SEC() name says: `tp/…`, `raw_tp/…`, `uprobe/BIN:SYM`, `kprobe/SYM`,
+   * `fentry/FN`, … give a `Link`; `kprobe.multi/PATTERN`, `uprobe.multi/BIN:PATTERN`,
+   * `fentry.multi/PATTERN` and the sessions give a `MultiLink`.
+   */
+  attach(): Link | MultiLink {
+    if (this.isMulti) return this.#multi((o) => o.attachMulti(this.name));
+    return this.#link((o) => o.attach(this.name));
+  }
+
+  attachKprobeMulti(options: KprobeMultiOptions = {}): MultiLink {
+    const o = kprobeOptions(options);
+    return this.#multi((n) => n.attachKprobeMulti(this.name, o));
+  }
+
+  attachUprobeMulti(options: UprobeMultiOptions): MultiLink {
+    const o = uprobeOptions(options);
+    return this.#multi((n) => n.attachUprobeMulti(this.name, o), options.reattach);
+  }
+
+  /**
+   * `attachKprobeMulti` off the JS thread. Where the kernel has no kprobe_multi, the
+   * fallback opens one perf kprobe per function: `onProgress(done, total)` reports it.
+   * Closing the object meanwhile makes it reject with CLOSED, having detached everything.
+   */
+  attachKprobeMultiAsync(options: KprobeMultiOptions & Progress = {}): Promise<MultiLink> {
+    const o = kprobeOptions(options);
+    return this.#multiAsync((n, p) => n.attachKprobeMultiAsync(this.name, o, p), options.onProgress);
+  }
+
+  /** `attachUprobeMulti` off the JS thread, with progress for the per-uprobe fallback. */
+  attachUprobeMultiAsync(options: UprobeMultiOptions & Progress): Promise<MultiLink> {
+    const o = uprobeOptions(options);
+    const redo = options.reattach ? () => this.#obj._native().attachUprobeMulti(this.name, o) : undefined;
+    return this.#multiAsync((n, p) => n.attachUprobeMultiAsync(this.name, o, p), options.onProgress, redo);
+  }
+
+  /**
+   * Runs a batch attach off the JS thread, calling `onProgress(done, total)` every 100 ms
+   * (and once at the end) while a fallback works per target.
+   */
+  async #multiAsync(
+    start: (o: NativeObject, progress: NativeProgress) => Promise<NativeMultiLink>,
+    onProgress?: (done: number, total: number) => void,
+    redo?: () => NativeMultiLink,
+  ): Promise<MultiLink> {
+    const progress = new addon.NativeProgress();
+    const report = () => {
+      if (progress.total() > 0) onProgress?.(progress.done(), progress.total());
+    };
+    const timer = onProgress ? setInterval(report, PROGRESS_INTERVAL_MS) : undefined;
+    try {
+      const link = await nativeAsync(() => start(this.#obj._native(), progress));
+      return this.#obj._trackMulti(link, redo);
+    } finally {
+      clearInterval(timer);
+      report();
+    }
+  }
+
+  /** fentry.multi / fexit.multi / fsession.multi, by the program's section. */
+  attachTracingMulti(options: TracingMultiOptions = {}): MultiLink {
+    const o = tracingOptions(options);
+    return this.#multi((n) => n.attachTracingMulti(this.name, o));
+  }
+
+  /**
+   * `attachTracingMulti` off the JS thread. Where the kernel has no tracing_multi, the
+   * fallback loads the program once per function, which takes long for many functions:
+   * `onProgress(done, total)` reports it (every 100 ms, and once at the end).
+   */
+  attachTracingMultiAsync(options: TracingMultiOptions & Progress = {}): Promise<MultiLink> {
+    const o = tracingOptions(options);
+    return this.#multiAsync((n, p) => n.attachTracingMultiAsync(this.name, o, p), options.onProgress);
+  }
+
+  attachTracepoint(category: string, name: string, options: { cookie?: Cookie } = {}): Link {
+    const args = [str('category', category), str('name', name), optBig('cookie', options.cookie, U64)] as const;
+    return this.#link((o) => o.attachTracepoint(this.name, ...args));
+  }
+
+  attachRawTracepoint(name: string): Link {
+    const n = str('name', name);
+    return this.#link((o) => o.attachRawTracepoint(this.name, n));
+  }
+
+  attachUprobe(options: UprobeOptions): Link {
+    const o: binding.UprobeOptions = {
+      binary: str('binary', options.binary),
+      symbol: optStr('symbol', options.symbol),
+      offset: optBig('offset', options.offset, U64),
+      pid: optNum('pid', options.pid, PID),
+      retprobe: options.retprobe,
+      cookie: optBig('cookie', options.cookie, U64),
+    };
+    return this.#link((n) => n.attachUprobe(this.name, o));
+  }
+
+  attachKprobe(options: KprobeOptions): Link {
+    const o: binding.KprobeOptions = {
+      symbol: str('symbol', options.symbol),
+      offset: optBig('offset', options.offset, U64),
+      retprobe: options.retprobe,
+      cookie: optBig('cookie', options.cookie, U64),
+    };
+    return this.#link((n) => n.attachKprobe(this.name, o));
+  }
+
+  /** fentry/fexit/fmod_ret/tp_btf/lsm, by the program's section; `function` overrides the SEC() target. */
+  attachFentry(options: { function?: string; cookie?: Cookie } = {}): Link {
+    const fn = optStr('function', options.function);
+    const cookie = optBig('cookie', options.cookie, U64);
+    return this.#link((o) => o.attachFentry(this.name, fn, cookie));
+  }
+}
