@@ -1,0 +1,263 @@
+// The misuse cases of issue 11, each as a user would write it: every one must give a
+// BpfError (or behave exactly), never abort, wrap, lose, duplicate, leak or freeze.
+import { execFileSync } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+
+import { BpfError, load, loadSync, type BpfObject } from '../dist/index.js';
+import { Child, fixture, openFds, syscalls } from './helpers.js';
+
+async function rejects(p: Promise<unknown> | (() => unknown)): Promise<BpfError> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    expect(e).toBeInstanceOf(BpfError);
+    return e as BpfError;
+  }
+  throw new Error('did not throw');
+}
+
+const seqs = (records: Iterable<Uint8Array>) =>
+  [...records].map((r) => new DataView(r.buffer, r.byteOffset, r.byteLength).getBigUint64(0, true));
+
+/** A ring-buffer producer that emits `n` records with sequence numbers 0..n-1 into `records`. */
+async function produce(n: number): Promise<BpfObject> {
+  const child = syscalls('getppid', 1);
+  const obj = await load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: n } });
+  const link = obj.program('produce').attach();
+  await child.run();
+  link.close();
+  return obj;
+}
+
+describe('numbers are checked where they enter', () => {
+  it('codecs refuse what does not fit (RANGE, nothing written)', async () => {
+    await using obj = await load(fixture('maps.bpf.o'));
+    const m = obj.map<number, bigint>('hash', { key: 'u32', value: 'u64' });
+    m.set(0, 5n);
+    for (const key of [-1, 2 ** 32, NaN, 1.5, 'x' as unknown as number]) {
+      const e = await rejects(() => m.set(key, 1n));
+      expect(e.code).toBe('RANGE');
+      expect(e.message).toContain('u32');
+    }
+    for (const value of [2n ** 64n, -1n, 0.5 as unknown as bigint]) {
+      expect((await rejects(() => m.set(1, value))).code).toBe('RANGE');
+    }
+    expect(m.get(1)).toBeUndefined();
+    expect(m.get(0)).toBe(5n); // 2^32 did not overwrite key 0
+  });
+
+  it('globals are checked against their BTF size and signedness', async () => {
+    const e = await rejects(load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: 2n ** 33n } }));
+    expect(e).toMatchObject({ code: 'RANGE', operation: 'load' });
+    expect(e.message).toContain("global 'target_tgid'");
+    expect((await rejects(load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: 2 ** 40 + 7 } }))).code).toBe('RANGE');
+    expect((await rejects(load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: -1 } }))).code).toBe('RANGE'); // __u32
+    expect((await rejects(load(fixture('ringbuf.bpf.o'), { globals: { per_trigger: 1.5 } }))).code).toBe('RANGE');
+    await using ok = await load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: 2 ** 32 - 1 } });
+    expect(ok.programs.length).toBe(1);
+  });
+
+  it('pids, offsets and cookies are checked, naming the parameter', async () => {
+    await using obj = await load(fixture('uprobe.bpf.o'));
+    const p = obj.program('on_entry');
+    const binary = fixture('target');
+    for (const [o, param] of [
+      [{ pid: NaN }, 'pid'],
+      [{ pid: -5 }, 'pid'],
+      [{ pid: 2 ** 33 }, 'pid'],
+      [{ offset: -1n }, 'offset'],
+      [{ cookie: -1 }, 'cookie'],
+      [{ cookie: 2n ** 64n }, 'cookie'],
+    ] as const) {
+      const e = await rejects(() => p.attachUprobe({ binary, symbol: 'nodebpf_target', ...o }));
+      expect(e.code).toBe('RANGE');
+      expect(e.message.startsWith(param)).toBe(true);
+    }
+    const multi = await rejects(() => p.attachUprobeMulti({ binary, symbols: ['nodebpf_target'], cookies: [-1] }));
+    expect(multi.message).toContain('cookies[0]');
+  });
+
+  it('wrong argument types are BpfError EINVAL, not napi errors', async () => {
+    for (const source of [123, null, new ArrayBuffer(8)]) {
+      const e = await rejects(load(source as unknown as Uint8Array));
+      expect(e.code).toBe('EINVAL');
+      expect((await rejects(() => loadSync(source as unknown as Uint8Array))).code).toBe('EINVAL');
+    }
+  });
+});
+
+describe('errors are real errors', () => {
+  it('carry code, errno, operation and subject as properties; no JSON in the message', async () => {
+    await using obj = await load(fixture('uprobe.bpf.o'));
+    const e = await rejects(() =>
+      obj.program('on_entry').attachUprobe({ binary: fixture('target'), symbol: 'no_such_function' }),
+    );
+    expect(e).toMatchObject({ code: 'ENOENT', operation: 'attachUprobe', program: 'on_entry', symbol: 'no_such_function' });
+    expect(e.path).toBe(fixture('target'));
+    expect(e.message).not.toMatch(/^nodebpf:|\{"code"/);
+    const missing = await rejects(load('/nonexistent/x.bpf.o'));
+    expect(missing).toMatchObject({ code: 'ENOENT', path: '/nonexistent/x.bpf.o', errno: 2 });
+    expect(missing.cause).toBeInstanceOf(Error);
+  });
+
+  it('features() without privileges rejects with EPERM naming the capabilities', () => {
+    const script = `import('${process.cwd()}/dist/index.js').then(async (m) => {
+      try { await m.features(); console.log('resolved'); } catch (e) { console.log(e.code, e.message); }
+    })`;
+    const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', 'node', '-e', script], {
+      encoding: 'utf8',
+    });
+    expect(out).toMatch(/^EPERM .*CAP_BPF/);
+  });
+});
+
+describe('ring-buffer hand-over is exact', () => {
+  it('leaving a for-await early keeps every record not yet yielded', async () => {
+    await using obj = await produce(40);
+    const rb = obj.ringbuf('records');
+    const got: bigint[] = [];
+    for await (const r of rb) {
+      got.push(...seqs([r]));
+      if (got.length === 2) break;
+    }
+    for await (const r of rb) {
+      got.push(...seqs([r]));
+      if (got.length === 10) break;
+    }
+    try {
+      for await (const r of rb) {
+        got.push(...seqs([r]));
+        if (got.length === 15) throw new Error('stop');
+      }
+    } catch {
+      // thrown on purpose
+    }
+    for (let b = rb.poll(); b; b = rb.poll()) got.push(...seqs(b));
+    expect(got).toEqual(Array.from({ length: 40 }, (_, i) => BigInt(i)));
+  });
+
+  it('events(decode) stopped early keeps the rest too', async () => {
+    await using obj = await produce(20);
+    const rb = obj.ringbuf('records');
+    const got: bigint[] = [];
+    const decode = (v: DataView, off: number) => v.getBigUint64(off, true);
+    for await (const s of rb.events(decode)) if (got.push(s) === 7) break;
+    for await (const s of rb.events(decode)) if (got.push(s) === 20) break;
+    expect(got).toEqual(Array.from({ length: 20 }, (_, i) => BigInt(i)));
+  });
+
+  it('one consumer per ring: the same handle while open, BUSY for a second iteration, never duplicates', async () => {
+    await using obj = await produce(8000);
+    const a = obj.ringbuf('records');
+    expect(obj.ringbuf('records')).toBe(a);
+    const first = a[Symbol.asyncIterator]();
+    await first.next();
+    expect((await rejects(a.batches().next())).code).toBe('BUSY');
+    await first.return?.();
+    const got = [0n];
+    for (let b = a.poll(); b; b = a.poll()) got.push(...seqs(b));
+    expect(got).toEqual(Array.from({ length: 8000 }, (_, i) => BigInt(i)));
+    a.close();
+    const b = obj.ringbuf('records');
+    expect(b).not.toBe(a);
+    expect(b.poll()).toBeNull();
+  });
+
+  it('an abort while a batch is handled does not end the next iteration', async () => {
+    await using obj = await produce(100);
+    const rb = obj.ringbuf('records');
+    const ac = new AbortController();
+    let first = 0;
+    for await (const batch of rb.batches({ signal: ac.signal })) {
+      ac.abort(); // fires while the batch is being handled, not while waiting
+      for (const _ of batch) first++;
+    }
+    // More records, then a plain iteration: it must see every one, not end at once.
+    const child = syscalls('getppid', 1);
+    await using more = await load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: 50 } });
+    expect(first).toBe(100);
+    const l = more.program('produce').attach();
+    await child.run();
+    await l.closeAsync();
+    const rb2 = more.ringbuf('records');
+    let n = 0;
+    for await (const _ of rb2) if (++n === 50) break;
+    expect(n).toBe(50);
+  });
+});
+
+describe('closing never leaks and never freezes', () => {
+  it('obj.close() during an async batch attach rejects it with CLOSED and leaves no link', { timeout: 120_000 }, async () => {
+    const child = new Child(fixture('many'), []);
+    const before = openFds();
+    const obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
+    // The perf-uprobe fallback attaches one by one: slow enough to close in the middle.
+    const symbols = Array.from({ length: 400 }, (_, i) => `many_${i}`);
+    let seen = 0;
+    const attach = obj.program('on_entry').attachUprobeMultiAsync({
+      binary: fixture('many'),
+      symbols,
+      forceFallback: true,
+      onProgress: (done) => (seen = done),
+    });
+    while (seen < 20) await new Promise((r) => setTimeout(r, 5));
+    await obj.closeAsync();
+    const e = await rejects(attach);
+    expect(e.code).toBe('CLOSED');
+    child.proc.kill();
+    // Every perf event and link of the stopped attach is gone (they detach in parallel).
+    const deadline = Date.now() + 60_000;
+    while (openFds() !== before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(openFds()).toBe(before);
+  });
+
+  // 1,000 perf uprobes take ~90 s to detach on this VM (an RCU grace period each, which
+  // the kernel serializes): natively only, as TCG guests would take many times that.
+  const inGuest = process.env.NODEBPF_GUEST_OUT !== undefined;
+  it.skipIf(inGuest)(
+    'a 1,000-probe fallback: map reads answer during the attach, close() does not stall the event loop [skipped in TCG guests: too slow]',
+    { timeout: 400_000 },
+    async () => {
+      await using obj = await load(fixture('uprobe_multi.bpf.o'));
+      const map = obj.maps[0];
+      if (!map) throw new Error('no map');
+      const symbols = Array.from({ length: 1000 }, (_, i) => `many_${i}`);
+      let seen = 0;
+      const t0 = performance.now();
+      const attach = obj.program('on_entry').attachUprobeMultiAsync({
+        binary: fixture('many'),
+        symbols,
+        forceFallback: true,
+        onProgress: (done) => (seen = done),
+      });
+      while (seen < 1) await new Promise((r) => setTimeout(r, 1));
+      const r0 = performance.now();
+      obj.map(map.name).get(new Uint8Array(map.keySize));
+      const read = performance.now() - r0;
+      const link = await attach;
+      const attachMs = performance.now() - t0;
+      expect(link.kernelLinks).toBe(1000);
+      expect(read).toBeLessThan(Math.min(20, attachMs / 4));
+
+      const h = monitorEventLoopDelay({ resolution: 1 });
+      h.enable();
+      const c0 = performance.now();
+      link.close();
+      const closeCall = performance.now() - c0;
+      await link.closeAsync();
+      const detach = performance.now() - c0;
+      h.disable();
+      // close() itself is the stall nodebpf causes; the histogram also shows what a busy
+      // machine does to any event loop, so its tail is logged and its p99 bounded.
+      const stallMs = h.max / 1e6;
+      const p99 = h.percentile(99) / 1e6;
+      console.log(
+        `1000 perf uprobes: attach ${attachMs.toFixed(0)} ms (a map read meanwhile ${read.toFixed(2)} ms); ` +
+          `close() ${closeCall.toFixed(2)} ms, detached in ${detach.toFixed(0)} ms, event-loop delay p99 ${p99.toFixed(1)} ms, max ${stallMs.toFixed(1)} ms`,
+      );
+      expect(closeCall).toBeLessThan(5);
+      expect(p99).toBeLessThan(20);
+    },
+  );
+});
