@@ -94,8 +94,15 @@ export declare class NativeRingBuf {
 /** Every stable error code, for the test that holds the TypeScript union to it. */
 export declare function errorCodes(): Array<string>
 
-/** The first kernel that has each feature, by its name in `Features`. */
-export declare function featureRequirements(): Record<string, string>
+/**
+ * A row of the feature table: a feature by its name in `Features`, what it is, and
+ * what kernel has it.
+ */
+export interface FeatureRow {
+  name: string
+  what: string
+  needs: string
+}
 
 /** Rejects with EPERM, naming the capabilities, when the process cannot probe. */
 export declare function features(): Promise<Features>
@@ -115,6 +122,9 @@ export interface Features {
   fentry: boolean
   tracingMulti: boolean
 }
+
+/** The feature table, in order. */
+export declare function featureTable(): Array<FeatureRow>
 
 /** Batch attach through kprobe_multi (one perf kprobe per function where the kernel lacks it). */
 export interface KprobeMultiOptions {

@@ -19,9 +19,16 @@ export function features(): Promise<Features> {
   return nativeAsync(() => addon.features(), { operation: 'features' });
 }
 
-/** The first kernel (or kernel config) that has each feature, by its name in `Features`. */
-export function featureRequirements(): Record<keyof Omit<Features, 'kernel'>, string> {
-  return addon.featureRequirements() as Record<keyof Omit<Features, 'kernel'>, string>;
+/** A feature of `Features`: what it is and what kernel has it. */
+export interface FeatureRow {
+  name: Exclude<keyof Features, 'kernel'>;
+  what: string;
+  needs: string;
+}
+
+/** Every feature `features()` reports, in order: what it is and what kernel has it. */
+export function featureTable(): FeatureRow[] {
+  return addon.featureTable() as FeatureRow[];
 }
 
 /** Capabilities nodebpf needs that this process lacks (empty when it has them all). */

@@ -2,24 +2,9 @@
 // kernel has what it lacks, and what this process may do.
 import { readFileSync } from 'node:fs';
 
-import { features, missingCapabilities, type Features } from 'nodebpf';
+import { features, featureTable, missingCapabilities } from 'nodebpf';
 
 import { bold, green, red, table, yellow } from './term.js';
-
-type Feature = Exclude<keyof Features, 'kernel'>;
-
-const ABOUT: Record<Feature, [what: string, needs: string]> = {
-  btf: ['kernel BTF (CO-RE, fentry)', 'Linux 5.4+ built with CONFIG_DEBUG_INFO_BTF'],
-  ringbuf: ['BPF ring buffer', 'Linux 5.8+'],
-  bpfCookie: ['attach cookies', 'Linux 5.15+'],
-  kprobe: ['kprobes (kprobe:, kretprobe:)', 'a kernel built with CONFIG_KPROBES'],
-  kprobeMulti: ['kprobe_multi links (batch kprobes)', 'Linux 5.18+ built with CONFIG_FPROBE'],
-  kprobeSession: ['kprobe sessions', 'Linux 6.10+ built with CONFIG_FPROBE'],
-  uprobeMulti: ['uprobe_multi links (batch uprobes)', 'Linux 6.6+'],
-  uprobeSession: ['uprobe sessions', 'Linux 6.13+'],
-  fentry: ['BPF trampolines (fentry:, fexit:)', 'Linux 5.5+ (x86_64; arm64 6.0+), not under lockdown=confidentiality'],
-  tracingMulti: ['tracing_multi links (batch fentry/fexit)', 'Linux 7.2+'],
-};
 
 export async function featuresCommand(o: { json: boolean }): Promise<void> {
   const f = await features();
@@ -29,7 +14,7 @@ export async function featuresCommand(o: { json: boolean }): Promise<void> {
     process.stdout.write(`${JSON.stringify({ ...f, uid: process.getuid?.(), missingCapabilities: missing, lockdown })}\n`);
     return;
   }
-  const rows = (Object.keys(ABOUT) as Feature[]).map((k) => [ABOUT[k][0], f[k] ? green('yes') : red('no'), f[k] ? '' : `needs ${ABOUT[k][1]}`]);
+  const rows = featureTable().map(({ name, what, needs }) => [what, f[name] ? green('yes') : red('no'), f[name] ? '' : `needs ${needs}`]);
   process.stdout.write(`${bold('kernel')} ${f.kernel}${lockdown ? `  (lockdown: ${lockdown})` : ''}\n\n`);
   process.stdout.write(`${table(['FEATURE', 'HERE', ''], rows, [0, 2])}\n\n`);
   const fallbacks = [

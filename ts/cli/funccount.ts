@@ -92,7 +92,7 @@ export async function funccount(specTexts: string[], o: FunccountOptions): Promi
     clearInterval(timer);
     const elapsed = (performance.now() - started) / 1000;
     const rows = snapshot();
-    session.close();
+    await session.close();
     const shown = o.top === undefined ? rows : rows.slice(0, o.top);
     if (json) {
       const counts = shown.map((r) => ({ probe: r.probe, function: r.function, count: r.total }));
@@ -105,7 +105,7 @@ export async function funccount(specTexts: string[], o: FunccountOptions): Promi
       process.stdout.write(dim(`${int(calls)} call${calls === 1 ? '' : 's'} into ${int(rows.length)} function${rows.length === 1 ? '' : 's'} in ${elapsed.toFixed(1)} s (${why}); all probes detached\n`));
     }
   } finally {
-    session.close();
+    await session.close();
   }
 }
 

@@ -81,7 +81,7 @@ export async function latency(specTexts: string[], o: LatencyOptions): Promise<v
     session.go();
     const why = await session.until();
     const { histograms, unmatched } = collect(timed, o.perFunction);
-    session.close();
+    await session.close();
     if (json) {
       process.stdout.write(`${JSON.stringify({ type: 'latency', unit: 'ns', ended: why, histograms, unmatched })}\n`);
     } else {
@@ -90,7 +90,7 @@ export async function latency(specTexts: string[], o: LatencyOptions): Promise<v
       if (unmatched > 0) process.stdout.write(dim(`${int(unmatched)} returns whose entry was not seen (calls already running when the probes came in) are left out\n`));
     }
   } finally {
-    session.close();
+    await session.close();
   }
 }
 

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { load, type BpfObject, type Features } from 'nodebpf';
+import { featureTable, load, type BpfObject, type FeatureRow, type Features } from 'nodebpf';
 
 import { family, parseSpec, skipSummary, type Attachment, type ProbeSpec } from './specs.js';
 import { Status, dim, int, seconds, yellow } from './term.js';
@@ -119,34 +119,38 @@ export class Session {
     return this.#childExit;
   }
 
-  /** Detaches everything, and stops a command that is still held or running. */
-  close(): void {
+  /**
+   * Detaches everything (off the JS thread: the status line and ^C stay live), and stops
+   * a command that is still held or running. Idempotent.
+   */
+  async close(): Promise<void> {
     for (const a of this.#attachments.splice(0)) {
       // Each perf probe costs the kernel an RCU grace period to remove (~0.1 s here).
       if ((a.mechanism === 'kprobes' || a.mechanism === 'uprobes') && a.kernelLinks >= 20) {
         this.status.show(`detaching ${int(a.kernelLinks)} perf ${a.mechanism} (about ${Math.ceil(a.kernelLinks / 10)} s: the kernel waits for each) ...`);
       }
-      a.close();
+      await a.close();
     }
     this.status.clear();
-    for (const o of this.#objects.splice(0)) o.close();
+    await Promise.all(this.#objects.splice(0).map((o) => o.closeAsync()));
     if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM');
   }
 }
 
-/** Why a fallback was used, and which kernel has the batch link. */
+/** The per-target fallbacks: how each works, and the batch link it stands in for. */
+const FALLBACKS: Record<string, [how: string, instead: FeatureRow['name'], cost?: string]> = {
+  kprobes: ['one perf kprobe per function', 'kprobeMulti'],
+  uprobes: ['one perf uprobe per function', 'uprobeMulti', 'detaching costs ~0.1 s each'],
+  fentry: ['one fentry/fexit program per function', 'tracingMulti'],
+  fexit: ['one fentry/fexit program per function', 'tracingMulti'],
+};
+
+/** Why a fallback was used, and which kernel has the batch link (from the feature table). */
 function fallbackNote(a: Attachment, f: Features): string | undefined {
-  switch (a.mechanism) {
-    case 'kprobes':
-      return `one perf kprobe per function: this kernel (${f.kernel}) has no kprobe_multi (Linux 5.18+ with CONFIG_FPROBE)`;
-    case 'uprobes':
-      return `one perf uprobe per function: this kernel (${f.kernel}) has no uprobe_multi (Linux 6.6+); detaching costs ~0.1 s each`;
-    case 'fentry':
-    case 'fexit':
-      return `one fentry/fexit program per function: this kernel (${f.kernel}) has no tracing_multi (Linux 7.2+)`;
-    default:
-      return undefined;
-  }
+  const fallback = FALLBACKS[a.mechanism];
+  const row = fallback && featureTable().find((r) => r.name === fallback[1]);
+  if (!fallback || !row) return undefined;
+  return `${fallback[0]}: this kernel (${f.kernel}) has no ${row.what} (${row.needs})${fallback[2] ? `; ${fallback[2]}` : ''}`;
 }
 
 /** The object's `.bss` (where the CLI's programs keep their counters), read in one lookup. */

@@ -83,7 +83,8 @@ export interface Attachment {
   seconds: number;
   /** For attaching a second program (the return side) to exactly the same targets. */
   readonly multi?: MultiLink;
-  close(): void;
+  /** Detaches off the JS thread; resolves once the kernel has let go. */
+  close(): Promise<void>;
 }
 
 export interface AttachOptions {
@@ -173,7 +174,7 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
     kernelLinks: link.kernelLinks,
     seconds: (performance.now() - started) / 1000,
     multi: link,
-    close: () => link.close(),
+    close: () => link.closeAsync(),
   };
 }
 
@@ -232,7 +233,9 @@ function attachTracepoints(obj: BpfObject, program: string, spec: ProbeSpec, sta
     mechanism: 'tracepoint',
     kernelLinks: links.length,
     seconds: (performance.now() - started) / 1000,
-    close: () => links.forEach((l) => l.close()),
+    close: async () => {
+      await Promise.all(links.map((l) => l.closeAsync()));
+    },
   };
 }
 

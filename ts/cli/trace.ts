@@ -79,11 +79,11 @@ export async function trace(specTexts: string[], o: TraceOptions): Promise<void>
     await Promise.allSettled(readers);
     for (const t of traced) drainNow(t, o, clock, hits);
     const lost = traced.reduce((s, t) => s + lostOf(t.obj), 0n);
-    session.close();
+    await session.close();
     process.stderr.write(dim(`${int(hits.n)} hits (${why})${lost ? `, ${int(lost)} lost to a full ring buffer` : ''}; all probes detached\n`));
   } finally {
     abort.abort();
-    session.close();
+    await session.close();
   }
 }
 

@@ -9,35 +9,41 @@ use crate::error::{Code, Error, Result};
 use crate::loader::section::AttachKind;
 use crate::sys::{self, LinkCreateAttr, MapCreateAttr, PerfEventAttr, ProgLoadAttr};
 
-/// The one table of kernel features: field, the name JS and error messages use, the
-/// first kernel (or config) that has it, and its probe. The struct, `requirement`'s text,
-/// `is_supported` and the binding's `Features` object (hence the TypeScript type) are all
+/// The one table of kernel features: field, the name JS and error messages use, what it
+/// is, and what kernel has it. The struct, `requirement`'s text, `is_supported`, the
+/// binding's `Features` object (hence the TypeScript type) and the CLI's table are all
 /// generated from it: `for_each_feature!(your_macro)` hands the rows to another macro.
 #[macro_export]
 macro_rules! for_each_feature {
     ($m:ident) => {
         $m! {
-            btf, "btf", "4.18";
-            ringbuf, "ringbuf", "5.8";
-            bpf_cookie, "bpfCookie", "5.15";
-            kprobe, "kprobe", "any kernel with CONFIG_KPROBES";
-            kprobe_multi, "kprobeMulti", "5.18 with CONFIG_FPROBE";
-            kprobe_session, "kprobeSession", "6.10 with CONFIG_FPROBE";
-            uprobe_multi, "uprobeMulti", "6.6";
-            uprobe_session, "uprobeSession", "6.13";
-            fentry, "fentry", "5.5 on x86_64";
-            tracing_multi, "tracingMulti", "7.2";
+            btf, "btf", "kernel BTF (CO-RE, fentry)",
+                "Linux 5.4+ built with CONFIG_DEBUG_INFO_BTF";
+            ringbuf, "ringbuf", "BPF ring buffer", "Linux 5.8+";
+            bpf_cookie, "bpfCookie", "attach cookies", "Linux 5.15+";
+            kprobe, "kprobe", "kprobes (kprobe:, kretprobe:)",
+                "a kernel built with CONFIG_KPROBES";
+            kprobe_multi, "kprobeMulti", "kprobe_multi links (batch kprobes)",
+                "Linux 5.18+ built with CONFIG_FPROBE";
+            kprobe_session, "kprobeSession", "kprobe sessions",
+                "Linux 6.10+ built with CONFIG_FPROBE";
+            uprobe_multi, "uprobeMulti", "uprobe_multi links (batch uprobes)", "Linux 6.6+";
+            uprobe_session, "uprobeSession", "uprobe sessions", "Linux 6.13+";
+            fentry, "fentry", "BPF trampolines (fentry:, fexit:)",
+                "Linux 5.5+ (x86_64; arm64 6.0+), not under lockdown=confidentiality";
+            tracing_multi, "tracingMulti", "tracing_multi links (batch fentry/fexit)",
+                "Linux 7.2+";
         }
     };
 }
 
 macro_rules! feature_struct {
-    ($($field:ident, $js:literal, $since:literal;)*) => {
+    ($($field:ident, $js:literal, $what:literal, $needs:literal;)*) => {
         #[derive(Debug, Clone)]
         pub struct Features {
             /// `uname -r`.
             pub kernel: String,
-            $(pub $field: bool,)*
+            $(#[doc = $what] pub $field: bool,)*
         }
 
         impl Features {
@@ -48,9 +54,9 @@ macro_rules! feature_struct {
                 }
             }
 
-            /// Every feature's JS name, in table order.
-            pub fn names() -> &'static [&'static str] {
-                &[$($js,)*]
+            /// Every feature as (JS name, what it is, what kernel has it), in table order.
+            pub fn table() -> &'static [(&'static str, &'static str, &'static str)] {
+                &[$(($js, $what, $needs),)*]
             }
 
             /// Each feature as (JS name, supported).
@@ -58,17 +64,31 @@ macro_rules! feature_struct {
                 vec![$(($js, self.$field),)*]
             }
         }
-
-        /// The first kernel that has a feature, by its JS name.
-        pub fn since(name: &str) -> Option<&'static str> {
-            match name {
-                $($js => Some($since),)*
-                _ => None,
-            }
-        }
     };
 }
 for_each_feature!(feature_struct);
+
+/// "this kernel (6.1.0) has no kprobe_multi links (batch kprobes) (features().kprobeMulti
+/// is false; it needs Linux 5.18+ built with CONFIG_FPROBE)": the sentence every
+/// UNSUPPORTED error about a missing feature starts with, from the table.
+pub fn lacking(name: &str) -> String {
+    let (what, needs) = Features::table()
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or(("this feature", "a newer kernel"), |(_, w, n)| (*w, *n));
+    format!(
+        "this kernel ({}) has no {what} (features().{name} is false; it needs {needs})",
+        features().kernel
+    )
+}
+
+/// What kernel has a feature, by its JS name.
+pub fn needs(name: &str) -> Option<&'static str> {
+    Features::table()
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, needs)| *needs)
+}
 
 /// A function every kernel we support has and lets ftrace/BPF trace.
 const PROBE_FUNCTION: &str = "vfs_read";
@@ -99,7 +119,7 @@ pub fn features() -> &'static Features {
 }
 
 /// The feature a kind of attachment depends on, by the name `features()` reports,
-/// with the first kernel that has it.
+/// with what kernel has it.
 pub fn requirement(kind: AttachKind) -> Option<(&'static str, &'static str)> {
     let name = match kind {
         AttachKind::Kprobe { .. } | AttachKind::Ksyscall { .. } => "kprobe",
@@ -113,7 +133,7 @@ pub fn requirement(kind: AttachKind) -> Option<(&'static str, &'static str)> {
         }
         _ => return None,
     };
-    Some((name, since(name)?))
+    Some((name, needs(name)?))
 }
 
 /// Looks up a feature by the name `features()` reports (e.g. "fentry").

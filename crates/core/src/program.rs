@@ -168,12 +168,12 @@ impl Program {
     /// the kernel does not know) is `UNSUPPORTED`, naming the feature and its kernel.
     fn missing_feature(&self, mut e: Error) -> Error {
         if crate::caps::missing_caps().is_empty() {
-            if let Some((feature, since)) = crate::features::requirement(self.spec.kind) {
+            if let Some((feature, needs)) = crate::features::requirement(self.spec.kind) {
                 if !crate::features::is_supported(feature) {
                     e.code = Code::Unsupported;
                     e.message = format!(
                         "loading program '{}' (SEC \"{}\"): this kernel ({}) does not support \
-                         {feature} (features().{feature} is false; it needs Linux {since}); the \
+                         {feature} (features().{feature} is false; it needs {needs}); the \
                          kernel said: {}",
                         self.name,
                         self.section,

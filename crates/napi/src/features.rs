@@ -8,13 +8,13 @@ use nodebpf_core as core;
 use crate::errors::{catch, to_js, Ctx, Outcome};
 
 macro_rules! features_object {
-    ($($field:ident, $js:literal, $since:literal;)*) => {
+    ($($field:ident, $js:literal, $what:literal, $needs:literal;)*) => {
         /// What this kernel supports, probed once per process by trying it.
         #[napi(object)]
         pub struct Features {
             /// `uname -r`.
             pub kernel: String,
-            $(#[doc = concat!("Linux ", $since, ".")] pub $field: bool,)*
+            $(pub $field: bool,)*
         }
 
         impl From<&core::features::Features> for Features {
@@ -52,12 +52,25 @@ pub fn features() -> AsyncTask<FeaturesTask> {
     AsyncTask::new(FeaturesTask)
 }
 
-/// The first kernel that has each feature, by its name in `Features`.
+/// A row of the feature table: a feature by its name in `Features`, what it is, and
+/// what kernel has it.
+#[napi(object)]
+pub struct FeatureRow {
+    pub name: String,
+    pub what: String,
+    pub needs: String,
+}
+
+/// The feature table, in order.
 #[napi]
-pub fn feature_requirements() -> std::collections::HashMap<String, String> {
-    core::features::Features::names()
+pub fn feature_table() -> Vec<FeatureRow> {
+    core::features::Features::table()
         .iter()
-        .filter_map(|n| Some((n.to_string(), core::features::since(n)?.to_string())))
+        .map(|(name, what, needs)| FeatureRow {
+            name: name.to_string(),
+            what: what.to_string(),
+            needs: needs.to_string(),
+        })
         .collect()
 }
 

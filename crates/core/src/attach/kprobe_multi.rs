@@ -14,7 +14,7 @@ use super::multi::{
 use super::perf_event::{attach_kprobe, KprobeOptions};
 use super::uprobe_multi::instance_for;
 use crate::error::{einval, enoent, unsupported, Code, Error, Result};
-use crate::features::features;
+use crate::features::{features, lacking};
 use crate::program::Program;
 use crate::symbols::kernel::{name_counts, traceable_functions, NOT_TRACEABLE};
 use crate::symbols::pattern::{Matcher, Selection};
@@ -47,23 +47,19 @@ pub fn attach_kprobe_multi(prog: &Program, o: &KprobeMultiOptions<'_>) -> Result
     };
     if !multi {
         if o.session {
-            return Err(unsupported(format!(
-                "kprobe sessions need Linux 6.10 with CONFIG_FPROBE (features().kprobeSession is false on {})",
-                f.kernel
-            )));
+            return Err(unsupported(lacking("kprobeSession")));
         }
         if !o.fallback && !o.force_fallback {
             return Err(unsupported(format!(
-                "kprobe_multi links need Linux 5.18 with CONFIG_FPROBE (features().kprobeMulti is \
-                 false on {}); allow the per-kprobe fallback to attach anyway",
-                f.kernel
+                "{}; allow the per-kprobe fallback to attach anyway",
+                lacking("kprobeMulti")
             )));
         }
         if !f.kprobe {
             return Err(unsupported(format!(
-                "this kernel ({}) has neither kprobe_multi nor kprobes (features().kprobeMulti and \
-                 features().kprobe are false; kprobes need CONFIG_KPROBES)",
-                f.kernel
+                "{}, nor the kprobes of its fallback: {}",
+                lacking("kprobeMulti"),
+                lacking("kprobe")
             )));
         }
     }

@@ -16,7 +16,7 @@ use super::multi::{
 };
 use crate::btf_index::BtfIndex;
 use crate::error::{einval, enoent, unsupported, Result};
-use crate::features::features;
+use crate::features::{features, lacking};
 use crate::loader::section::AttachKind;
 use crate::program::{BtfTarget, Program};
 use crate::symbols::kernel::{traceable_functions, NOT_TRACEABLE};
@@ -53,15 +53,18 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
     let f = features();
     let multi = f.tracing_multi && !o.force_fallback;
     if !multi && (!(o.fallback || o.force_fallback) || !f.fentry) {
-        return Err(unsupported(format!(
-            "tracing_multi links need Linux 7.2 (features().tracingMulti is false on {}){}",
-            f.kernel,
-            if f.fentry {
-                "; allow the per-function fallback to attach anyway"
-            } else {
-                ", and its fallback needs fentry (features().fentry is false)"
-            }
-        )));
+        return Err(unsupported(if f.fentry {
+            format!(
+                "{}; allow the per-function fallback to attach anyway",
+                lacking("tracingMulti")
+            )
+        } else {
+            format!(
+                "{}, nor the trampolines of its fallback: {}",
+                lacking("tracingMulti"),
+                lacking("fentry")
+            )
+        }));
     }
     let (module, selection) = split_module(o)?;
     let (btf, module_btf) = match &module {

@@ -11,7 +11,7 @@ use super::multi::{
 };
 use super::perf_event::{attach_uprobe, UprobeOptions};
 use crate::error::{einval, enoent, unsupported, Result};
-use crate::features::features;
+use crate::features::{features, lacking};
 use crate::maps::path_cstring;
 use crate::program::{BtfTarget, Program};
 use crate::symbols::elf::functions;
@@ -60,16 +60,12 @@ pub fn attach_uprobe_multi(prog: &Program, o: &UprobeMultiOptions<'_>) -> Result
     };
     if !multi {
         if o.session {
-            return Err(unsupported(format!(
-                "uprobe sessions need Linux 6.13 (features().uprobeSession is false on {})",
-                f.kernel
-            )));
+            return Err(unsupported(lacking("uprobeSession")));
         }
         if !o.fallback && !o.force_fallback {
             return Err(unsupported(format!(
-                "uprobe_multi links need Linux 6.6 (features().uprobeMulti is false on {}); \
-                 allow the per-uprobe fallback to attach anyway",
-                f.kernel
+                "{}; allow the per-uprobe fallback to attach anyway",
+                lacking("uprobeMulti")
             )));
         }
         return fallback(prog, &path, targets, skipped, o);
