@@ -20,15 +20,23 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# npm ci when the lockfile changed since the last install.
+# npm ci when the lockfile changed since the last install. The lockfile lists every
+# platform's optional packages (@napi-rs/cli's native helpers); npm ci installs the ones
+# for this platform and refuses a lockfile that lacks any ("Missing: … from lock file").
+# Regenerate it with `npm install --package-lock-only`, never by falling back here to
+# `npm install`, which would rewrite it during the build.
 stamp=node_modules/.nodebpf-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
-  # npm 11 leaves other platforms' optional packages of @napi-rs/cli's helpers out of
-  # the lockfile and then refuses `npm ci` as "out of sync"; `npm install` from the same
-  # lockfile installs the same tree.
-  npm ci --no-audit --no-fund --loglevel=error 2>/dev/null \
-    || npm install --no-audit --no-fund --loglevel=error
+  npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust) is required to build from source" >&2; exit 1; }
+# Lint (.ci/run) runs `cargo clippy` and `cargo fmt`: toolchains installed with rustup's
+# minimal profile lack them. `rustup component add` is a no-op when they are there.
+for pair in clippy:clippy fmt:rustfmt; do
+  if ! cargo "${pair%%:*}" --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null 2>&1 || { echo "setup: no cargo ${pair%%:*}, and no rustup to add ${pair#*:}" >&2; exit 1; }
+    rustup component add "${pair#*:}"
+  fi
+done

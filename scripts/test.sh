@@ -1,25 +1,56 @@
 #!/usr/bin/env bash
-# The test command: build, the Rust unit tests and the vitest suites on this machine's
-# kernel, then the same suites on Debian's 6.1, 6.12 and newest kernels under QEMU
+# The test command: build, then the fast tests that need no root (the Rust unit tests and
+# the vitest `unit` project), then the vitest `kernel` suites on this machine's kernel,
+# then the kernel suites on Debian's 6.1, 6.12 and newest kernels under QEMU
 # (test/vm/matrix.mjs). NODEBPF_SKIP_MATRIX=1 runs the native part alone.
+# The last line, `total: N passed, N failed, N skipped`, counts only this run: each report
+# is deleted before its run, and a report that is missing afterwards counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh || exit 1
 bash scripts/mounts.sh || exit 1
-status=0
-cargo test -q -p nodebpf-core || status=1
 mkdir -p target
-npx vitest run --reporter=default --reporter=json --outputFile=target/vitest.json || status=1
-native=$(node -e '
-  const r = JSON.parse(require("fs").readFileSync("target/vitest.json", "utf8"));
-  console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);
-') || status=1
-read -r p f s <<<"${native:-0 1 0}"
+status=0
+p=0 f=0 s=0
+
+# cargo prints `test result: ok. N passed; M failed; K ignored; …` once per test binary
+# (unit tests, doc tests): summed. No such line at all means it did not get to run tests.
+rm -f target/cargo-test.log
+cargo test -q -p nodebpf-core 2>&1 | tee target/cargo-test.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+cargo_counts=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored;.*/\1 \2 \3/p' target/cargo-test.log |
+  awk '{ p += $1; f += $2; s += $3; n++ } END { if (n) print p, f, s }')
+read -r cp cf cs <<<"${cargo_counts:-0 1 0}"
+[ -n "$cargo_counts" ] || { echo "cargo test: no test results" >&2; status=1; }
+echo "cargo: $cp passed, $cf failed, $cs skipped"
+p=$((p + cp)) f=$((f + cf)) s=$((s + cs))
+
+# One vitest project; adds its counts from its JSON report.
+vitest_project() {
+  local project=$1 report=target/vitest-$1.json counts
+  rm -f "$report"
+  npx vitest run --project "$project" --reporter=default --reporter=json --outputFile="$report" || status=1
+  counts=$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests);
+  ' "$report") || { echo "vitest $project: no report ($report): counted as a failure" >&2; status=1; }
+  local vp vf vs
+  read -r vp vf vs <<<"${counts:-0 1 0}"
+  echo "vitest $project: $vp passed, $vf failed, $vs skipped"
+  p=$((p + vp)) f=$((f + vf)) s=$((s + vs))
+}
+vitest_project unit
+vitest_project kernel
 echo "native: $p passed, $f failed, $s skipped"
+
 if [ "${NODEBPF_SKIP_MATRIX:-0}" != 1 ]; then
-  node test/vm/matrix.mjs | tee target/matrix.log || status=1
-  read -r mp mf ms < <(sed -n 's/^matrix: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' target/matrix.log)
-  p=$((p + ${mp:-0})); f=$((f + ${mf:-1})); s=$((s + ${ms:-0}))
+  rm -f target/matrix.log
+  node test/vm/matrix.mjs | tee target/matrix.log
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  matrix=$(sed -n 's/^matrix: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' target/matrix.log)
+  [ -n "$matrix" ] || { echo "matrix: no summary line: counted as a failure" >&2; status=1; }
+  read -r mp mf ms <<<"${matrix:-0 1 0}"
+  p=$((p + mp)) f=$((f + mf)) s=$((s + ms))
 fi
 echo "total: $p passed, $f failed, $s skipped"
 exit $status

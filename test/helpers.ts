@@ -71,3 +71,16 @@ export function probeEvent(r: Uint8Array): ProbeEvent {
     cookie: v.getBigUint64(16, true),
   };
 }
+
+/**
+ * Resolves once `condition()` holds, checking every `everyMs`; rejects naming `what` after
+ * `deadlineMs`. For waiting on something to happen (a line printed, an event counted)
+ * instead of sleeping a duration a busy machine (a TCG guest) may not keep.
+ */
+export async function waitFor(what: string, condition: () => boolean, deadlineMs: number, everyMs = 20): Promise<void> {
+  const deadline = performance.now() + deadlineMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`waited ${deadlineMs} ms for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

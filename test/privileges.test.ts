@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { readFileSync } from 'node:fs';
 
-import { fixture, kernelFeatures as f } from './helpers.js';
+import { fixture, kernelFeatures as f, waitFor } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -44,8 +44,12 @@ describe.skipIf(!setcap)(`as an unprivileged user${setcap ? '' : ' [skipped: no 
     expect(Object.fromEntries(total.counts.map((c) => [c.function, c.count]))).toEqual({ cli_count_a: 3, cli_count_b: 5 });
   });
 
-  it.skipIf(perfOnly)(`the privileged-helper example: the app runs unprivileged, its helper has the capabilities${perfOnly ? ` [skipped: ${f.kernel}: no uprobe_multi and perf_event_paranoid ${paranoid}: perf uprobes need CAP_SYS_ADMIN; the test above checks that error]` : ''}`, async () => {
-    const app = spawn('setpriv', [...asNobody, process.execPath, path.join(ROOT, 'examples', 'privileged-helper', 'app.mjs'), T, 'cli_count_*', '', '3'], {
+  // The app ends the helper after SECONDS on its own; the test ends it sooner (SIGINT,
+  // as Ctrl-C would) once the traced command has run, so no timer decides what is counted.
+  const APP_DEADLINE_S = 120;
+  const ATTACH_DEADLINE_MS = 60_000;
+  it.skipIf(perfOnly)(`the privileged-helper example: the app runs unprivileged, its helper has the capabilities${perfOnly ? ` [skipped: ${f.kernel}: no uprobe_multi and perf_event_paranoid ${paranoid}: perf uprobes need CAP_SYS_ADMIN; the test above checks that error]` : ''}`, { timeout: APP_DEADLINE_S * 1000 }, async () => {
+    const app = spawn('setpriv', [...asNobody, process.execPath, path.join(ROOT, 'examples', 'privileged-helper', 'app.mjs'), T, 'cli_count_*', '', String(APP_DEADLINE_S)], {
       env: { ...process.env, NODEBPF_HELPER_NODE: capNode },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -54,11 +58,18 @@ describe.skipIf(!setcap)(`as an unprivileged user${setcap ? '' : ' [skipped: no 
     app.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     app.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => app.on('exit', r));
-    for (let i = 0; i < 50 && !stderr.includes('attached'); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(stderr).toMatch(/helper: attached 2 functions via uprobe_multi/);
-    spawnSync(T, ['count', '2', '4']);
-    expect(await exited).toBe(0);
-    expect(JSON.parse(stdout.trim())).toEqual({ cli_count_a: 2, cli_count_b: 4 });
+    try {
+      await waitFor('the helper to attach', () => /helper: (attached|[A-Z_]+:)/.test(stderr), ATTACH_DEADLINE_MS);
+      expect(stderr).toMatch(/helper: attached 2 functions via uprobe_multi/);
+      // The probes run in the traced process: once it has exited, every call is in the
+      // ring, and the helper drains the ring when told to stop.
+      expect(spawnSync(T, ['count', '2', '4']).status).toBe(0);
+      app.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(JSON.parse(stdout.trim())).toEqual({ cli_count_a: 2, cli_count_b: 4 });
+    } finally {
+      app.kill('SIGKILL');
+    }
   });
 
   it('without them: EPERM naming the capabilities and what to run', () => {

@@ -20,10 +20,13 @@ try {
   out({ type: 'attached', mechanism: link.mechanism, functions: names.length });
   const stop = new AbortController();
   process.stdin.on('close', () => stop.abort()).resume();
-  for await (const batch of obj.ringbuf('events').batches({ signal: stop.signal })) {
-    // struct event in bpf/trace.bpf.c: time, pid, tid, target, has_ret, ret, args[6], comm
-    batch.forEach((v, off) => out({ type: 'call', pid: v.getUint32(off + 8, true), function: names[v.getUint32(off + 16, true)] }));
-  }
+  const rb = obj.ringbuf('events');
+  // struct event in bpf/trace.bpf.c: time, pid, tid, target, has_ret, ret, args[6], comm
+  const send = (batch) => batch.forEach((v, off) => out({ type: 'call', pid: v.getUint32(off + 8, true), function: names[v.getUint32(off + 16, true)] }));
+  for await (const batch of rb.batches({ signal: stop.signal })) send(batch);
+  // The calls the probes saw before the app said stop may still be in the ring: hand them
+  // over too, so a stop right after the traced work loses none of it.
+  for (let batch = rb.poll(); batch; batch = rb.poll()) send(batch);
   link.close();
   obj.close();
 } catch (e) {
