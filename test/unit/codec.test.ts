@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { raw, resolveCodec, type Codec, type CodecName } from '../../ts/codec.js';
+import { BpfError } from '../../ts/errors.js';
 
 const bytes = (...b: number[]) => Uint8Array.from(b);
 
@@ -32,8 +33,50 @@ describe('named codecs', () => {
     expect(resolveCodec<number>('u32').decode(backing.subarray(1, 5))).toBe(0x12345678);
   });
 
-  it('an unknown name is a TypeError naming it', () => {
-    expect(() => resolveCodec('u128' as CodecName)).toThrow(new TypeError("unknown codec 'u128'"));
+  it('an unknown name is a BpfError EINVAL naming it', () => {
+    expect(() => resolveCodec('u128' as CodecName)).toThrow(BpfError);
+    expect(() => resolveCodec('u128' as CodecName)).toThrow(/unknown codec 'u128'/);
+  });
+
+  // Every width refuses what does not fit instead of wrapping it (2^32 would overwrite key 0).
+  const outOfRange: [CodecName, unknown][] = [
+    ['u8', 256],
+    ['u8', -1],
+    ['i8', 128],
+    ['i8', -129],
+    ['u16', 65536],
+    ['i16', -32769],
+    ['u32', 2 ** 32],
+    ['u32', -1],
+    ['u32', NaN],
+    ['u32', 1.5],
+    ['u32', 'x'],
+    ['i32', 2 ** 31],
+    ['u64', 2n ** 64n],
+    ['u64', -1n],
+    ['u64', 0.5],
+    ['i64', 2n ** 63n],
+    ['i64', -(2n ** 63n) - 1n],
+  ];
+  for (const [name, value] of outOfRange) {
+    it(`${name} refuses ${typeof value === 'bigint' ? `${value}n` : String(value)} with RANGE`, () => {
+      const c = resolveCodec<unknown>(name);
+      let error: unknown;
+      try {
+        c.encode(value);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(BpfError);
+      expect((error as BpfError).code).toBe('RANGE');
+      expect((error as BpfError).message).toContain(name);
+    });
+  }
+
+  it('64-bit codecs take safe-integer numbers too, and the edges fit', () => {
+    expect(resolveCodec<number | bigint>('u64').encode(5)).toEqual(bytes(5, 0, 0, 0, 0, 0, 0, 0));
+    expect(resolveCodec<number>('i8').encode(-128)).toEqual(bytes(0x80));
+    expect(resolveCodec<number>('u32').encode(2 ** 32 - 1)).toEqual(bytes(0xff, 0xff, 0xff, 0xff));
   });
 });
 
