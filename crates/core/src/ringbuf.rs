@@ -184,39 +184,14 @@ impl RingBuf {
             return Ok(0);
         }
         let start = self.consumer_pos().load(Ordering::Relaxed);
-        let mut cons = start;
         let prod = self.producer_pos().load(Ordering::Acquire);
-        let mut count = 0;
-        let mut bytes = 0;
-        // SAFETY (for the pointer arithmetic below): the data area starts one page into
-        // the producer mapping and is mapped twice, so `data + (pos & mask)` plus a
-        // whole record stays inside the mapping.
-        let data = unsafe { (self.producer.ptr as *const u8).add(self.page) };
-        while cons < prod {
-            // SAFETY: 8-byte aligned record header inside the data area.
-            let hdr = unsafe { &*(data.add((cons & self.mask) as usize) as *const AtomicU32) };
-            let len = hdr.load(Ordering::Acquire);
-            if len & BUSY_BIT != 0 {
-                break;
-            }
-            let data_len = (len & !(BUSY_BIT | DISCARD_BIT)) as usize;
-            if len & DISCARD_BIT == 0 {
-                if count > 0 && bytes + data_len > max_bytes {
-                    break;
-                }
-                // SAFETY: the record's data follows its header, committed (not busy).
-                let rec = unsafe {
-                    std::slice::from_raw_parts(
-                        data.add((cons & self.mask) as usize + HDR_SIZE),
-                        data_len,
-                    )
-                };
-                f(rec);
-                count += 1;
-                bytes += data_len;
-            }
-            cons += (data_len + HDR_SIZE).next_multiple_of(8) as u64;
-        }
+        // SAFETY: the data area starts one page into the producer mapping and is mapped
+        // twice back to back, and `prod` was published by the kernel after the records
+        // before it were reserved.
+        let (cons, count) = unsafe {
+            let data = (self.producer.ptr as *const u8).add(self.page);
+            walk(data, self.mask, start, prod, max_bytes, &mut f)
+        };
         if cons != start {
             self.consumer_pos().store(cons, Ordering::Release);
         }
@@ -334,6 +309,51 @@ impl Drop for ClaimGuard {
     }
 }
 
+/// Walks the committed records between `start` and `prod`, calling `f` on each that was
+/// not discarded, until a record still being written (busy), the end, or `max_bytes` of
+/// record data (one record always goes through). Returns the new consumer position and
+/// the count. Kept apart from the mapping so it runs over a heap buffer in tests.
+///
+/// # Safety
+/// `data` points to a ring data area of `mask + 1` bytes mapped twice back to back (so a
+/// record that wraps is contiguous), 8-byte aligned, whose records up to `prod` were
+/// reserved by a producer following the kernel's ring-buffer layout.
+unsafe fn walk(
+    data: *const u8,
+    mask: u64,
+    start: u64,
+    prod: u64,
+    max_bytes: usize,
+    f: &mut impl FnMut(&[u8]),
+) -> (u64, usize) {
+    let mut cons = start;
+    let mut count = 0;
+    let mut bytes = 0;
+    while cons < prod {
+        let at = (cons & mask) as usize;
+        // SAFETY: an 8-byte aligned record header inside the data area (caller's promise).
+        let hdr = unsafe { &*(data.add(at) as *const AtomicU32) };
+        let len = hdr.load(Ordering::Acquire);
+        if len & BUSY_BIT != 0 {
+            break;
+        }
+        let data_len = (len & !(BUSY_BIT | DISCARD_BIT)) as usize;
+        if len & DISCARD_BIT == 0 {
+            if count > 0 && bytes + data_len > max_bytes {
+                break;
+            }
+            // SAFETY: the record's data follows its header, committed (not busy), and the
+            // double mapping keeps it contiguous.
+            let rec = unsafe { std::slice::from_raw_parts(data.add(at + HDR_SIZE), data_len) };
+            f(rec);
+            count += 1;
+            bytes += data_len;
+        }
+        cons += (data_len + HDR_SIZE).next_multiple_of(HDR_SIZE) as u64;
+    }
+    (cons, count)
+}
+
 fn epoll_with(fds: &[i32]) -> Result<OwnedFd> {
     // SAFETY: epoll_create1 has no memory preconditions.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -359,4 +379,118 @@ fn epoll_add(ep: &OwnedFd, fd: i32) -> Result<()> {
         return Err(Error::os("epoll_ctl", io::Error::last_os_error()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring data area on the heap, written the way the kernel writes one, and mapped
+    /// "twice" by mirroring: `pos` is the producer position.
+    struct HeapRing {
+        area: Vec<u64>,
+        size: usize,
+        pos: u64,
+    }
+
+    impl HeapRing {
+        fn new(size: usize) -> Self {
+            HeapRing {
+                area: vec![0; 2 * size / 8],
+                size,
+                pos: 0,
+            }
+        }
+
+        fn bytes(&mut self) -> &mut [u8] {
+            // SAFETY: a u64 buffer seen as bytes, same length in bytes.
+            unsafe {
+                std::slice::from_raw_parts_mut(
+                    self.area.as_mut_ptr() as *mut u8,
+                    self.area.len() * 8,
+                )
+            }
+        }
+
+        /// Writes a record (header flags as given) at the producer position, both copies.
+        fn push(&mut self, payload: &[u8], flags: u32) {
+            let size = self.size;
+            let at = (self.pos as usize) & (size - 1);
+            let mut rec = ((payload.len() as u32) | flags).to_le_bytes().to_vec();
+            rec.extend_from_slice(&[0; 4]);
+            rec.extend_from_slice(payload);
+            rec.resize(rec.len().next_multiple_of(8), 0);
+            for (i, b) in rec.iter().enumerate() {
+                let p = (at + i) % size;
+                self.bytes()[p] = *b;
+                self.bytes()[p + size] = *b;
+            }
+            self.pos += rec.len() as u64;
+        }
+
+        fn walk(&mut self, start: u64, max_bytes: usize) -> (u64, Vec<Vec<u8>>) {
+            let mut out = Vec::new();
+            let (mask, prod) = (self.size as u64 - 1, self.pos);
+            // SAFETY: the heap area is mirrored like the kernel's double mapping.
+            let (cons, n) = unsafe {
+                walk(
+                    self.area.as_ptr() as *const u8,
+                    mask,
+                    start,
+                    prod,
+                    max_bytes,
+                    &mut |r| out.push(r.to_vec()),
+                )
+            };
+            assert_eq!(n, out.len());
+            (cons, out)
+        }
+    }
+
+    #[test]
+    fn records_in_order_discards_skipped_busy_stops() {
+        let mut r = HeapRing::new(256);
+        r.push(b"one", 0);
+        r.push(b"gone", DISCARD_BIT);
+        r.push(b"three", 0);
+        let busy_at = r.pos;
+        r.push(b"pending", BUSY_BIT);
+        let (cons, got) = r.walk(0, usize::MAX);
+        assert_eq!(got, vec![b"one".to_vec(), b"three".to_vec()]);
+        assert_eq!(
+            cons, busy_at,
+            "stops at the busy record, consuming the discarded one"
+        );
+    }
+
+    #[test]
+    fn a_record_that_wraps_is_whole() {
+        let mut r = HeapRing::new(64);
+        r.push(&[1; 40], 0); // 48 bytes: the next record starts 16 bytes before the end
+        let (cons, _) = r.walk(0, usize::MAX);
+        let payload: Vec<u8> = (0..24).collect();
+        r.push(&payload, 0); // 32 bytes from offset 48: wraps
+        let (end, got) = r.walk(cons, usize::MAX);
+        assert_eq!(got, vec![payload]);
+        assert_eq!(end, 80);
+    }
+
+    #[test]
+    fn the_byte_cap_leaves_the_rest_and_one_record_always_goes() {
+        let mut r = HeapRing::new(2048); // 10 records of 112 ring bytes fit
+        for i in 0..10u8 {
+            r.push(&[i; 100], 0);
+        }
+        let (cons, got) = r.walk(0, 250);
+        assert_eq!(got.len(), 2);
+        let (_, rest) = r.walk(cons, usize::MAX);
+        assert_eq!(rest.len(), 8);
+        assert_eq!(rest[0], vec![2; 100]);
+        let (_, one) = r.walk(0, 10);
+        assert_eq!(
+            one.len(),
+            1,
+            "a record larger than the cap still goes through"
+        );
+    }
 }
