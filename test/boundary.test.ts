@@ -88,6 +88,16 @@ describe('numbers are checked where they enter', () => {
 });
 
 describe('errors are real errors', () => {
+  it('a panic in Rust is a BpfError INTERNAL with its message, and the process lives on', async () => {
+    const { addon } = await import('../dist/native.js');
+    const { native } = await import('../dist/errors.js');
+    for (let i = 0; i < 3; i++) {
+      const e = await rejects(() => native(() => addon.__panicForTests()));
+      expect(e).toMatchObject({ code: 'INTERNAL', operation: '__panicForTests' });
+      expect(e.message).toContain('a panic on purpose');
+    }
+  });
+
   it('carry code, errno, operation and subject as properties; no JSON in the message', async () => {
     await using obj = await load(fixture('uprobe.bpf.o'));
     const e = await rejects(() =>

@@ -91,6 +91,12 @@ export declare class NativeRingBuf {
   close(): void
 }
 
+/**
+ * Panics inside the boundary's guard, so the suite can check that a panic becomes a
+ * `BpfError` `INTERNAL` and the process lives on. Not part of the API.
+ */
+export declare function __panicForTests(): void
+
 /** Every stable error code, for the test that holds the TypeScript union to it. */
 export declare function errorCodes(): Array<string>
 

@@ -159,3 +159,12 @@ pub fn closed(ctx: &Ctx, what: &str) -> Failure {
 pub fn error_codes() -> Vec<&'static str> {
     core::Code::ALL.iter().map(|c| c.as_str()).collect()
 }
+
+/// Panics inside the boundary's guard, so the suite can check that a panic becomes a
+/// `BpfError` `INTERNAL` and the process lives on. Not part of the API.
+#[napi(js_name = "__panicForTests")]
+pub fn panic_for_tests(env: Env) -> Result<()> {
+    call(&env, &Ctx::op("__panicForTests"), || -> core::Result<()> {
+        panic!("a panic on purpose")
+    })
+}
