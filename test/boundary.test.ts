@@ -84,6 +84,15 @@ describe('numbers are checked where they enter', () => {
       expect(e.code).toBe('EINVAL');
       expect((await rejects(() => loadSync(source as unknown as Uint8Array))).code).toBe('EINVAL');
     }
+    await using obj = await load(fixture('uprobe.bpf.o'), undefined);
+    const p = obj.program('on_entry');
+    for (const bad of [null, 5, 'x']) {
+      const e = await rejects(() => p.attachUprobe(bad as unknown as { binary: string }));
+      expect(e.code).toBe('EINVAL');
+      expect(e.message).toContain('uprobe options');
+    }
+    expect((await rejects(() => p.attachUprobe({ binary: 7 as unknown as string }))).message).toContain('binary');
+    expect((await rejects(load(fixture('uprobe.bpf.o'), { globals: { x: null as unknown as number } }))).code).toBe('EINVAL');
   });
 });
 

@@ -80,3 +80,12 @@ export function bytes(param: string, v: unknown): Uint8Array {
   }
   return v;
 }
+
+/** An options object (napi would otherwise throw its own untyped error, or JS a TypeError). */
+export function options<T extends object>(param: string, v: T | undefined, required = false): T {
+  if (v === undefined && !required) return {} as T;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new BpfError('EINVAL', `${param} must be an options object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
+  }
+  return v;
+}

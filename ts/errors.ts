@@ -57,19 +57,17 @@ export class BpfError extends Error {
 /** The property the addon marks its errors with (the code). */
 const MARKER = 'nodebpfCode';
 
+/** The properties of `BpfErrorDetails` the addon sets on its errors. */
+const DETAILS = new Set(['errno', 'verifierLog', 'operation', 'program', 'map', 'symbol', 'path']);
+
 /** napi-rs's codes for an argument of the wrong JS type. */
 const NAPI_ARG_CODES = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'BigintExpected']);
 
-interface NativeError extends Error {
+/** The addon's errors: the details as properties, the code under the marker. */
+interface NativeError extends Error, Omit<BpfErrorDetails, 'cause'> {
   [MARKER]?: BpfErrorCode;
+  /** napi-rs's own status code, for errors that are not nodebpf's. */
   code?: string;
-  errno?: number;
-  verifierLog?: string;
-  operation?: string;
-  program?: string;
-  map?: string;
-  symbol?: string;
-  path?: string;
 }
 
 /** Turns an error thrown by the addon into a `BpfError`; other errors pass through. */
@@ -78,18 +76,9 @@ export function toBpfError(e: unknown, details: BpfErrorDetails = {}): unknown {
   const n = e as NativeError;
   const code = n[MARKER];
   if (code !== undefined) {
-    const { errno, verifierLog, operation, program, map, symbol, path } = n;
-    return new BpfError(code, n.message, {
-      ...details,
-      errno,
-      verifierLog,
-      operation: operation ?? details.operation,
-      program: program ?? details.program,
-      map: map ?? details.map,
-      symbol: symbol ?? details.symbol,
-      path: path ?? details.path,
-      cause: n.cause,
-    });
+    // What the addon knew wins over what the facade knew.
+    const known = Object.fromEntries(Object.entries(n).filter(([k, v]) => DETAILS.has(k) && v !== undefined));
+    return new BpfError(code, n.message, { ...details, ...known, cause: n.cause });
   }
   // napi-rs refused an argument's JS type: the facade checks types first, so this names
   // what reached the addon anyway.

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 
-import { bytes, str } from './check.js';
+import { bytes, options, str } from './check.js';
 import { resolveCodec } from './codec.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
@@ -25,7 +25,8 @@ export interface LoadOptions {
   pinPath?: string;
 }
 
-function nativeOptions(o: LoadOptions = {}): binding.LoadOptions {
+function nativeOptions(given: LoadOptions | undefined): binding.LoadOptions {
+  const o = options('load options', given);
   const globals: Record<string, Uint8Array> = {};
   const intGlobals: Record<string, bigint> = {};
   for (const [name, v] of Object.entries(o.globals ?? {})) {

@@ -1,5 +1,5 @@
 import type * as binding from './binding.js';
-import { bigs, nums, optBig, optNum, optStr, PID, str, U32, U64 } from './check.js';
+import { bigs, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
 import { addon, type NativeLink, type NativeMultiLink, type NativeObject, type NativeProgress, type ProgramDesc } from './native.js';
@@ -61,7 +61,8 @@ export interface Progress {
   onProgress?: (done: number, total: number) => void;
 }
 
-function kprobeOptions(o: KprobeMultiOptions): binding.KprobeMultiOptions {
+function kprobeOptions(given: KprobeMultiOptions): binding.KprobeMultiOptions {
+  const o = opts('kprobe_multi options', given);
   return {
     ...selection('symbols', o.symbols),
     addresses: bigs('addresses', o.addresses, U64),
@@ -75,7 +76,8 @@ function kprobeOptions(o: KprobeMultiOptions): binding.KprobeMultiOptions {
   };
 }
 
-function uprobeOptions(o: UprobeMultiOptions): binding.UprobeMultiOptions {
+function uprobeOptions(given: UprobeMultiOptions): binding.UprobeMultiOptions {
+  const o = opts('uprobe_multi options', given, true);
   return {
     binary: str('binary', o.binary),
     ...selection('symbols', o.symbols),
@@ -90,7 +92,8 @@ function uprobeOptions(o: UprobeMultiOptions): binding.UprobeMultiOptions {
   };
 }
 
-function tracingOptions(o: TracingMultiOptions): binding.TracingMultiOptions {
+function tracingOptions(given: TracingMultiOptions): binding.TracingMultiOptions {
+  const o = opts('tracing_multi options', given);
   return {
     ...selection('functions', o.functions),
     btfIds: nums('btfIds', o.btfIds, U32),
@@ -235,7 +238,8 @@ export class Program {
     return this.#multiAsync((n, p) => n.attachTracingMultiAsync(this.name, o, p), options.onProgress);
   }
 
-  attachTracepoint(category: string, name: string, options: { cookie?: Cookie } = {}): Link {
+  attachTracepoint(category: string, name: string, given: { cookie?: Cookie } = {}): Link {
+    const options = opts('tracepoint options', given);
     const args = [str('category', category), str('name', name), optBig('cookie', options.cookie, U64)] as const;
     return this.#link((o) => o.attachTracepoint(this.name, ...args));
   }
@@ -245,7 +249,8 @@ export class Program {
     return this.#link((o) => o.attachRawTracepoint(this.name, n));
   }
 
-  attachUprobe(options: UprobeOptions): Link {
+  attachUprobe(given: UprobeOptions): Link {
+    const options = opts('uprobe options', given, true);
     const o: binding.UprobeOptions = {
       binary: str('binary', options.binary),
       symbol: optStr('symbol', options.symbol),
@@ -257,7 +262,8 @@ export class Program {
     return this.#link((n) => n.attachUprobe(this.name, o));
   }
 
-  attachKprobe(options: KprobeOptions): Link {
+  attachKprobe(given: KprobeOptions): Link {
+    const options = opts('kprobe options', given, true);
     const o: binding.KprobeOptions = {
       symbol: str('symbol', options.symbol),
       offset: optBig('offset', options.offset, U64),
@@ -268,7 +274,8 @@ export class Program {
   }
 
   /** fentry/fexit/fmod_ret/tp_btf/lsm, by the program's section; `function` overrides the SEC() target. */
-  attachFentry(options: { function?: string; cookie?: Cookie } = {}): Link {
+  attachFentry(given: { function?: string; cookie?: Cookie } = {}): Link {
+    const options = opts('fentry options', given);
     const fn = optStr('function', options.function);
     const cookie = optBig('cookie', options.cookie, U64);
     return this.#link((o) => o.attachFentry(this.name, fn, cookie));
