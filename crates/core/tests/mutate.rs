@@ -10,9 +10,12 @@
 //! Knobs (environment):
 //! - `NODEBPF_MUTANTS`: total mutants (default 10,240, spread over the objects);
 //! - `NODEBPF_MUTATE_DIR`: a folder of more `*.o` seeds (e.g. compiled libbpf-tools);
-//! - `NODEBPF_MUTATE_SAVE`: a folder to write every panicking mutant into;
+//! - `NODEBPF_MUTATE_SAVE`: a folder to write every panicking mutant into (and the
+//!   replayed one, with `NODEBPF_MUTATE_SEED`);
 //! - `NODEBPF_MUTATE_SEED`: replay one `file:seed` (printed on failure);
-//! - `NODEBPF_MUTATE_TRACE`: print each mutant before parsing it.
+//! - `NODEBPF_MUTATE_TRACE`: print each mutant before parsing it;
+//! - `NODEBPF_MUTATE_SKIP`: `file:seed,…` mutants to leave out (ones that kill the
+//!   process, when measuring a build without the checks).
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -315,6 +318,9 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
         .unwrap_or(DEFAULT_MUTANTS);
     let per_object = total.div_ceil(objects.len());
     let replay = std::env::var("NODEBPF_MUTATE_SEED").ok();
+    let skip: Vec<String> = std::env::var("NODEBPF_MUTATE_SKIP")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
     let save = std::env::var("NODEBPF_MUTATE_SAVE").ok().map(PathBuf::from);
     // Prints each mutant before parsing it: finds the one that kills the process
     // (a stack overflow or an aborting allocation cannot be caught).
@@ -349,6 +355,9 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
         let secs = sections(&orig);
         for n in 0..per_object as u64 {
             let seed = (n << 16) ^ (file.len() as u64) ^ fnv(&file);
+            if skip.contains(&format!("{file}:{seed}")) {
+                continue;
+            }
             if let Some(r) = &replay {
                 if *r != format!("{file}:{seed}") {
                     continue;
@@ -356,6 +365,12 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
             }
             let (mutant, what) = mutate(&orig, &secs, seed);
             mutants += 1;
+            if replay.is_some() {
+                if let Some(dir) = &save {
+                    let _ = std::fs::create_dir_all(dir);
+                    let _ = std::fs::write(dir.join(format!("{file}-{seed}.o")), &mutant);
+                }
+            }
             if trace {
                 eprintln!("{file}:{seed} ({what})");
             }
@@ -388,6 +403,9 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
         }
     }
     let _ = panic::take_hook();
+    for p in &panics {
+        eprintln!("PANIC {p}");
+    }
     eprintln!(
         "{mutants} mutants of {} objects in {:.1} s: {codes:?}; {} panics at {panic_sites:?}",
         objects.len(),
