@@ -76,6 +76,8 @@ const BTF_MAGIC: u16 = 0xeb9f;
 const BTF_VERSION: u8 = 1;
 /// `struct btf_header`: magic, version, flags, hdr_len, type_off/len, str_off/len.
 const BTF_HEADER_SIZE: u64 = 24;
+/// BTF types and `.BTF.ext` records are arrays of 32-bit words.
+const BTF_ALIGN: u64 = 4;
 /// `struct btf_type`: name_off, info, size/type.
 const BTF_TYPE_SIZE: u64 = 12;
 
@@ -400,7 +402,7 @@ fn check_header_and_sections(data: &[u8]) -> Result<Elf<'_>> {
         if s.is_exec() && s.kind != SHT_PROGBITS {
             return Err(err(&what, at, "executable section without file data"));
         }
-        if s.is_exec() && s.size % INSN_SIZE != 0 {
+        if s.is_exec() && !s.size.is_multiple_of(INSN_SIZE) {
             return Err(err(
                 &what,
                 at,
@@ -476,7 +478,7 @@ fn check_symbols(elf: &mut Elf<'_>) -> Result<()> {
         if symtab.is_some() {
             return Err(err(name, s.offset, "a second symbol table"));
         }
-        if s.entsize != SYM_SIZE || s.size % SYM_SIZE != 0 {
+        if s.entsize != SYM_SIZE || !s.size.is_multiple_of(SYM_SIZE) {
             return Err(err(
                 name,
                 s.offset,
@@ -585,7 +587,7 @@ fn check_relocations(elf: &Elf<'_>) -> Result<()> {
             _ => continue,
         };
         let name = elf.name(i);
-        if s.entsize != entsize || s.size % entsize != 0 {
+        if s.entsize != entsize || !s.size.is_multiple_of(entsize) {
             return Err(err(
                 name,
                 s.offset,
@@ -678,7 +680,7 @@ fn check_code_relocation(
             format!("relocation {}: {what}", site.n),
         )
     };
-    if r_offset % INSN_SIZE != 0 {
+    if !r_offset.is_multiple_of(INSN_SIZE) {
         return Err(bad(format!(
             "offset {r_offset:#x} is inside an instruction"
         )));
@@ -855,7 +857,7 @@ pub(crate) fn check_btf(btf: &[u8], file_offset: u64) -> Result<BtfSummary> {
     if types.start < strings.end && strings.start < types.end {
         return Err(err(S, file_offset + 8, "type and string sections overlap"));
     }
-    if type_off % 4 != 0 || type_len % 4 != 0 {
+    if !type_off.is_multiple_of(BTF_ALIGN) || !type_len.is_multiple_of(BTF_ALIGN) {
         return Err(err(
             S,
             file_offset + 8,
@@ -1011,10 +1013,7 @@ pub(crate) fn check_btf(btf: &[u8], file_offset: u64) -> Result<BtfSummary> {
             _ => continue,
         };
         let mut depth = 0;
-        loop {
-            let Some(n) = all.get(next as usize) else {
-                break;
-            };
+        while let Some(n) = all.get(next as usize) {
             if has_size(n.kind) {
                 if t.kind == KIND_ARRAY
                     && u64::from(n.size_or_type) * u64::from(nelems) > u64::from(u32::MAX)
@@ -1134,7 +1133,7 @@ fn check_ext_sub(data: &[u8], at: u64, kind: ExtKind, btf: &BtfSummary) -> Resul
         u32_at(data, 0)
             .ok_or_else(|| err(S, at, format!("{what} is shorter than its record size")))?,
     );
-    if rec_size < kind.min_rec() || rec_size > MAX_REC_SIZE || rec_size % 4 != 0 {
+    if rec_size < kind.min_rec() || rec_size > MAX_REC_SIZE || !rec_size.is_multiple_of(BTF_ALIGN) {
         return Err(err(
             S,
             at,
@@ -1174,7 +1173,7 @@ fn check_ext_sub(data: &[u8], at: u64, kind: ExtKind, btf: &BtfSummary) -> Resul
             let rec_at = at + rec;
             let field = |o: u64| u32_at(data, rec + o).unwrap_or(0);
             let insn_off = field(0);
-            if u64::from(insn_off) % INSN_SIZE != 0 {
+            if !u64::from(insn_off).is_multiple_of(INSN_SIZE) {
                 return Err(err(
                     S,
                     rec_at,
@@ -1335,7 +1334,7 @@ mod tests {
         // hdr_len 32; func_info empty; line_info 4 + 8 bytes at 0; core_relo none.
         ext.extend(words(&[32, 0, 0, 0, 12, 0, 0]));
         ext.extend(words(&[16, 1, u32::MAX]));
-        let e = check_btf_ext(&ext, 0x40, &summary).err().expect("refused");
+        let e = check_btf_ext(&ext, 0x40, &summary).expect_err("refused");
         assert_eq!(
             e.to_string(),
             "BAD_OBJECT: .BTF.ext: line_info record count 4294967295 × 16 exceeds the section (offset 0x64)"
