@@ -346,12 +346,14 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
         // kfunc this kernel lacks): its mutants may then fail the same way.
         let baseline = panic::catch_unwind(AssertUnwindSafe(|| parse(&orig, &opts)))
             .ok()
-            .and_then(|r| r.err())
-            .map(|e| e.code);
+            .and_then(|r| r.err());
         eprintln!(
             "{file}: unmutated {}",
-            baseline.map_or("parses".to_string(), |c| format!("fails {}", c.as_str()))
+            baseline
+                .as_ref()
+                .map_or("parses".to_string(), |e| format!("fails: {e}"))
         );
+        let baseline = baseline.map(|e| e.code);
         let secs = sections(&orig);
         for n in 0..per_object as u64 {
             let seed = (n << 16) ^ (file.len() as u64) ^ fnv(&file);

@@ -205,8 +205,10 @@ impl Shdr {
         if matches!(self.kind, SHT_NOBITS | SHT_NULL) {
             return 0..0;
         }
-        // In range: `check_sections` refused anything else.
-        self.offset as usize..(self.offset + self.size) as usize
+        // In range for every section but the null one, which `check_header_and_sections`
+        // does not require to be: callers take the bytes with `get`.
+        let start = usize::try_from(self.offset).unwrap_or(usize::MAX);
+        start..start.saturating_add(usize::try_from(self.size).unwrap_or(usize::MAX))
     }
 
     /// How many bytes aya-obj will have to slice symbols out of.
