@@ -15,7 +15,9 @@
 //! - `NODEBPF_MUTATE_SEED`: replay one `file:seed` (printed on failure);
 //! - `NODEBPF_MUTATE_TRACE`: print each mutant before parsing it;
 //! - `NODEBPF_MUTATE_SKIP`: `file:seed,…` mutants to leave out (ones that kill the
-//!   process, when measuring a build without the checks).
+//!   process, when measuring a build without the checks);
+//! - `NODEBPF_MUTATE_RESUME`: `file:seed` to go on after (the last one traced before the
+//!   process died).
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -318,6 +320,9 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
         .unwrap_or(DEFAULT_MUTANTS);
     let per_object = total.div_ceil(objects.len());
     let replay = std::env::var("NODEBPF_MUTATE_SEED").ok();
+    let mut resume = std::env::var("NODEBPF_MUTATE_RESUME")
+        .ok()
+        .filter(|r| !r.is_empty());
     let skip: Vec<String> = std::env::var("NODEBPF_MUTATE_SKIP")
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
@@ -360,6 +365,12 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
             if skip.contains(&format!("{file}:{seed}")) {
                 continue;
             }
+            if let Some(r) = &resume {
+                if *r == format!("{file}:{seed}") {
+                    resume = None;
+                }
+                continue;
+            }
             if let Some(r) = &replay {
                 if *r != format!("{file}:{seed}") {
                     continue;
@@ -395,6 +406,9 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
                     *panic_sites
                         .entry(site.split(": ").next().unwrap_or("").to_string())
                         .or_default() += 1;
+                    if trace {
+                        eprintln!("PANIC {file}:{seed} ({what}): {site}");
+                    }
                     panics.push(format!("{file}:{seed} ({what}): {site}"));
                     if let Some(dir) = &save {
                         let _ = std::fs::create_dir_all(dir);
@@ -405,8 +419,10 @@ fn mutants_never_panic_and_fail_as_bad_objects() {
         }
     }
     let _ = panic::take_hook();
-    for p in &panics {
-        eprintln!("PANIC {p}");
+    if !trace {
+        for p in &panics {
+            eprintln!("PANIC {p}");
+        }
     }
     eprintln!(
         "{mutants} mutants of {} objects in {:.1} s: {codes:?}; {} panics at {panic_sites:?}",
