@@ -58,7 +58,7 @@ pub struct BtfIndex {
 }
 
 fn u32_at(d: &[u8], off: usize) -> Option<u32> {
-    d.get(off..off + 4)
+    d.get(off..off.checked_add(4)?)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
@@ -73,13 +73,20 @@ impl BtfIndex {
         if data.get(0..2) != Some(&[0x9f, 0xeb]) {
             return Err(bad_object("kernel BTF has a bad magic number"));
         }
+        // u32 fields widened to usize: sums of two or three cannot overflow on 64 bits.
         let hdr_len = u32_at(&data, 4).ok_or_else(bad)? as usize;
         let type_off = hdr_len + u32_at(&data, 8).ok_or_else(bad)? as usize;
         let type_len = u32_at(&data, 12).ok_or_else(bad)? as usize;
         let str_off = hdr_len + u32_at(&data, 16).ok_or_else(bad)? as usize;
         let str_len = u32_at(&data, 20).ok_or_else(bad)?;
         let (first_id, str_base) = match &base {
-            Some(b) => (b.first_id + b.types.len() as u32, b.str_end),
+            Some(b) => (
+                u32::try_from(b.types.len())
+                    .ok()
+                    .and_then(|n| b.first_id.checked_add(n))
+                    .ok_or_else(bad)?,
+                b.str_end,
+            ),
             None => (0, 0),
         };
         let mut types = Vec::new();
@@ -124,23 +131,26 @@ impl BtfIndex {
             off = extra + extra_len;
         }
         let mut funcs: HashMap<String, Vec<u32>> = HashMap::new();
-        for (i, t) in types.iter().enumerate() {
+        for (i, (t, name_off)) in types.iter().zip(&name_offs).enumerate() {
             if t.kind != KIND_FUNC {
                 continue;
             }
             // A split BTF's FUNCs name themselves with its own strings, past the base's.
-            let start = str_off + name_offs[i].checked_sub(str_base).ok_or_else(bad)? as usize;
+            let start = str_off + name_off.checked_sub(str_base).ok_or_else(bad)? as usize;
             let tail = data.get(start..).ok_or_else(bad)?;
             let len = tail.iter().position(|&b| b == 0).ok_or_else(bad)?;
             let name = String::from_utf8_lossy(&tail[..len]).into_owned();
-            funcs.entry(name).or_default().push(first_id + i as u32);
+            funcs
+                .entry(name)
+                .or_default()
+                .push(first_id.saturating_add(i as u32));
         }
         Ok(BtfIndex {
             data,
             types,
             str_off,
             first_id,
-            str_end: str_base + str_len,
+            str_end: str_base.checked_add(str_len).ok_or_else(bad)?,
             base,
             funcs,
         })

@@ -18,7 +18,7 @@ pub mod tracefs;
 
 pub use attach::Link;
 pub use error::{Code, Error, Result};
-pub use loader::{load, load_file, GlobalValue, LoadOptions, Object};
+pub use loader::{load, load_file, parse, GlobalValue, LoadOptions, Object, Parsed};
 pub use maps::Map;
 pub use program::Program;
 pub use ringbuf::RingBuf;

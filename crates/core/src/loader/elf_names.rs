@@ -65,11 +65,10 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
         }
         let index = section.index().0;
         if aya_obj::ProgramSection::from_str(name).is_err() {
-            renames.push((
-                shstrtab_offset + header.sh_name(endian) as usize,
-                name.to_string(),
-                format!("tp/{index}"),
-            ));
+            let name_offset = shstrtab_offset
+                .checked_add(header.sh_name(endian) as usize)
+                .ok_or_else(|| bad_object(format!("section {index}: name offset overflows")))?;
+            renames.push((name_offset, name.to_string(), format!("tp/{index}")));
         }
         names.insert(index, name.to_string());
     }
@@ -92,7 +91,10 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
             overwrite_cstr(&mut bytes, *name_offset, old, new)?;
             if let Some((start, end)) = btf_strings {
                 let needle = [&[0u8][..], old.as_bytes(), &[0u8]].concat();
-                if let Some(pos) = bytes[start..end]
+                let strings = bytes
+                    .get(start..end)
+                    .ok_or_else(|| bad_object(".BTF string table lies outside the file"))?;
+                if let Some(pos) = strings
                     .windows(needle.len())
                     .position(|w| w == needle.as_slice())
                 {
@@ -111,8 +113,9 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
 }
 
 fn overwrite_cstr(bytes: &mut [u8], at: usize, old: &str, new: &str) -> Result<()> {
-    let slot = bytes
-        .get_mut(at..at + old.len())
+    let slot = at
+        .checked_add(old.len())
+        .and_then(|end| bytes.get_mut(at..end))
         .filter(|s| *s == old.as_bytes())
         .ok_or_else(|| bad_object(format!("section name '{old}' not found where the ELF says")))?;
     slot[..new.len()].copy_from_slice(new.as_bytes());
@@ -132,19 +135,24 @@ fn btf_strings_range(file: &ElfFile64<'_, LittleEndian>) -> Result<Option<(usize
         .data()
         .map_err(|e| bad_object(format!(".BTF: {e}")))?;
     let u32_at = |o: usize| -> Result<usize> {
-        data.get(o..o + 4)
+        data.get(o..o.saturating_add(4))
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
             .ok_or_else(|| bad_object(".BTF header is truncated"))
     };
     let hdr_len = u32_at(4)?;
     let str_off = u32_at(16)?;
     let str_len = u32_at(20)?;
-    let start = offset as usize + hdr_len + str_off;
-    let end = start + str_len;
-    if hdr_len + str_off + str_len > data.len() {
-        return Err(bad_object(".BTF string table lies outside the section"));
+    let outside = || bad_object(".BTF string table lies outside the section");
+    let in_section = hdr_len.checked_add(str_off).ok_or_else(outside)?;
+    let in_section_end = in_section.checked_add(str_len).ok_or_else(outside)?;
+    if in_section_end > data.len() {
+        return Err(outside());
     }
-    Ok(Some((start, end)))
+    let start = usize::try_from(offset)
+        .ok()
+        .and_then(|o| o.checked_add(in_section))
+        .ok_or_else(outside)?;
+    Ok(Some((start, start + str_len)))
 }
 
 #[cfg(test)]

@@ -34,7 +34,9 @@ pub fn link(bytes: &mut [u8], kernel_func_id: &dyn Fn(&str) -> Result<Option<u32
                 ),
             )
         })?;
-        let insn = &mut bytes[*at..*at + 8];
+        let insn = bytes
+            .get_mut(*at..at.saturating_add(8))
+            .ok_or_else(|| bad_object(format!("call to '{name}' lies outside the file")))?;
         insn[1] = (insn[1] & 0x0f) | (PSEUDO_KFUNC_CALL << 4);
         insn[2..4].fill(0); // off 0: vmlinux, no fd_array
         insn[4..8].copy_from_slice(&id.to_le_bytes());
@@ -72,8 +74,12 @@ fn find_calls(bytes: &[u8]) -> Result<Calls> {
                 continue;
             }
             let name = sym.name().unwrap_or("?").to_string();
-            let at = (sec_off + offset) as usize;
-            let insn = bytes.get(at..at + 8).filter(|_| offset + 8 <= sec_size);
+            let at = sec_off
+                .checked_add(offset)
+                .and_then(|a| usize::try_from(a).ok())
+                .unwrap_or(usize::MAX);
+            let inside = offset.checked_add(8).is_some_and(|e| e <= sec_size);
+            let insn = bytes.get(at..at.saturating_add(8)).filter(|_| inside);
             if insn.is_none_or(|i| i[0] != OP_CALL) {
                 return Err(bad_object(format!(
                     "'{name}' is an extern nodebpf cannot link: kfunc calls are supported, \
@@ -84,7 +90,9 @@ fn find_calls(bytes: &[u8]) -> Result<Calls> {
         }
     }
     let btf = match file.section_by_name(".BTF").and_then(|s| s.file_range()) {
-        Some((o, s)) if o + s <= bytes.len() as u64 => Some((o as usize, (o + s) as usize)),
+        Some((o, s)) if o.checked_add(s).is_some_and(|e| e <= bytes.len() as u64) => {
+            Some((o as usize, (o + s) as usize))
+        }
         Some(_) => return Err(bad_object(".BTF lies outside the file")),
         None => None,
     };
@@ -92,13 +100,16 @@ fn find_calls(bytes: &[u8]) -> Result<Calls> {
 }
 
 fn u32_at(d: &[u8], off: usize) -> Result<u32> {
-    d.get(off..off + 4)
+    d.get(off..off.saturating_add(4))
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .ok_or_else(|| bad_object(".BTF is truncated"))
 }
 
-fn put_u32(d: &mut [u8], off: usize, v: u32) {
-    d[off..off + 4].copy_from_slice(&v.to_le_bytes());
+fn put_u32(d: &mut [u8], off: usize, v: u32) -> Result<()> {
+    d.get_mut(off..off.saturating_add(4))
+        .ok_or_else(|| bad_object(".BTF is truncated"))?
+        .copy_from_slice(&v.to_le_bytes());
+    Ok(())
 }
 
 /// Makes extern FUNCs static and empties the `.ksyms` DATASEC (the kernel takes only VARs
@@ -110,7 +121,12 @@ fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
     let type_len = u32_at(btf, 12)? as usize;
     let str_off = u32_at(btf, 16)? as usize;
     let str_len = u32_at(btf, 20)? as usize;
-    if str_off != type_off + type_len || hdr_len + str_off + str_len > btf.len() {
+    if Some(str_off) != type_off.checked_add(type_len)
+        || hdr_len
+            .checked_add(str_off)
+            .and_then(|e| e.checked_add(str_len))
+            .is_none_or(|e| e > btf.len())
+    {
         return Err(bad_object(
             ".BTF does not have its strings right after its types",
         ));
@@ -138,12 +154,12 @@ fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
             return Err(bad_object(".BTF type section is truncated"));
         }
         if kind == KIND_FUNC && vlen as u32 == LINKAGE_EXTERN {
-            put_u32(btf, off + 4, info & !0xffff);
+            put_u32(btf, off + 4, info & !0xffff)?;
         }
         if kind == KIND_DATASEC && vlen > 0 && is_ksyms(btf, u32_at(btf, off)?) {
-            put_u32(btf, off + 4, info & !0xffff);
+            put_u32(btf, off + 4, info & !0xffff)?;
             // A size keeps aya-obj from looking for a `.ksyms` ELF section to size it by.
-            put_u32(btf, off + 8, u32_at(btf, off + 8)?.max(1));
+            put_u32(btf, off + 8, u32_at(btf, off + 8)?.max(1))?;
             cut = Some((off + 12, extra));
         }
         off += 12 + extra;
@@ -152,9 +168,9 @@ fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
         let end = strings + str_len;
         btf.copy_within(at + len..end, at);
         btf[end - len..end].fill(0);
-        put_u32(btf, 12, (type_len - len) as u32);
-        put_u32(btf, 16, (str_off - len) as u32);
-        put_u32(btf, 20, (str_len + len) as u32);
+        put_u32(btf, 12, (type_len - len) as u32)?;
+        put_u32(btf, 16, (str_off - len) as u32)?;
+        put_u32(btf, 20, (str_len + len) as u32)?;
     }
     Ok(())
 }
@@ -212,7 +228,7 @@ mod tests {
         let mut btf = btf_with_kfunc();
         // Claim one more DATASEC entry than the section holds.
         let info = u32_at(&btf, 24 + 24 + 4).expect("in range");
-        put_u32(&mut btf, 24 + 24 + 4, info + 1);
+        put_u32(&mut btf, 24 + 24 + 4, info + 1).expect("in range");
         assert!(drop_extern_btf(&mut btf).is_err());
     }
 }

@@ -5,6 +5,7 @@
 pub mod elf_names;
 mod kfuncs;
 pub mod section;
+pub mod validate;
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -79,7 +80,120 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Object> {
     load(&data, opts)
 }
 
-pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
+/// What the no-kernel stage makes of an object: checked ([`validate`]), section names
+/// remapped, kfunc calls linked, parsed by aya-obj, globals set, BTF fixed up and CO-RE
+/// relocated. Nothing in it has touched the kernel (kernel BTF is read from a file).
+pub struct Parsed {
+    obj: aya_obj::Object,
+    sections: elf_names::ProgramSections,
+    /// The object's BTF as a kernel with every BTF feature takes it.
+    btf: Option<Vec<u8>>,
+}
+
+impl Parsed {
+    /// Program names, sorted.
+    pub fn program_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.obj.programs.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Map names (BTF `.maps`, legacy `maps`, `.data`/`.rodata`/`.bss`), sorted.
+    pub fn map_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.obj.maps.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Size of the object BTF the loader would give the kernel (0 without BTF).
+    pub fn btf_size(&self) -> usize {
+        self.btf.as_ref().map_or(0, Vec::len)
+    }
+
+    /// What `load` does with the kernel's answers, done with made-up map fds: map and
+    /// call relocation, helper sanitizing, each program's section and code.
+    fn dry_run(&self) -> Result<()> {
+        /// Stands for a map fd: relocation only writes it into instructions.
+        const DUMMY_MAP_FD: i32 = 1 << 20;
+        let mut obj = self.obj.clone();
+        let maps: Vec<(String, aya_obj::Map)> = obj.maps.drain().collect();
+        let text_sections = text_sections(&obj);
+        obj.relocate_maps(
+            maps.iter()
+                .map(|(name, map)| (name.as_str(), DUMMY_MAP_FD, map)),
+            &text_sections,
+        )
+        .map_err(|e| bad_object(format!("map relocation: {e}")))?;
+        obj.relocate_calls(&text_sections)
+            .map_err(|e| bad_object(format!("call relocation: {e}")))?;
+        obj.sanitize_functions(&all_helpers());
+        for name in self.program_names() {
+            program_parts(&obj, &self.sections, &name)?;
+        }
+        Ok(())
+    }
+}
+
+/// The object's BTF with every newer BTF kind sanitized away, for kernels that refuse the
+/// full one (FUNC/DATASEC are older than any kernel we support).
+fn sanitized_btf(obj: &aya_obj::Object) -> Result<Option<Vec<u8>>> {
+    let mut obj = obj.clone();
+    let features = BtfFeatures::new(true, true, true, false, false, false, false, false);
+    Ok(obj
+        .fixup_and_sanitize_btf(&features)
+        .map_err(|e| bad_object(format!("object BTF: {e}")))?
+        .map(|btf| btf.to_bytes()))
+}
+
+/// Every helper aya-obj may rewrite (bpf_probe_read_kernel, 5.5) exists on the kernels we
+/// support.
+fn all_helpers() -> Features {
+    Features::new(true, true, true, true, true, true, true, None)
+}
+
+fn text_sections(obj: &aya_obj::Object) -> HashSet<usize> {
+    obj.functions.keys().map(|(s, _)| *s).collect()
+}
+
+/// A program's original SEC() name, what it says, and its relocated code.
+fn program_parts(
+    obj: &aya_obj::Object,
+    sections: &elf_names::ProgramSections,
+    name: &str,
+) -> Result<(String, section::SectionSpec, aya_obj::Function)> {
+    let prog = obj
+        .programs
+        .get(name)
+        .ok_or_else(|| bad_object(format!("program '{name}' is gone")))?;
+    let section = sections
+        .names
+        .get(&prog.section_index)
+        .cloned()
+        .ok_or_else(|| bad_object(format!("program '{name}' has no section")))?;
+    let spec = section::parse(&section)
+        .ok_or_else(|| bad_object(format!("unknown program section '{section}'")))?;
+    let function = obj
+        .functions
+        .get(&prog.function_key())
+        .cloned()
+        .ok_or_else(|| bad_object(format!("program '{name}' has no code")))?;
+    Ok((section, spec, function))
+}
+
+/// The no-kernel half of [`load`]: everything up to creating maps and loading programs,
+/// then a dry run of map/call relocation. Safe on any bytes (no panic, no allocation
+/// taken from an unchecked size field); what it refuses is `BAD_OBJECT`, `EINVAL` or
+/// `ENOENT` (a global not in the object), or the error of reading kernel BTF.
+pub fn parse(data: &[u8], opts: &LoadOptions) -> Result<Parsed> {
+    let parsed = parse_stage(data, opts)?;
+    sanitized_btf(&parsed.obj)?;
+    parsed.dry_run()?;
+    Ok(parsed)
+}
+
+fn parse_stage(data: &[u8], opts: &LoadOptions) -> Result<Parsed> {
+    // First, before anything indexes or allocates by what the object says.
+    validate::check(data)?;
     let (mut bytes, sections) = elf_names::prepare(data)?;
     kfuncs::link(&mut bytes, &|name| {
         let btf = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
@@ -92,13 +206,46 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         &sections.data_symbol_sizes,
         btf_section(&bytes).as_deref(),
     )?;
-    let (mut obj, btf_fd) = parse_with_btf(&bytes, &globals)?;
-
+    let mut obj = aya_obj::Object::parse(&bytes)
+        .map_err(|e| bad_object(format!("parsing the ELF object: {e}")))?;
+    patch_globals(&mut obj, &globals)?;
+    let features = BtfFeatures::new(true, true, true, true, true, true, true, true);
+    let btf = obj
+        .fixup_and_sanitize_btf(&features)
+        .map_err(|e| bad_object(format!("object BTF: {e}")))?
+        .map(|btf| btf.to_bytes());
     if obj.has_btf_relocations() {
         let target = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
         obj.relocate_btf(&target)
             .map_err(|e| bad_object(format!("CO-RE relocation failed: {}", error_chain(&e))))?;
     }
+    Ok(Parsed { obj, sections, btf })
+}
+
+pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
+    // A last net under the checks: a panic the validator does not foresee becomes an
+    // error instead of killing Node (the binding cannot unwind across N-API). It cannot
+    // catch an aborting allocation or undefined behaviour: those are `validate`'s job, and
+    // `parse`, which the fuzzer and the mutation test drive, has no net, so they see them.
+    let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_stage(data, opts)))
+        .map_err(|_| {
+            bad_object(
+                "the object parser panicked on this object: a malformed object nodebpf's checks \
+             missed (please report it with the object)",
+            )
+        })?;
+    let Parsed {
+        mut obj,
+        sections,
+        btf,
+    } = staged?;
+    let btf_fd = match btf {
+        None => None,
+        Some(full) => Some(Arc::new(match load_btf(&full) {
+            Ok(fd) => fd,
+            Err(first) => load_btf(&sanitized_btf(&obj)?.ok_or(first)?)?,
+        })),
+    };
 
     let mut maps = Vec::new();
     let mut map_objs = Vec::new();
@@ -107,7 +254,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         map_objs.push((name, map_obj));
         maps.push(map);
     }
-    let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
+    let text_sections = text_sections(&obj);
     obj.relocate_maps(
         map_objs
             .iter()
@@ -118,31 +265,16 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     .map_err(|e| bad_object(format!("map relocation: {e}")))?;
     obj.relocate_calls(&text_sections)
         .map_err(|e| bad_object(format!("call relocation: {e}")))?;
-    // Every helper aya-obj may rewrite (bpf_probe_read_kernel, 5.5) exists on the
-    // kernels we support.
-    obj.sanitize_functions(&Features::new(
-        true, true, true, true, true, true, true, None,
-    ));
+    obj.sanitize_functions(&all_helpers());
 
     let mut programs = Vec::new();
     let mut names: Vec<_> = obj.programs.keys().cloned().collect();
     names.sort();
     for name in names {
+        let (section, spec, function) = program_parts(&obj, &sections, &name)?;
         let Some(prog) = obj.programs.remove(&name) else {
             continue;
         };
-        let section = sections
-            .names
-            .get(&prog.section_index)
-            .cloned()
-            .ok_or_else(|| bad_object(format!("program '{name}' has no section")))?;
-        let spec = section::parse(&section)
-            .ok_or_else(|| bad_object(format!("unknown program section '{section}'")))?;
-        let function = obj
-            .functions
-            .get(&prog.function_key())
-            .cloned()
-            .ok_or_else(|| bad_object(format!("program '{name}' has no code")))?;
         let mut program = Program::new(ProgramParts {
             name,
             section,
@@ -187,34 +319,6 @@ fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
     let fd = program.load_instance(&target)?;
     program.set_fd(fd);
     Ok(())
-}
-
-/// Parses the object, patches globals and loads its BTF into the kernel. BTF is first
-/// loaded as is; a kernel that refuses it gets it again with every newer BTF kind
-/// sanitized away (FUNC/DATASEC are older than any kernel we support).
-fn parse_with_btf(
-    bytes: &[u8],
-    globals: &[(String, Vec<u8>)],
-) -> Result<(aya_obj::Object, Option<Arc<OwnedFd>>)> {
-    let mut last_err = None;
-    for all_features in [true, false] {
-        let mut obj = aya_obj::Object::parse(bytes)
-            .map_err(|e| bad_object(format!("parsing the ELF object: {e}")))?;
-        patch_globals(&mut obj, globals)?;
-        let f = all_features;
-        let btf_bytes = obj
-            .fixup_and_sanitize_btf(&BtfFeatures::new(true, true, true, f, f, f, f, f))
-            .map_err(|e| bad_object(format!("object BTF: {e}")))?
-            .map(|btf| btf.to_bytes());
-        let Some(btf_bytes) = btf_bytes else {
-            return Ok((obj, None));
-        };
-        match load_btf(&btf_bytes) {
-            Ok(fd) => return Ok((obj, Some(Arc::new(fd)))),
-            Err(e) => last_err = Some(e),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| bad_object("object BTF could not be loaded")))
 }
 
 /// The object's `.BTF` section, if it has one.
