@@ -711,7 +711,7 @@ fn check_code_relocation(
             // The callee is at the section symbol plus (imm + 1) instructions (call) or
             // plus imm bytes (ld_imm64 of a function pointer). aya-obj computes `imm + 1`
             // unchecked whatever the instruction (reloc386).
-            STT_SECTION if r_type == R_BPF_64_32 && imm >= -1 && imm < i32::MAX => Ok(()),
+            STT_SECTION if r_type == R_BPF_64_32 && (-1..i32::MAX).contains(&imm) => Ok(()),
             STT_SECTION if r_type == R_BPF_64_64 && imm >= 0 => Ok(()),
             STT_SECTION => Err(bad(format!("code reference with offset {imm}"))),
             k => Err(bad(format!("code reference through a symbol of type {k}"))),
