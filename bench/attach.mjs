@@ -34,11 +34,18 @@ function bare(args, targets) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ratio = (a, b) => (b > 0 ? (a / b).toFixed(2) : '-');
 
-function measure(attach) {
+/**
+ * Attach, then detach: `close()` returns at once (what the JS thread pays), and the
+ * detach is timed until `closeAsync()` says the kernel has let go of every target.
+ */
+async function measure(attach) {
   const [link, a] = timed(attach);
   const kernelLinks = link.kernelLinks;
-  const [, d] = timed(() => link.close());
-  return { link, kernelLinks, attach: a, detach: d };
+  const t0 = performance.now();
+  const [, closeCall] = timed(() => link.close());
+  await link.closeAsync();
+  const d = (performance.now() - t0) / 1000;
+  return { link, kernelLinks, attach: a, detach: d, closeCall };
 }
 
 /**
@@ -46,12 +53,12 @@ function measure(attach) {
  * (it reads the kernel's or the binary's symbol lists) on its own, then REPS rounds of
  * nodebpf and bare alternating, reported as medians (single runs on a shared VM vary 2x).
  */
-function compare(name, attach, bareArgs, reps = REPS) {
-  const cold = measure(attach);
+async function compare(name, attach, bareArgs, reps = REPS) {
+  const cold = await measure(attach);
   const ours = [];
   const ref = [];
   for (let i = 0; i < reps; i++) {
-    ours.push(measure(attach));
+    ours.push(await measure(attach));
     ref.push(bare(bareArgs, cold.link.targets));
   }
   const m = (xs, k) => median(xs.map((x) => x[k]));
@@ -80,10 +87,13 @@ if (mode === 'uprobe') {
   obj = await load(path.join(root, 'bench/build/trivial.bpf.o'));
   const p = obj.program('on_uprobe');
   // The first attach to a binary parses its ELF symbols; later ones reuse them.
-  compare('uprobe_multi, every function', () => p.attachUprobeMulti({ binary, symbols: 'many_*' }), ['uprobe', binary]);
-  const k = compare('uprobe_multi, 1,000 functions', () => p.attachUprobeMulti({ binary, symbols: 'many_1???' }), ['uprobe', binary]);
-  const fb = measure(() => p.attachUprobeMulti({ binary, symbols: 'many_1???', forceFallback: true }));
-  console.log(`perf uprobes (nodebpf fallback), 1,000 functions: attach ${ms(fb.attach)}, detach ${ms(fb.detach)}`);
+  await compare('uprobe_multi, every function', () => p.attachUprobeMulti({ binary, symbols: 'many_*' }), ['uprobe', binary]);
+  const k = await compare('uprobe_multi, 1,000 functions', () => p.attachUprobeMulti({ binary, symbols: 'many_1???' }), ['uprobe', binary]);
+  const fb = await measure(() => p.attachUprobeMulti({ binary, symbols: 'many_1???', forceFallback: true }));
+  console.log(
+    `perf uprobes (nodebpf fallback), 1,000 functions: attach ${ms(fb.attach)}, detach ${ms(fb.detach)} ` +
+      `(close() itself, on the JS thread: ${ms(fb.closeCall)})`,
+  );
   // bpftrace globs only with `*`: name the same 1,000 functions one by one.
   const probes = Array.from({ length: 1000 }, (_, i) => `uprobe:${binary}:many_${1000 + i}`).join(',');
   const script = `${probes} { @c = count(); } BEGIN { exit(); }`;
@@ -98,12 +108,12 @@ if (mode === 'uprobe') {
   }
 } else if (mode === 'kprobe') {
   obj = await load(path.join(root, 'bench/build/trivial.bpf.o'));
-  const all = compare('kprobe_multi, every function', () => obj.program('on_kprobe').attachKprobeMulti(), ['kprobe'], 3);
+  const all = await compare('kprobe_multi, every function', () => obj.program('on_kprobe').attachKprobeMulti(), ['kprobe'], 3);
   console.log(`skipped: ${all.link.skipped.length}: ${all.link.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}`);
 } else if (mode === 'tracing') {
   obj = await load(path.join(root, 'bench/build/trivial.bpf.o'));
   const p = obj.program('on_fentry');
-  const all = compare('tracing_multi, every function', () => p.attachTracingMulti(), ['tracing'], 3);
+  const all = await compare('tracing_multi, every function', () => p.attachTracingMulti(), ['tracing'], 3);
   console.log(`tracing_multi, every function: ${all.link.targets.length} attached, ${all.link.skipped.length} skipped`);
   const reasons = new Map();
   for (const sk of all.link.skipped) {
@@ -112,8 +122,8 @@ if (mode === 'uprobe') {
   }
   for (const [reason, n] of [...reasons].sort((a, b) => b[1] - a[1])) console.log(`  skipped ${String(n).padStart(5)}: ${reason}`);
   const first = all.link.targets.slice(0, 1000).map((t) => t.name);
-  const k = compare('tracing_multi, 1,000 functions', () => p.attachTracingMulti({ functions: first }), ['tracing']);
-  const fb = measure(() => p.attachTracingMulti({ functions: first, forceFallback: true }));
+  const k = await compare('tracing_multi, 1,000 functions', () => p.attachTracingMulti({ functions: first }), ['tracing']);
+  const fb = await measure(() => p.attachTracingMulti({ functions: first, forceFallback: true }));
   console.log(
     `fentry per function (fallback), ${fb.link.targets.length} functions: attach ${ms(fb.attach)}, detach ${ms(fb.detach)}; ` +
       `ratio fallback / tracing_multi: attach ${(fb.attach / k.attach).toFixed(1)}x, detach ${(fb.detach / k.detach).toFixed(1)}x`,
