@@ -118,6 +118,13 @@ const MAX_VAR_LINKAGE: u32 = 2;
 /// gives up after as many (its `MAX_RESOLVE_DEPTH`).
 const MAX_RESOLVE_DEPTH: usize = 32;
 
+/// The largest type, in bytes, whose size in bits fits in a u32 (aya-obj's CO-RE
+/// arithmetic multiplies sizes by 8 in 32 bits).
+const MAX_TYPE_SIZE: u64 = u32::MAX as u64 / 8;
+
+/// A BTF PTR's size on the 64-bit targets BPF has.
+const POINTER_SIZE: u64 = 8;
+
 // ---- BTF.ext ---------------------------------------------------------------------------
 
 /// magic, version, flags, hdr_len, func_info_off/len, line_info_off/len.
@@ -1001,58 +1008,70 @@ pub(crate) fn check_btf(btf: &[u8], file_offset: u64) -> Result<BtfSummary> {
         }
     }
 
-    // Pass 3: sizes aya-obj multiplies (array length × element size) fit in 32 bits, and
-    // chains of references end within its resolve depth (no cycles through typedefs).
-    for (id, t) in all.iter().enumerate().skip(1) {
-        let at = types_at + t.extra - BTF_TYPE_SIZE;
-        let (mut next, nelems) = match t.kind {
-            KIND_ARRAY => (
-                u32_at(types_bytes, t.extra).unwrap_or(0),
-                u32_at(types_bytes, t.extra + 8).unwrap_or(0),
-            ),
-            k if refers_to_type(k) && k != KIND_FUNC_PROTO && k != KIND_DECL_TAG => {
-                (t.size_or_type, 1)
-            }
-            _ => continue,
-        };
-        let mut depth = 0;
-        while let Some(n) = all.get(next as usize) {
-            if has_size(n.kind) {
-                if t.kind == KIND_ARRAY
-                    && u64::from(n.size_or_type) * u64::from(nelems) > u64::from(u32::MAX)
-                {
-                    return Err(err(
-                        S,
-                        at,
-                        format!(
-                            "type [{id}]: array of {nelems} × {} bytes exceeds 4 GiB",
-                            n.size_or_type
-                        ),
-                    ));
-                }
-                break;
-            }
-            // An inner array was (or will be) checked as an array of its own.
-            if n.kind == KIND_ARRAY || !refers_to_type(n.kind) || n.kind == KIND_FUNC_PROTO {
-                break;
-            }
-            next = n.size_or_type;
-            depth += 1;
-            if depth > MAX_RESOLVE_DEPTH {
-                return Err(err(
-                    S,
-                    at,
-                    format!(
-                        "type [{id}]: references go deeper than {MAX_RESOLVE_DEPTH} (a cycle?)"
-                    ),
-                ));
-            }
+    // Pass 3: chains of references end within aya-obj's resolve depth (no cycles through
+    // typedefs), and every type's size — arrays of arrays included — fits in 32 bits
+    // counted in bits, as aya-obj computes it (`size * 8` in u32 during CO-RE).
+    let mut sizes: Vec<Option<u64>> = vec![None; all.len()];
+    for id in 1..all.len() {
+        let at = types_at + all[id].extra - BTF_TYPE_SIZE;
+        let size = type_size(&all, types_bytes, id, &mut sizes, 0).ok_or_else(|| {
+            err(
+                S,
+                at,
+                format!("type [{id}]: references go deeper than {MAX_RESOLVE_DEPTH} (a cycle?)"),
+            )
+        })?;
+        if size > MAX_TYPE_SIZE {
+            return Err(err(
+                S,
+                at,
+                format!(
+                    "type [{id}]: {size} bytes, more than {MAX_TYPE_SIZE} (its size in bits must \
+                     fit in 32 bits)"
+                ),
+            ));
         }
     }
     Ok(BtfSummary {
         strings: strings_bytes.to_vec(),
         kinds: all.iter().map(|t| t.kind).collect(),
     })
+}
+
+/// A type's size in bytes (0 for types without one), memoized in `sizes`; `None` when
+/// its references go deeper than [`MAX_RESOLVE_DEPTH`]. Saturates rather than overflows:
+/// anything near the limit is refused by the caller anyway.
+fn type_size(
+    all: &[BtfType],
+    types: &[u8],
+    id: usize,
+    sizes: &mut [Option<u64>],
+    depth: usize,
+) -> Option<u64> {
+    if let Some(known) = sizes.get(id).copied().flatten() {
+        return Some(known);
+    }
+    if depth > MAX_RESOLVE_DEPTH {
+        return None;
+    }
+    let t = all.get(id)?;
+    let size = match t.kind {
+        k if has_size(k) => u64::from(t.size_or_type),
+        KIND_PTR => POINTER_SIZE,
+        KIND_ARRAY => {
+            let elem = u32_at(types, t.extra).unwrap_or(0) as usize;
+            let nelems = u64::from(u32_at(types, t.extra + 8).unwrap_or(0));
+            nelems.saturating_mul(type_size(all, types, elem, sizes, depth + 1)?)
+        }
+        k if refers_to_type(k) && k != KIND_FUNC_PROTO && k != KIND_DECL_TAG && k != KIND_FUNC => {
+            type_size(all, types, t.size_or_type as usize, sizes, depth + 1)?
+        }
+        _ => 0,
+    };
+    if let Some(slot) = sizes.get_mut(id) {
+        *slot = Some(size);
+    }
+    Some(size)
 }
 
 #[derive(Clone, Copy)]
@@ -1317,7 +1336,19 @@ mod tests {
         let e = check_btf(&btf(&huge, b"\0int\0"), 0)
             .err()
             .expect("refused");
-        assert!(e.message.contains("exceeds 4 GiB"), "{}", e.message);
+        assert!(e.message.contains("its size in bits"), "{}", e.message);
+
+        // Arrays of arrays: each fits, the whole does not.
+        let nested = [
+            words(&[1, KIND_INT << 24, 4, 32]),
+            words(&[0, KIND_ARRAY << 24, 0, 1, 1, 1 << 20]),
+            words(&[0, KIND_ARRAY << 24, 0, 2, 1, 1 << 10]),
+        ]
+        .concat();
+        let e = check_btf(&btf(&nested, b"\0int\0"), 0)
+            .err()
+            .expect("refused");
+        assert!(e.message.contains("type [3]"), "{}", e.message);
 
         let cycle = [
             words(&[0, KIND_TYPEDEF << 24, 2]),
