@@ -1,6 +1,9 @@
 // The misuse cases of issue 11, each as a user would write it: every one must give a
 // BpfError (or behave exactly), never abort, wrap, lose, duplicate, leak or freeze.
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 
@@ -29,6 +32,46 @@ async function produce(n: number): Promise<BpfObject> {
   link.close();
   return obj;
 }
+
+describe('malformed objects never end the process', () => {
+  const REGRESSIONS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'regressions');
+
+  it('every object that once crashed the loader is a BAD_OBJECT through load() and loadSync()', async () => {
+    const files = readdirSync(REGRESSIONS).filter((f) => f.endsWith('.o'));
+    expect(files.length).toBeGreaterThan(15);
+    for (const f of files) {
+      const e = await rejects(load(path.join(REGRESSIONS, f)));
+      expect({ f, code: e.code }).toEqual({ f, code: 'BAD_OBJECT' });
+      expect((await rejects(() => loadSync(path.join(REGRESSIONS, f)))).code).toBe('BAD_OBJECT');
+    }
+  });
+
+  it('truncated and bit-flipped objects load or fail with a BpfError, never INTERNAL', { timeout: 120_000 }, async () => {
+    let seed = 0x9e3779b9;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+      return seed % n;
+    };
+    const codes = new Map<string, number>();
+    for (let i = 0; i < 1000; i++) {
+      const m = Uint8Array.from(readFileSync(fixture(i % 2 ? 'trace.bpf.o' : 'ringbuf.bpf.o')));
+      const cut = i % 3 === 0 ? rand(m.length) : m.length;
+      for (let k = 0; k < 1 + rand(4); k++) m[rand(m.length)] ^= 1 << rand(8);
+      try {
+        const obj = await load(m.subarray(0, cut));
+        obj.close();
+        codes.set('loaded', (codes.get('loaded') ?? 0) + 1);
+      } catch (e) {
+        expect(e).toBeInstanceOf(BpfError);
+        const code = (e as BpfError).code;
+        expect(code).not.toBe('INTERNAL');
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      }
+    }
+    expect(codes.get('BAD_OBJECT')).toBeGreaterThan(100);
+    console.log(`1,000 mutants through load(): ${JSON.stringify(Object.fromEntries(codes))}`);
+  });
+});
 
 describe('numbers are checked where they enter', () => {
   it('codecs refuse what does not fit (RANGE, nothing written)', async () => {
