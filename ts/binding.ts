@@ -132,6 +132,12 @@ export interface Features {
 /** The feature table, in order. */
 export declare function featureTable(): Array<FeatureRow>
 
+/** A `.rodata`/`.data`/`.bss` variable. */
+export interface GlobalSpec {
+  name: string
+  size: number
+}
+
 /** Batch attach through kprobe_multi (one perf kprobe per function where the kernel lacks it). */
 export interface KprobeMultiOptions {
   /** A glob (`'vfs_*'`); with neither it nor `names` nor `addresses`: every traceable function. */
@@ -183,6 +189,10 @@ export interface LoadOptions {
   intGlobals?: Record<string, bigint>
   btfPath?: string
   pinPath?: string
+  /** Per map, what to change before it is created. */
+  maps?: Record<string, MapOptions>
+  /** Per program, what to change before loading. */
+  programs?: Record<string, ProgramOptions>
 }
 
 export interface MapDesc {
@@ -194,6 +204,24 @@ export interface MapDesc {
   flags: number
   percpu: boolean
   pinned?: string
+}
+
+/** A map's configuration before load (libbpf's `bpf_map__set_*`). */
+export interface MapOptions {
+  /**
+   * `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (a power of 2,
+   * a multiple of the page size).
+   */
+  maxEntries?: number
+}
+
+export interface MapSpec {
+  name: string
+  mapType: number
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  flags: number
 }
 
 export declare function missingCapabilities(): Array<string>
@@ -216,6 +244,19 @@ export interface MultiTarget {
   cookie: bigint
 }
 
+/** An object before load: what `open()` lists. */
+export interface ObjectSpec {
+  programs: Array<ProgramSpec>
+  maps: Array<MapSpec>
+  globals: Array<GlobalSpec>
+}
+
+/**
+ * Parses and checks an object without loading it (no kernel objects are made): its
+ * programs, maps and globals, off the JS thread.
+ */
+export declare function openObject(data: Uint8Array, options?: LoadOptions | undefined | null): Promise<ObjectSpec>
+
 export declare function possibleCpus(): number
 
 export interface ProgramDesc {
@@ -224,7 +265,22 @@ export interface ProgramDesc {
   progType: number
   expectedAttachType: number
   loaded: boolean
+  /** False when configured not to load (autoload off). */
+  autoload: boolean
   insnCount: number
+}
+
+/** A program's configuration before load (libbpf's `bpf_program__set_*`). */
+export interface ProgramOptions {
+  /** `bpf_program__set_autoload`: false leaves the program out of the load. */
+  autoload?: boolean
+}
+
+export interface ProgramSpec {
+  name: string
+  section: string
+  progType: number
+  expectedAttachType: number
 }
 
 /** Batch attach through tracing_multi (one fentry/fexit program per function where the kernel lacks it). */

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 
-import { bytes, options, str } from './check.js';
+import { bytes, MAX_ENTRIES, optNum, options, str } from './check.js';
 import { resolveCodec } from './codec.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
@@ -23,9 +23,51 @@ export interface LoadOptions {
   btfPath?: string;
   /** bpffs folder for maps declared with `LIBBPF_PIN_BY_NAME` (default `/sys/fs/bpf`). */
   pinPath?: string;
+  /**
+   * Per map, what to change before it is created: `{ counts: { maxEntries: 10240 } }`
+   * (libbpf's `bpf_map__set_max_entries`; a ring buffer's size in bytes).
+   */
+  maps?: Record<string, MapConfig>;
+  /**
+   * Per program, what to change before loading: `{ handle_fentry: { autoload: false } }`
+   * (libbpf's `bpf_program__set_autoload`).
+   */
+  programs?: Record<string, ProgramConfig>;
 }
 
-function nativeOptions(given: LoadOptions | undefined): binding.LoadOptions {
+export interface MapConfig {
+  maxEntries?: number;
+}
+
+export interface ProgramConfig {
+  autoload?: boolean;
+}
+
+function mapOptions(maps: Record<string, MapConfig> | undefined): binding.LoadOptions['maps'] {
+  if (maps === undefined) return undefined;
+  return Object.fromEntries(
+    Object.entries(options('maps', maps)).map(([name, c]) => {
+      const config = options(`map '${name}' options`, c, true);
+      return [name, { maxEntries: optNum(`map '${name}' maxEntries`, config.maxEntries, MAX_ENTRIES) }];
+    }),
+  );
+}
+
+function programOptions(programs: Record<string, ProgramConfig> | undefined): binding.LoadOptions['programs'] {
+  if (programs === undefined) return undefined;
+  return Object.fromEntries(
+    Object.entries(options('programs', programs)).map(([name, c]) => {
+      const { autoload } = options(`program '${name}' options`, c, true);
+      if (autoload !== undefined && typeof autoload !== 'boolean') {
+        throw new BpfError('EINVAL', `program '${name}' autoload must be a boolean, got ${typeof autoload}`, { program: name });
+      }
+      return [name, { autoload }];
+    }),
+  );
+}
+
+/** @internal */
+export function nativeOptions(given: LoadOptions | undefined): binding.LoadOptions {
   const o = options('load options', given);
   const globals: Record<string, Uint8Array> = {};
   const intGlobals: Record<string, bigint> = {};
@@ -48,6 +90,8 @@ function nativeOptions(given: LoadOptions | undefined): binding.LoadOptions {
     intGlobals,
     btfPath: o.btfPath === undefined ? undefined : str('btfPath', o.btfPath),
     pinPath: o.pinPath === undefined ? undefined : str('pinPath', o.pinPath),
+    maps: mapOptions(o.maps),
+    programs: programOptions(o.programs),
   };
 }
 
@@ -165,7 +209,7 @@ export class BpfObject implements Disposable {
 }
 
 /** The subject of a load's errors: the file, when it came from one. */
-const subject = (source: unknown) => (typeof source === 'string' ? { path: source } : {});
+export const subject = (source: unknown) => (typeof source === 'string' ? { path: source } : {});
 
 /** Loads a BPF object (a path, or its bytes) off the JS thread. */
 export async function load(source: string | Uint8Array, options?: LoadOptions): Promise<BpfObject> {
@@ -188,7 +232,8 @@ function fileError(path: string, e: unknown): BpfError {
   return new BpfError('EIO', `reading BPF object '${path}': ${err.message}`, details);
 }
 
-async function readBytes(path: string): Promise<Uint8Array> {
+/** @internal */
+export async function readBytes(path: string): Promise<Uint8Array> {
   try {
     return await readFile(path);
   } catch (e) {
@@ -196,7 +241,8 @@ async function readBytes(path: string): Promise<Uint8Array> {
   }
 }
 
-function readBytesSync(path: string): Uint8Array {
+/** @internal */
+export function readBytesSync(path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (e) {

@@ -136,6 +136,8 @@ export class Program {
   readonly expectedAttachType: number;
   /** False for tracing programs whose SEC() names no target: they load on attach. */
   readonly loaded: boolean;
+  /** False when configured not to load (`programs: { name: { autoload: false } }`). */
+  readonly autoload: boolean;
   #obj: ProgramOwner;
 
   /** @internal */
@@ -146,6 +148,7 @@ export class Program {
     this.progType = d.progType;
     this.expectedAttachType = d.expectedAttachType;
     this.loaded = d.loaded;
+    this.autoload = d.autoload;
   }
 
   #link(f: (o: NativeObject) => NativeLink): Link {

@@ -18,7 +18,10 @@ pub mod tracefs;
 
 pub use attach::Link;
 pub use error::{Code, Error, Result};
-pub use loader::{load, load_file, parse, GlobalValue, LoadOptions, Object, Parsed};
+pub use loader::{
+    load, load_file, parse, GlobalValue, LoadOptions, MapConfig, MapSpec, Object, Parsed,
+    ProgramConfig, ProgramSpec, Spec,
+};
 pub use maps::Map;
 pub use program::Program;
 pub use ringbuf::RingBuf;

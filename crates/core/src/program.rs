@@ -31,6 +31,8 @@ pub struct Program {
     /// The instance loaded with the object; `None` for tracing programs whose SEC()
     /// names no target: those are loaded when attached.
     fd: Option<OwnedFd>,
+    /// `false` when configured not to load (libbpf's autoload): never loaded or attached.
+    pub autoload: bool,
 }
 
 /// Where a tracing program attaches, resolved to BTF before loading.
@@ -67,11 +69,13 @@ impl Program {
             kern_version: parts.kern_version,
             btf_fd: parts.btf_fd,
             fd: None,
+            autoload: true,
         }
     }
 
     /// The fd of the instance loaded with the object.
     pub fn fd(&self) -> Result<BorrowedFd<'_>> {
+        self.check_autoload()?;
         self.fd.as_ref().map(|fd| fd.as_fd()).ok_or_else(|| {
             Error::new(
                 Code::Einval,
@@ -82,6 +86,20 @@ impl Program {
                 ),
             )
         })
+    }
+
+    /// A program configured with autoload off is not loaded, and not loaded later either.
+    pub fn check_autoload(&self) -> Result<()> {
+        if self.autoload {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::Einval,
+            format!(
+                "program '{}' (SEC \"{}\") was not loaded: autoload is off for it",
+                self.name, self.section
+            ),
+        ))
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -106,6 +124,7 @@ impl Program {
         expected_attach_type: u32,
         target: &BtfTarget,
     ) -> Result<OwnedFd> {
+        self.check_autoload()?;
         let mut attr = ProgLoadAttr {
             prog_type: self.spec.prog_type,
             insn_cnt: self.insns.len() as u32,

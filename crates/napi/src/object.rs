@@ -58,6 +58,113 @@ pub fn load_object_sync(
     Ok(NativeObject::new(obj, opts.btf_path))
 }
 
+/// An object before load: what `open()` lists.
+#[napi(object)]
+pub struct ObjectSpec {
+    pub programs: Vec<ProgramSpec>,
+    pub maps: Vec<MapSpec>,
+    pub globals: Vec<GlobalSpec>,
+}
+
+#[napi(object)]
+pub struct ProgramSpec {
+    pub name: String,
+    pub section: String,
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+}
+
+#[napi(object)]
+pub struct MapSpec {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+/// A `.rodata`/`.data`/`.bss` variable.
+#[napi(object)]
+pub struct GlobalSpec {
+    pub name: String,
+    pub size: u32,
+}
+
+impl From<core::Spec> for ObjectSpec {
+    fn from(s: core::Spec) -> Self {
+        ObjectSpec {
+            programs: s
+                .programs
+                .into_iter()
+                .map(|p| ProgramSpec {
+                    name: p.name,
+                    section: p.section,
+                    prog_type: p.prog_type,
+                    expected_attach_type: p.expected_attach_type,
+                })
+                .collect(),
+            maps: s
+                .maps
+                .into_iter()
+                .map(|m| MapSpec {
+                    name: m.name,
+                    map_type: m.map_type,
+                    key_size: m.key_size,
+                    value_size: m.value_size,
+                    max_entries: m.max_entries,
+                    flags: m.flags,
+                })
+                .collect(),
+            globals: s
+                .globals
+                .into_iter()
+                .map(|(name, size)| GlobalSpec {
+                    name,
+                    size: u32::try_from(size).unwrap_or(u32::MAX),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub struct OpenTask {
+    data: Vec<u8>,
+    opts: Outcome<core::LoadOptions>,
+}
+
+impl Task for OpenTask {
+    type Output = Outcome<ObjectSpec>;
+    type JsValue = ObjectSpec;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let ctx = Ctx::op("open");
+        Ok(match &self.opts {
+            Ok(opts) => catch(&ctx, || {
+                core::parse(&self.data, opts)?
+                    .describe()
+                    .map(ObjectSpec::from)
+            }),
+            Err(f) => Err(ctx.fail(f.error.clone())),
+        })
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<ObjectSpec> {
+        out.map_err(|f| to_js(&env, f))
+    }
+}
+
+/// Parses and checks an object without loading it (no kernel objects are made): its
+/// programs, maps and globals, off the JS thread.
+#[napi(ts_return_type = "Promise<ObjectSpec>")]
+pub fn open_object(data: Uint8Array, options: Option<LoadOptions>) -> AsyncTask<OpenTask> {
+    let ctx = Ctx::op("open");
+    AsyncTask::new(OpenTask {
+        data: data.to_vec(),
+        opts: LoadOptions::to_core(options).map_err(|e| ctx.fail(e)),
+    })
+}
+
 #[napi(object)]
 pub struct ProgramDesc {
     pub name: String,
@@ -65,6 +172,8 @@ pub struct ProgramDesc {
     pub prog_type: u32,
     pub expected_attach_type: u32,
     pub loaded: bool,
+    /// False when configured not to load (autoload off).
+    pub autoload: bool,
     pub insn_count: u32,
 }
 
@@ -141,6 +250,7 @@ impl NativeObject {
                     prog_type: p.spec.prog_type,
                     expected_attach_type: p.spec.expected_attach_type,
                     loaded: p.is_loaded(),
+                    autoload: p.autoload,
                     insn_count: p.insn_count() as u32,
                 })
                 .collect())

@@ -2,6 +2,8 @@
 //! TypeScript type), each number checked where it enters: a value out of its range is a
 //! `RANGE` error naming the parameter, never a wrapped or truncated number.
 
+use std::collections::HashMap;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use nodebpf_core as core;
@@ -87,11 +89,30 @@ pub fn selection(pattern: &Option<String>, names: &Option<Vec<String>>) -> Optio
 #[napi(object)]
 pub struct LoadOptions {
     /// Byte globals, exactly the variable's size.
-    pub globals: Option<std::collections::HashMap<String, Uint8Array>>,
+    pub globals: Option<HashMap<String, Uint8Array>>,
     /// Integer globals, checked against the variable's BTF size and signedness.
-    pub int_globals: Option<std::collections::HashMap<String, BigInt>>,
+    pub int_globals: Option<HashMap<String, BigInt>>,
     pub btf_path: Option<String>,
     pub pin_path: Option<String>,
+    /// Per map, what to change before it is created.
+    pub maps: Option<HashMap<String, MapOptions>>,
+    /// Per program, what to change before loading.
+    pub programs: Option<HashMap<String, ProgramOptions>>,
+}
+
+/// A map's configuration before load (libbpf's `bpf_map__set_*`).
+#[napi(object)]
+pub struct MapOptions {
+    /// `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (a power of 2,
+    /// a multiple of the page size).
+    pub max_entries: Option<u32>,
+}
+
+/// A program's configuration before load (libbpf's `bpf_program__set_*`).
+#[napi(object)]
+pub struct ProgramOptions {
+    /// `bpf_program__set_autoload`: false leaves the program out of the load.
+    pub autoload: Option<bool>,
 }
 
 impl LoadOptions {
@@ -113,6 +134,30 @@ impl LoadOptions {
             globals,
             btf_path: o.btf_path.map(Into::into),
             pin_path: o.pin_path.map(Into::into),
+            maps: o
+                .maps
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, m)| {
+                    let config = core::MapConfig {
+                        max_entries: m.max_entries,
+                    };
+                    (name, config)
+                })
+                .collect(),
+            programs: o
+                .programs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, p)| {
+                    (
+                        name,
+                        core::ProgramConfig {
+                            autoload: p.autoload,
+                        },
+                    )
+                })
+                .collect(),
         })
     }
 }

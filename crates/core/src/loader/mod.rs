@@ -40,6 +40,41 @@ pub struct LoadOptions {
     /// bpffs folder for maps declared with `pinning = LIBBPF_PIN_BY_NAME`
     /// (default `/sys/fs/bpf`, like libbpf).
     pub pin_path: Option<PathBuf>,
+    /// Per map, by name, what to change before it is created (libbpf's
+    /// `bpf_map__set_max_entries`).
+    pub maps: HashMap<String, MapConfig>,
+    /// Per program, by name, what to change before loading (libbpf's
+    /// `bpf_program__set_autoload`).
+    pub programs: HashMap<String, ProgramConfig>,
+}
+
+/// A map's configuration before it is created.
+#[derive(Default, Clone, Debug)]
+pub struct MapConfig {
+    pub max_entries: Option<u32>,
+}
+
+/// A program's configuration before it is loaded.
+#[derive(Default, Clone, Debug)]
+pub struct ProgramConfig {
+    /// `false`: listed, not loaded (attaching it says so). Default `true`.
+    pub autoload: Option<bool>,
+}
+
+/// Names in `configured` that are not in `present`: `ENOENT` naming the first and what
+/// there is.
+fn check_configured<'a>(
+    what: &str,
+    mut configured: impl Iterator<Item = &'a String>,
+    present: &[String],
+) -> Result<()> {
+    match configured.find(|n| !present.contains(n)) {
+        Some(name) => Err(enoent(format!(
+            "no {what} named '{name}' to configure; {what}s: {}",
+            present.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub struct Object {
@@ -80,6 +115,33 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Object> {
     load(&data, opts)
 }
 
+/// An object before load: what `open()` lists and the configuration can change.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub programs: Vec<ProgramSpec>,
+    pub maps: Vec<MapSpec>,
+    /// `.rodata`/`.data`/`.bss` variables and their sizes, by name.
+    pub globals: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProgramSpec {
+    pub name: String,
+    pub section: String,
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MapSpec {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
 /// What the no-kernel stage makes of an object: checked ([`validate`]), section names
 /// remapped, kfunc calls linked, parsed by aya-obj, globals set, BTF fixed up and CO-RE
 /// relocated. Nothing in it has touched the kernel (kernel BTF is read from a file).
@@ -103,6 +165,47 @@ impl Parsed {
         let mut names: Vec<String> = self.obj.maps.keys().cloned().collect();
         names.sort();
         names
+    }
+
+    /// The object before load, as `open()` shows it: programs, maps and globals.
+    pub fn describe(&self) -> Result<Spec> {
+        let mut programs = Vec::new();
+        for name in self.program_names() {
+            let (section, spec, _) = program_parts(&self.obj, &self.sections, &name)?;
+            programs.push(ProgramSpec {
+                name,
+                section,
+                prog_type: spec.prog_type,
+                expected_attach_type: spec.expected_attach_type,
+            });
+        }
+        let maps = self
+            .map_names()
+            .into_iter()
+            .filter_map(|name| {
+                let m = self.obj.maps.get(&name)?;
+                Some(MapSpec {
+                    map_type: m.map_type(),
+                    key_size: m.key_size(),
+                    value_size: m.value_size(),
+                    max_entries: m.max_entries(),
+                    flags: m.map_flags(),
+                    name,
+                })
+            })
+            .collect();
+        let mut globals: Vec<(String, u64)> = self
+            .sections
+            .data_symbol_sizes
+            .iter()
+            .map(|(n, s)| (n.clone(), *s))
+            .collect();
+        globals.sort();
+        Ok(Spec {
+            programs,
+            maps,
+            globals,
+        })
     }
 
     /// Size of the object BTF the loader would give the kernel (0 without BTF).
@@ -247,9 +350,24 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         })),
     };
 
+    let map_names: Vec<String> = obj.maps.keys().cloned().collect();
+    check_configured("map", opts.maps.keys(), &map_names)?;
+    let program_names: Vec<String> = obj.programs.keys().cloned().collect();
+    check_configured("program", opts.programs.keys(), &program_names)?;
+
     let mut maps = Vec::new();
     let mut map_objs = Vec::new();
-    for (name, map_obj) in obj.maps.drain() {
+    for (name, mut map_obj) in obj.maps.drain() {
+        if let Some(n) = opts.maps.get(&name).and_then(|c| c.max_entries) {
+            if n == 0 {
+                return Err(Error::range(
+                    &format!("map '{name}' maxEntries"),
+                    n,
+                    "1..=2^32-1",
+                ));
+            }
+            map_obj.set_max_entries(n);
+        }
         let map = create_map(&name, &map_obj, btf_fd.as_deref(), opts)?;
         map_objs.push((name, map_obj));
         maps.push(map);
@@ -284,7 +402,12 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             kern_version: prog.kernel_version.unwrap_or(0),
             btf_fd: btf_fd.clone(),
         });
-        load_eagerly(&mut program, opts)?;
+        let autoload = opts.programs.get(&program.name).and_then(|c| c.autoload);
+        if autoload == Some(false) {
+            program.autoload = false;
+        } else {
+            load_eagerly(&mut program, opts)?;
+        }
         programs.push(program);
     }
     Ok(Object {

@@ -1,0 +1,77 @@
+// open → configure → load, the way libbpf's front-ends do it: autoload off for a program
+// the kernel would refuse, max_entries set at run time, checked names and numbers.
+import { describe, expect, it } from 'vitest';
+
+import { BpfError, load, open } from '../dist/index.js';
+import { fixture, openFds } from './helpers.js';
+
+async function rejects(p: Promise<unknown> | (() => unknown)): Promise<BpfError> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    expect(e).toBeInstanceOf(BpfError);
+    return e as BpfError;
+  }
+  throw new Error('did not throw');
+}
+
+describe('open → configure → load', () => {
+  it('open() lists programs, maps and globals and makes no kernel object', async () => {
+    const before = openFds();
+    const o = await open(fixture('ringbuf.bpf.o'));
+    expect(openFds()).toBe(before);
+    expect(o.programs.map((p) => [p.name, p.section, p.autoload])).toEqual([['produce', 'tp/syscalls/sys_enter_getppid', true]]);
+    expect(o.map('records')).toMatchObject({ mapType: 27, maxEntries: 1 << 20 });
+    expect(o.globals).toEqual(
+      expect.arrayContaining([
+        { name: 'target_tgid', size: 4 },
+        { name: 'per_trigger', size: 4 },
+        { name: 'produced', size: 8 },
+      ]),
+    );
+  });
+
+  it('max_entries set before load is what the kernel creates (a ring buffer sized at run time)', async () => {
+    const o = await open(fixture('ringbuf.bpf.o'));
+    o.map('records').maxEntries = 16384;
+    await using obj = await o.load({ globals: { per_trigger: 3 } });
+    expect(obj.maps.find((m) => m.name === 'records')?.maxEntries).toBe(16384);
+
+    await using small = await load(fixture('maps.bpf.o'), { maps: { hash: { maxEntries: 3 } } });
+    const hash = small.map<number, bigint>('hash', { key: 'u32', value: 'u64' });
+    for (const k of [1, 2, 3]) hash.set(k, BigInt(k));
+    const full = await rejects(() => hash.set(4, 4n));
+    expect(full.map).toBe('hash');
+    expect(hash.keys().sort()).toEqual([1, 2, 3]);
+  });
+
+  it('autoload off leaves out a program the verifier would refuse; attaching it says why', async () => {
+    expect((await rejects(load(fixture('bad.bpf.o')))).code).toBe('VERIFIER');
+    const o = await open(fixture('bad.bpf.o'));
+    o.program('unchecked').autoload = false;
+    await using obj = await o.load();
+    const p = obj.program('unchecked');
+    expect([p.loaded, p.autoload]).toEqual([false, false]);
+    const e = await rejects(() => p.attach());
+    expect(e).toMatchObject({ code: 'EINVAL', program: 'unchecked' });
+    expect(e.message).toContain('autoload is off');
+    // The same through load()'s options.
+    await using again = await load(fixture('bad.bpf.o'), { programs: { unchecked: { autoload: false } } });
+    expect(again.program('unchecked').loaded).toBe(false);
+  });
+
+  it('configuration is checked: names, numbers, types', async () => {
+    const missing = await rejects(load(fixture('maps.bpf.o'), { maps: { nope: { maxEntries: 1 } } }));
+    expect(missing.code).toBe('ENOENT');
+    expect(missing.message).toContain("no map named 'nope'");
+    expect((await rejects(load(fixture('bad.bpf.o'), { programs: { nope: { autoload: false } } }))).code).toBe('ENOENT');
+    for (const n of [0, -1, 1.5, NaN, 2 ** 32]) {
+      expect((await rejects(load(fixture('maps.bpf.o'), { maps: { hash: { maxEntries: n } } }))).code).toBe('RANGE');
+    }
+    const o = await open(fixture('maps.bpf.o'));
+    expect((await rejects(() => (o.map('hash').maxEntries = -5))).code).toBe('RANGE');
+    expect((await rejects(() => o.map('nope'))).code).toBe('ENOENT');
+    expect((await rejects(load(fixture('bad.bpf.o'), { programs: { unchecked: { autoload: 'no' as unknown as boolean } } }))).code).toBe('EINVAL');
+    expect((await rejects(open(new Uint8Array([1, 2, 3])))).code).toBe('BAD_OBJECT');
+  });
+});

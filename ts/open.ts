@@ -1,0 +1,124 @@
+// The spec stage, as libbpf users know it: open → configure → load. `open()` parses and
+// checks an object without making any kernel object; its programs and maps are then
+// configured (autoload, max_entries) and `load()` makes a `BpfObject` of it.
+import { bytes, MAX_ENTRIES, num } from './check.js';
+import { BpfError, nativeAsync } from './errors.js';
+import { addon } from './native.js';
+import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type LoadOptions } from './object.js';
+import type { GlobalSpec, MapSpec, ProgramSpec } from './binding.js';
+
+/** A program before load. */
+export class OpenProgram {
+  readonly name: string;
+  readonly section: string;
+  readonly progType: number;
+  readonly expectedAttachType: number;
+  /** `false` leaves the program out of the load (libbpf's `bpf_program__set_autoload`). */
+  autoload = true;
+
+  /** @internal */
+  constructor(p: ProgramSpec) {
+    this.name = p.name;
+    this.section = p.section;
+    this.progType = p.progType;
+    this.expectedAttachType = p.expectedAttachType;
+  }
+}
+
+/** A map before it is created. */
+export class OpenMap {
+  readonly name: string;
+  readonly mapType: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly flags: number;
+  #maxEntries: number;
+  #changed = false;
+
+  /** @internal */
+  constructor(m: MapSpec) {
+    this.name = m.name;
+    this.mapType = m.mapType;
+    this.keySize = m.keySize;
+    this.valueSize = m.valueSize;
+    this.flags = m.flags;
+    this.#maxEntries = m.maxEntries;
+  }
+
+  /** libbpf's `bpf_map__set_max_entries` (a ring buffer's size in bytes). Checked when set. */
+  get maxEntries(): number {
+    return this.#maxEntries;
+  }
+
+  set maxEntries(n: number) {
+    this.#maxEntries = num(`map '${this.name}' maxEntries`, n, MAX_ENTRIES);
+    this.#changed = true;
+  }
+
+  /** @internal */
+  get changed(): boolean {
+    return this.#changed;
+  }
+}
+
+/** An opened, not yet loaded object: configure it, then `load()`. */
+export class OpenObject {
+  readonly programs: OpenProgram[];
+  readonly maps: OpenMap[];
+  /** `.rodata`/`.data`/`.bss` variables (set them with `load({ globals })`). */
+  readonly globals: GlobalSpec[];
+  #data: Uint8Array;
+  #options: LoadOptions;
+
+  /** @internal */
+  constructor(data: Uint8Array, options: LoadOptions, spec: { programs: ProgramSpec[]; maps: MapSpec[]; globals: GlobalSpec[] }) {
+    this.#data = data;
+    this.#options = options;
+    this.programs = spec.programs.map((p) => new OpenProgram(p));
+    this.maps = spec.maps.map((m) => new OpenMap(m));
+    this.globals = spec.globals;
+  }
+
+  program(name: string): OpenProgram {
+    const p = this.programs.find((x) => x.name === name);
+    if (!p) throw new BpfError('ENOENT', `no program named '${name}'; programs: ${this.programs.map((x) => x.name).join(', ')}`, { program: name });
+    return p;
+  }
+
+  map(name: string): OpenMap {
+    const m = this.maps.find((x) => x.name === name);
+    if (!m) throw new BpfError('ENOENT', `no map named '${name}'; maps: ${this.maps.map((x) => x.name).join(', ')}`, { map: name });
+    return m;
+  }
+
+  /** The configuration so far, merged with `extra` (whose entries win), as load options. */
+  #configured(extra: LoadOptions = {}): LoadOptions {
+    const maps = Object.fromEntries(this.maps.filter((m) => m.changed).map((m) => [m.name, { maxEntries: m.maxEntries }]));
+    const programs = Object.fromEntries(this.programs.filter((p) => !p.autoload).map((p) => [p.name, { autoload: false }]));
+    return {
+      ...this.#options,
+      ...extra,
+      maps: { ...maps, ...extra.maps },
+      programs: { ...programs, ...extra.programs },
+    };
+  }
+
+  /** Loads the object as configured; `options` adds `globals` (and may override the rest). */
+  load(options?: LoadOptions): Promise<BpfObject> {
+    return load(this.#data, this.#configured(options));
+  }
+
+  loadSync(options?: LoadOptions): BpfObject {
+    return loadSync(this.#data, this.#configured(options));
+  }
+}
+
+/**
+ * Parses and checks a BPF object (a path, or its bytes) without loading anything into the
+ * kernel: its programs, maps and globals, to configure before `load()`.
+ */
+export async function open(source: string | Uint8Array, options: LoadOptions = {}): Promise<OpenObject> {
+  const data = typeof source === 'string' ? await readBytes(source) : bytes('the BPF object', source);
+  const spec = await nativeAsync(() => addon.openObject(data, nativeOptions(options)), { ...subject(source), operation: 'open' });
+  return new OpenObject(data, options, spec);
+}
