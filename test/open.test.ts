@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { BpfError, load, open } from '../dist/index.js';
-import { fixture, openFds } from './helpers.js';
+import { fixture, kernelFeatures, openFds, syscalls } from './helpers.js';
 
 async function rejects(p: Promise<unknown> | (() => unknown)): Promise<BpfError> {
   try {
@@ -73,5 +73,34 @@ describe('open → configure → load', () => {
     expect((await rejects(() => o.map('nope'))).code).toBe('ENOENT');
     expect((await rejects(load(fixture('bad.bpf.o'), { programs: { unchecked: { autoload: 'no' as unknown as boolean } } }))).code).toBe('EINVAL');
     expect((await rejects(open(new Uint8Array([1, 2, 3])))).code).toBe('BAD_OBJECT');
+  });
+});
+
+describe('maps sized at run time, as libbpf-tools front-ends do', () => {
+  it('a stack map and a hash declared without sizes load once configured, and count kernel stacks', async () => {
+    // Unconfigured, the kernel refuses the empty stack map.
+    expect((await rejects(load(fixture('configure.bpf.o'), { programs: { only_with_trampolines: { autoload: false } } }))).code).toBe('EINVAL');
+    const child = syscalls('getppid', 5);
+    const o = await open(fixture('configure.bpf.o'));
+    expect([o.map('stacks').maxEntries, o.map('stacks').valueSize, o.map('counts').maxEntries]).toEqual([0, 0, 0]);
+    o.map('stacks').maxEntries = 1024;
+    o.map('stacks').valueSize = 127 * 8; // perf_event_max_stack frames of 8 bytes
+    o.map('counts').maxEntries = 64;
+    // libbpf-tools turn the fentry variant off where the kernel has no trampolines.
+    if (!kernelFeatures.fentry) o.program('only_with_trampolines').autoload = false;
+    await using obj = await o.load({ globals: { target_tgid: child.pid } });
+    expect(obj.maps.find((m) => m.name === 'stacks')).toMatchObject({ maxEntries: 1024, valueSize: 1016 });
+    const link = obj.program('count_stacks').attach();
+    await child.run();
+    await link.closeAsync();
+    const counts = obj.map<number, bigint>('counts', { key: 'u32', value: 'u64' });
+    const ids = counts.keys();
+    // One code path in the kernel: every getppid has the same kernel stack.
+    expect(ids.length).toBe(1);
+    expect(counts.get(ids[0])).toBe(5n);
+    const frames = obj.map('stacks').get(new Uint8Array(new Uint32Array([ids[0]]).buffer)) as Uint8Array;
+    const addrs = new BigUint64Array(frames.buffer, frames.byteOffset, frames.byteLength / 8).filter((a) => a !== 0n);
+    expect(addrs.length).toBeGreaterThan(2);
+    for (const a of addrs) expect(a >> 48n).toBe(0xffffn); // kernel text
   });
 });

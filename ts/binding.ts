@@ -213,6 +213,8 @@ export interface MapOptions {
    * a multiple of the page size).
    */
   maxEntries?: number
+  /** `bpf_map__set_value_size`. */
+  valueSize?: number
 }
 
 export interface MapSpec {

@@ -37,6 +37,8 @@ export interface LoadOptions {
 
 export interface MapConfig {
   maxEntries?: number;
+  /** libbpf's `bpf_map__set_value_size` (e.g. a stack map sized for the stack depth). */
+  valueSize?: number;
 }
 
 export interface ProgramConfig {
@@ -48,7 +50,13 @@ function mapOptions(maps: Record<string, MapConfig> | undefined): binding.LoadOp
   return Object.fromEntries(
     Object.entries(options('maps', maps)).map(([name, c]) => {
       const config = options(`map '${name}' options`, c, true);
-      return [name, { maxEntries: optNum(`map '${name}' maxEntries`, config.maxEntries, MAX_ENTRIES) }];
+      return [
+        name,
+        {
+          maxEntries: optNum(`map '${name}' maxEntries`, config.maxEntries, MAX_ENTRIES),
+          valueSize: optNum(`map '${name}' valueSize`, config.valueSize, MAX_ENTRIES),
+        },
+      ];
     }),
   );
 }

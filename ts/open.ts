@@ -30,19 +30,20 @@ export class OpenMap {
   readonly name: string;
   readonly mapType: number;
   readonly keySize: number;
-  readonly valueSize: number;
   readonly flags: number;
   #maxEntries: number;
-  #changed = false;
+  #valueSize: number;
+  /** What was set, as load options. */
+  #config: { maxEntries?: number; valueSize?: number } = {};
 
   /** @internal */
   constructor(m: MapSpec) {
     this.name = m.name;
     this.mapType = m.mapType;
     this.keySize = m.keySize;
-    this.valueSize = m.valueSize;
     this.flags = m.flags;
     this.#maxEntries = m.maxEntries;
+    this.#valueSize = m.valueSize;
   }
 
   /** libbpf's `bpf_map__set_max_entries` (a ring buffer's size in bytes). Checked when set. */
@@ -52,12 +53,22 @@ export class OpenMap {
 
   set maxEntries(n: number) {
     this.#maxEntries = num(`map '${this.name}' maxEntries`, n, MAX_ENTRIES);
-    this.#changed = true;
+    this.#config.maxEntries = this.#maxEntries;
   }
 
-  /** @internal */
-  get changed(): boolean {
-    return this.#changed;
+  /** libbpf's `bpf_map__set_value_size`. Checked when set. */
+  get valueSize(): number {
+    return this.#valueSize;
+  }
+
+  set valueSize(n: number) {
+    this.#valueSize = num(`map '${this.name}' valueSize`, n, MAX_ENTRIES);
+    this.#config.valueSize = this.#valueSize;
+  }
+
+  /** @internal What was configured, as load options (undefined when nothing was). */
+  get config(): { maxEntries?: number; valueSize?: number } | undefined {
+    return Object.keys(this.#config).length > 0 ? { ...this.#config } : undefined;
   }
 }
 
@@ -93,7 +104,7 @@ export class OpenObject {
 
   /** The configuration so far, merged with `extra` (whose entries win), as load options. */
   #configured(extra: LoadOptions = {}): LoadOptions {
-    const maps = Object.fromEntries(this.maps.filter((m) => m.changed).map((m) => [m.name, { maxEntries: m.maxEntries }]));
+    const maps = Object.fromEntries(this.maps.flatMap((m) => (m.config ? [[m.name, m.config]] : [])));
     const programs = Object.fromEntries(this.programs.filter((p) => !p.autoload).map((p) => [p.name, { autoload: false }]));
     return {
       ...this.#options,

@@ -106,6 +106,8 @@ pub struct MapOptions {
     /// `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (a power of 2,
     /// a multiple of the page size).
     pub max_entries: Option<u32>,
+    /// `bpf_map__set_value_size`.
+    pub value_size: Option<u32>,
 }
 
 /// A program's configuration before load (libbpf's `bpf_program__set_*`).
@@ -141,6 +143,7 @@ impl LoadOptions {
                 .map(|(name, m)| {
                     let config = core::MapConfig {
                         max_entries: m.max_entries,
+                        value_size: m.value_size,
                     };
                     (name, config)
                 })

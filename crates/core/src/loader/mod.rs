@@ -52,6 +52,8 @@ pub struct LoadOptions {
 #[derive(Default, Clone, Debug)]
 pub struct MapConfig {
     pub max_entries: Option<u32>,
+    /// libbpf's `bpf_map__set_value_size` (e.g. a stack map sized for the stack depth).
+    pub value_size: Option<u32>,
 }
 
 /// A program's configuration before it is loaded.
@@ -358,15 +360,21 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     let mut maps = Vec::new();
     let mut map_objs = Vec::new();
     for (name, mut map_obj) in obj.maps.drain() {
-        if let Some(n) = opts.maps.get(&name).and_then(|c| c.max_entries) {
-            if n == 0 {
-                return Err(Error::range(
-                    &format!("map '{name}' maxEntries"),
-                    n,
-                    "1..=2^32-1",
-                ));
+        let config = opts.maps.get(&name).cloned().unwrap_or_default();
+        for (param, value) in [
+            ("maxEntries", config.max_entries),
+            ("valueSize", config.value_size),
+        ] {
+            if value == Some(0) {
+                let param = format!("map '{name}' {param}");
+                return Err(Error::range(&param, 0, "1..=2^32-1"));
             }
+        }
+        if let Some(n) = config.max_entries {
             map_obj.set_max_entries(n);
+        }
+        if let Some(n) = config.value_size {
+            map_obj.set_value_size(n);
         }
         let map = create_map(&name, &map_obj, btf_fd.as_deref(), opts)?;
         map_objs.push((name, map_obj));
