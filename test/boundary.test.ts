@@ -8,17 +8,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 
 import { BpfError, load, loadSync, type BpfObject } from '../dist/index.js';
-import { Child, fixture, openFds, syscalls } from './helpers.js';
+import { Child, fixture, openFds, rejects, syscalls } from './helpers.js';
 
-async function rejects(p: Promise<unknown> | (() => unknown)): Promise<BpfError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    expect(e).toBeInstanceOf(BpfError);
-    return e as BpfError;
-  }
-  throw new Error('did not throw');
-}
 
 const seqs = (records: Iterable<Uint8Array>) =>
   [...records].map((r) => new DataView(r.buffer, r.byteOffset, r.byteLength).getBigUint64(0, true));

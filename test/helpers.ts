@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { features, type RingBuffer } from '../dist/index.js';
+import { BpfError, features, type RingBuffer } from '../dist/index.js';
 
 export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'build');
 export const fixture = (name: string) => path.join(FIXTURES, name);
@@ -83,4 +83,15 @@ export async function waitFor(what: string, condition: () => boolean, deadlineMs
     if (performance.now() > deadline) throw new Error(`waited ${deadlineMs} ms for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** The BpfError a call or promise fails with; fails the test when it does not. */
+export async function rejects(p: Promise<unknown> | (() => unknown)): Promise<BpfError> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    if (!(e instanceof BpfError)) throw e;
+    return e;
+  }
+  throw new Error('did not throw');
 }

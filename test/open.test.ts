@@ -3,17 +3,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { BpfError, load, open } from '../dist/index.js';
-import { fixture, kernelFeatures, openFds, syscalls } from './helpers.js';
+import { fixture, kernelFeatures, openFds, rejects, syscalls } from './helpers.js';
 
-async function rejects(p: Promise<unknown> | (() => unknown)): Promise<BpfError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    expect(e).toBeInstanceOf(BpfError);
-    return e as BpfError;
-  }
-  throw new Error('did not throw');
-}
 
 describe('open → configure → load', () => {
   it('open() lists programs, maps and globals and makes no kernel object', async () => {

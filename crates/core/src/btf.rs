@@ -144,3 +144,26 @@ pub fn module_btf_fd(module: &str) -> Result<OwnedFd> {
         "kernel module '{module}' is not loaded or has no BTF object"
     )))
 }
+
+/// BTF kinds (the kernel's `BTF_KIND_*`): the one list every BTF reader here uses.
+pub(crate) mod kinds {
+    pub const KIND_INT: u32 = 1;
+    pub const KIND_PTR: u32 = 2;
+    pub const KIND_ARRAY: u32 = 3;
+    pub const KIND_STRUCT: u32 = 4;
+    pub const KIND_UNION: u32 = 5;
+    pub const KIND_ENUM: u32 = 6;
+    pub const KIND_FWD: u32 = 7;
+    pub const KIND_TYPEDEF: u32 = 8;
+    pub const KIND_VOLATILE: u32 = 9;
+    pub const KIND_CONST: u32 = 10;
+    pub const KIND_RESTRICT: u32 = 11;
+    pub const KIND_FUNC: u32 = 12;
+    pub const KIND_FUNC_PROTO: u32 = 13;
+    pub const KIND_VAR: u32 = 14;
+    pub const KIND_DATASEC: u32 = 15;
+    pub const KIND_FLOAT: u32 = 16;
+    pub const KIND_DECL_TAG: u32 = 17;
+    pub const KIND_TYPE_TAG: u32 = 18;
+    pub const KIND_ENUM64: u32 = 19;
+}

@@ -6,14 +6,13 @@
 use object::read::elf::ElfFile64;
 use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationTarget};
 
+use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC};
 use crate::error::{bad_object, Error, Result};
 
 /// `BPF_JMP | BPF_CALL`
 const OP_CALL: u8 = 0x85;
 /// `src_reg` of a call to a kernel function by BTF id.
 const PSEUDO_KFUNC_CALL: u8 = 2;
-const KIND_FUNC: u32 = 12;
-const KIND_DATASEC: u32 = 15;
 const LINKAGE_EXTERN: u32 = 2;
 
 /// Links every kfunc call in `bytes`; `kernel_func_id` gives a kernel function's BTF id.

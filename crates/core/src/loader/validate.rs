@@ -13,6 +13,11 @@
 
 use std::ops::Range;
 
+use crate::btf::kinds::{
+    KIND_ARRAY, KIND_CONST, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KIND_ENUM64, KIND_FLOAT,
+    KIND_FUNC, KIND_FUNC_PROTO, KIND_FWD, KIND_INT, KIND_PTR, KIND_RESTRICT, KIND_STRUCT,
+    KIND_TYPEDEF, KIND_TYPE_TAG, KIND_UNION, KIND_VAR, KIND_VOLATILE,
+};
 use crate::error::{bad_object, Error, Result};
 
 // ---- ELF -------------------------------------------------------------------------------
@@ -80,26 +85,6 @@ const BTF_HEADER_SIZE: u64 = 24;
 const BTF_ALIGN: u64 = 4;
 /// `struct btf_type`: name_off, info, size/type.
 const BTF_TYPE_SIZE: u64 = 12;
-
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_ENUM: u32 = 6;
-const KIND_FWD: u32 = 7;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_VOLATILE: u32 = 9;
-const KIND_CONST: u32 = 10;
-const KIND_RESTRICT: u32 = 11;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_VAR: u32 = 14;
-const KIND_DATASEC: u32 = 15;
-const KIND_FLOAT: u32 = 16;
-const KIND_DECL_TAG: u32 = 17;
-const KIND_TYPE_TAG: u32 = 18;
-const KIND_ENUM64: u32 = 19;
 
 /// Kind-specific bytes after the common header: INT's encoding, VAR's linkage,
 /// DECL_TAG's component index.
