@@ -8,10 +8,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::btf::kinds::{
-    KIND_CONST, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC, KIND_FUNC_PROTO, KIND_INT, KIND_PTR,
-    KIND_RESTRICT, KIND_STRUCT, KIND_TYPEDEF, KIND_TYPE_TAG, KIND_UNION, KIND_VAR, KIND_VOLATILE,
+    KIND_CONST, KIND_DATASEC, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC, KIND_FUNC_PROTO,
+    KIND_INT, KIND_PTR, KIND_RESTRICT, KIND_STRUCT, KIND_TYPEDEF, KIND_TYPE_TAG, KIND_UNION,
+    KIND_VAR, KIND_VOLATILE,
 };
 use crate::error::{bad_object, Error, Result};
+
+/// A DATASEC entry: the VAR's type id, its offset and size.
+const DATASEC_ENTRY_SIZE: usize = 12;
 
 /// BTF_INT_SIGNED and BTF_INT_BOOL, bits of an INT's encoding.
 const INT_SIGNED: u32 = 1;
@@ -261,6 +265,27 @@ impl BtfIndex {
     fn own_str_len(&self) -> u32 {
         self.str_end
             .saturating_sub(self.base.as_ref().map_or(0, |b| b.str_end))
+    }
+
+    /// The variables a DATASEC (e.g. `.kconfig`) lists: name and size, in order.
+    pub fn datasec_vars(&self, section: &str) -> Vec<(String, u32)> {
+        let Some(sec) = self
+            .types
+            .iter()
+            .find(|t| t.kind == KIND_DATASEC && self.name(t.name_off) == Some(section.as_bytes()))
+        else {
+            return Vec::new();
+        };
+        (0..sec.vlen as usize)
+            .filter_map(|i| {
+                let at = sec.extra.checked_add(i.checked_mul(DATASEC_ENTRY_SIZE)?)?;
+                let var = u32_at(&self.data, at)?;
+                let size = u32_at(&self.data, at.checked_add(8)?)?;
+                let (owner, t) = self.ty(var)?;
+                let name = owner.name(t.name_off)?;
+                Some((String::from_utf8_lossy(name).into_owned(), size))
+            })
+            .collect()
     }
 
     /// What integers a global variable (a BTF VAR) can hold: its type through typedefs

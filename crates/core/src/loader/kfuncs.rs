@@ -6,7 +6,7 @@
 use object::read::elf::ElfFile64;
 use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationTarget};
 
-use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC};
+use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC, KIND_VAR};
 use crate::error::{bad_object, Error, Result};
 
 /// `BPF_JMP | BPF_CALL`
@@ -14,11 +14,18 @@ const OP_CALL: u8 = 0x85;
 /// `src_reg` of a call to a kernel function by BTF id.
 const PSEUDO_KFUNC_CALL: u8 = 2;
 const LINKAGE_EXTERN: u32 = 2;
+/// `BTF_VAR_GLOBAL_ALLOCATED`: what an extern VAR becomes once nodebpf allocated it.
+const LINKAGE_GLOBAL: u32 = 1;
 
 /// Links every kfunc call in `bytes`; `kernel_func_id` gives a kernel function's BTF id.
 /// Objects without externs are left as they are (and the kernel's BTF is not read).
-pub fn link(bytes: &mut [u8], kernel_func_id: &dyn Fn(&str) -> Result<Option<u32>>) -> Result<()> {
-    let (calls, btf) = find_calls(bytes)?;
+/// Externs `others` claims (`.kconfig` variables) are left to it.
+pub fn link(
+    bytes: &mut [u8],
+    others: &dyn Fn(&str) -> bool,
+    kernel_func_id: &dyn Fn(&str) -> Result<Option<u32>>,
+) -> Result<()> {
+    let (calls, btf) = find_calls(bytes, others)?;
     if calls.is_empty() {
         return Ok(());
     }
@@ -50,7 +57,7 @@ pub fn link(bytes: &mut [u8], kernel_func_id: &dyn Fn(&str) -> Result<Option<u32
 /// and the file range of `.BTF`.
 type Calls = (Vec<(usize, String)>, Option<(usize, usize)>);
 
-fn find_calls(bytes: &[u8]) -> Result<Calls> {
+fn find_calls(bytes: &[u8], others: &dyn Fn(&str) -> bool) -> Result<Calls> {
     let file = ElfFile64::<LittleEndian>::parse(bytes)
         .map_err(|e| bad_object(format!("not a 64-bit little-endian ELF object: {e}")))?;
     let mut calls = Vec::new();
@@ -73,6 +80,9 @@ fn find_calls(bytes: &[u8]) -> Result<Calls> {
                 continue;
             }
             let name = sym.name().unwrap_or("?").to_string();
+            if others(&name) {
+                continue;
+            }
             let at = sec_off
                 .checked_add(offset)
                 .and_then(|a| usize::try_from(a).ok())
@@ -81,8 +91,8 @@ fn find_calls(bytes: &[u8]) -> Result<Calls> {
             let insn = bytes.get(at..at.saturating_add(8)).filter(|_| inside);
             if insn.is_none_or(|i| i[0] != OP_CALL) {
                 return Err(bad_object(format!(
-                    "'{name}' is an extern nodebpf cannot link: kfunc calls are supported, \
-                     `__ksym` variables, `&kfunc` and `.kconfig` are not"
+                    "'{name}' is an extern nodebpf cannot link: kfunc calls and `.kconfig` \
+                     variables are supported, `__ksym` variables and `&kfunc` are not"
                 )));
             }
             calls.push((at, name));
@@ -111,10 +121,17 @@ fn put_u32(d: &mut [u8], off: usize, v: u32) -> Result<()> {
     Ok(())
 }
 
-/// Makes extern FUNCs static and empties the `.ksyms` DATASEC (the kernel takes only VARs
-/// there). The DATASEC's entries are cut out and the bytes after them moved up; the
-/// string section grows by as many NUL bytes, so `.BTF` keeps its size in the file.
-fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
+/// `.BTF`'s file range in `bytes`, if the object has one.
+pub fn btf_range(bytes: &[u8]) -> Result<Option<(usize, usize)>> {
+    Ok(find_calls(bytes, &|_| true)?.1)
+}
+
+/// Makes extern FUNCs static and extern VARs global, and empties the `.ksyms` and
+/// `.kconfig` DATASECs (the kernel refuses extern linkage, and nodebpf lays out
+/// `.kconfig` in a map of its own). A DATASEC's entries are cut out and the bytes after
+/// them moved up; the string section grows by as many NUL bytes, so `.BTF` keeps its size
+/// in the file.
+pub fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
     let hdr_len = u32_at(btf, 4)? as usize;
     let type_off = u32_at(btf, 8)? as usize;
     let type_len = u32_at(btf, 12)? as usize;
@@ -132,12 +149,12 @@ fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
     }
     let types = hdr_len + type_off;
     let strings = hdr_len + str_off;
-    let is_ksyms = |btf: &[u8], name_off: u32| {
+    let is_extern_sec = |btf: &[u8], name_off: u32| {
         btf.get(strings + name_off as usize..strings + str_len)
-            .is_some_and(|s| s.starts_with(b".ksyms\0"))
+            .is_some_and(|s| s.starts_with(b".ksyms\0") || s.starts_with(b".kconfig\0"))
     };
     let mut off = types;
-    let mut cut: Option<(usize, usize)> = None;
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
     while off < types + type_len {
         let info = u32_at(btf, off + 4)?;
         let kind = (info >> 24) & 0x1f;
@@ -155,22 +172,30 @@ fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
         if kind == KIND_FUNC && vlen as u32 == LINKAGE_EXTERN {
             put_u32(btf, off + 4, info & !0xffff)?;
         }
-        if kind == KIND_DATASEC && vlen > 0 && is_ksyms(btf, u32_at(btf, off)?) {
+        if kind == KIND_VAR && u32_at(btf, off + 12)? == LINKAGE_EXTERN {
+            put_u32(btf, off + 12, LINKAGE_GLOBAL)?;
+        }
+        if kind == KIND_DATASEC && vlen > 0 && is_extern_sec(btf, u32_at(btf, off)?) {
             put_u32(btf, off + 4, info & !0xffff)?;
-            // A size keeps aya-obj from looking for a `.ksyms` ELF section to size it by.
+            // A size keeps aya-obj from looking for an ELF section to size it by.
             put_u32(btf, off + 8, u32_at(btf, off + 8)?.max(1))?;
-            cut = Some((off + 12, extra));
+            cuts.push((off + 12, extra));
         }
         off += 12 + extra;
     }
-    if let Some((at, len)) = cut {
-        let end = strings + str_len;
+    // Last first, so the earlier cuts' offsets stay right.
+    let (mut type_len, mut str_off, mut str_len) = (type_len, str_off, str_len);
+    for (at, len) in cuts.into_iter().rev() {
+        let end = hdr_len + str_off + str_len;
         btf.copy_within(at + len..end, at);
         btf[end - len..end].fill(0);
-        put_u32(btf, 12, (type_len - len) as u32)?;
-        put_u32(btf, 16, (str_off - len) as u32)?;
-        put_u32(btf, 20, (str_len + len) as u32)?;
+        type_len -= len;
+        str_off -= len;
+        str_len += len;
     }
+    put_u32(btf, 12, type_len as u32)?;
+    put_u32(btf, 16, str_off as u32)?;
+    put_u32(btf, 20, str_len as u32)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! See crates/core/README.md for why the program-load step is ours.
 
 pub mod elf_names;
+mod kconfig;
 mod kfuncs;
 pub mod section;
 pub mod validate;
@@ -84,6 +85,8 @@ pub struct Object {
     pub maps: Vec<Map>,
     /// Kept for programs loaded later (on attach) and their func/line info.
     _btf_fd: Option<Arc<OwnedFd>>,
+    /// The map `.kconfig` externs are read from (programs loaded later need it too).
+    _kconfig: Option<OwnedFd>,
 }
 
 impl Object {
@@ -290,22 +293,41 @@ fn program_parts(
 /// taken from an unchecked size field); what it refuses is `BAD_OBJECT`, `EINVAL` or
 /// `ENOENT` (a global not in the object), or the error of reading kernel BTF.
 pub fn parse(data: &[u8], opts: &LoadOptions) -> Result<Parsed> {
-    let parsed = parse_stage(data, opts)?;
+    let parsed = parse_stage(data, opts, &mut |_| Ok(PARSE_ONLY_FD))?;
     sanitized_btf(&parsed.obj)?;
     parsed.dry_run()?;
     Ok(parsed)
 }
 
-fn parse_stage(data: &[u8], opts: &LoadOptions) -> Result<Parsed> {
+/// Makes the map `.kconfig` externs are read from, with the value given, and says its fd.
+type KconfigMap<'a> = &'a mut dyn FnMut(&[u8]) -> Result<i32>;
+
+/// Stands for the `.kconfig` map's fd where no kernel object is made (`parse`).
+const PARSE_ONLY_FD: i32 = 1 << 20;
+
+fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> Result<Parsed> {
     // First, before anything indexes or allocates by what the object says.
     validate::check(data)?;
     let (mut bytes, sections) = elf_names::prepare(data)?;
-    kfuncs::link(&mut bytes, &|name| {
-        let btf = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
-        Ok(btf
-            .id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
-            .ok())
-    })?;
+    let kconfig = kconfig::plan(&bytes)?;
+    kfuncs::link(
+        &mut bytes,
+        &|name| kconfig.as_ref().is_some_and(|k| k.has(name)),
+        &|name| {
+            let btf = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
+            Ok(btf
+                .id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
+                .ok())
+        },
+    )?;
+    if let Some(plan) = &kconfig {
+        let value = plan.value(&kconfig::kernel_value)?;
+        let fd = kconfig_map(&value)?;
+        plan.patch(&mut bytes, fd)?;
+        if let Some((start, end)) = kfuncs::btf_range(&bytes)? {
+            kfuncs::drop_extern_btf(&mut bytes[start..end])?;
+        }
+    }
     let globals = crate::globals::encode(
         &opts.globals,
         &sections.data_symbol_sizes,
@@ -332,13 +354,22 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     // error instead of killing Node (the binding cannot unwind across N-API). It cannot
     // catch an aborting allocation or undefined behaviour: those are `validate`'s job, and
     // `parse`, which the fuzzer and the mutation test drive, has no net, so they see them.
-    let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_stage(data, opts)))
-        .map_err(|_| {
-            bad_object(
-                "the object parser panicked on this object: a malformed object nodebpf's checks \
+    let mut kconfig: Option<OwnedFd> = None;
+    let mut make_kconfig = |value: &[u8]| {
+        let fd = kconfig_map(value)?;
+        let raw = fd.as_raw_fd();
+        kconfig = Some(fd);
+        Ok(raw)
+    };
+    let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parse_stage(data, opts, &mut make_kconfig)
+    }))
+    .map_err(|_| {
+        bad_object(
+            "the object parser panicked on this object: a malformed object nodebpf's checks \
              missed (please report it with the object)",
-            )
-        })?;
+        )
+    })?;
     let Parsed {
         mut obj,
         sections,
@@ -422,6 +453,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         programs,
         maps,
         _btf_fd: btf_fd,
+        _kconfig: kconfig,
     })
 }
 
@@ -450,6 +482,31 @@ fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
     let fd = program.load_instance(&target)?;
     program.set_fd(fd);
     Ok(())
+}
+
+/// The read-only array (one value) the `.kconfig` externs are read from, frozen like
+/// libbpf's, so the verifier takes its contents as constants.
+fn kconfig_map(value: &[u8]) -> Result<OwnedFd> {
+    let mut attr = sys::MapCreateAttr {
+        map_type: sys::BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: value.len() as u32,
+        max_entries: 1,
+        map_flags: sys::BPF_F_RDONLY_PROG,
+    };
+    let fd = sys::bpf_fd(sys::BPF_MAP_CREATE, &mut attr)
+        .map_err(|e| Error::os("creating the .kconfig map", e))?;
+    let key = 0u32;
+    let mut elem = sys::MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: sys::ptr(&key),
+        value_or_next_key: sys::ptr(value.as_ptr()),
+        ..Default::default()
+    };
+    sys::bpf(sys::BPF_MAP_UPDATE_ELEM, &mut elem)
+        .map_err(|e| Error::os("writing the .kconfig map", e))?;
+    sys::map_freeze(fd.as_raw_fd()).map_err(|e| Error::os("freezing the .kconfig map", e))?;
+    Ok(fd)
 }
 
 /// The object's `.BTF` section, if it has one.

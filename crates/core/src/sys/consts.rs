@@ -114,6 +114,8 @@ pub const BPF_TRACE_FEXIT_MULTI: u32 = 60;
 pub const BPF_TRACE_FSESSION_MULTI: u32 = 61;
 
 pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
+/// A map programs may only read.
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 pub const BPF_F_KPROBE_MULTI_RETURN: u32 = 1;
 pub const BPF_F_UPROBE_MULTI_RETURN: u32 = 1;
