@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::btf::kinds::{
-    KIND_CONST, KIND_DATASEC, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC, KIND_FUNC_PROTO,
-    KIND_INT, KIND_PTR, KIND_RESTRICT, KIND_STRUCT, KIND_TYPEDEF, KIND_TYPE_TAG, KIND_UNION,
-    KIND_VAR, KIND_VOLATILE,
-};
+use crate::btf::kinds::{KIND_ARRAY, KIND_CONST, KIND_DATASEC, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC, KIND_FUNC_PROTO, KIND_INT, KIND_PTR, KIND_RESTRICT, KIND_STRUCT, KIND_TYPEDEF, KIND_TYPE_TAG, KIND_UNION, KIND_VAR, KIND_VOLATILE};
 use crate::error::{bad_object, Error, Result};
+
+/// A struct member: name, type id, offset.
+const MEMBER_SIZE: usize = 12;
+/// Where an ARRAY's element count lies after its element and index types.
+const ARRAY_NELEMS_AT: usize = 8;
 
 /// A DATASEC entry: the VAR's type id, its offset and size.
 const DATASEC_ENTRY_SIZE: usize = 12;
@@ -265,6 +266,30 @@ impl BtfIndex {
     fn own_str_len(&self) -> u32 {
         self.str_end
             .saturating_sub(self.base.as_ref().map_or(0, |b| b.str_end))
+    }
+
+    /// Byte offsets in this BTF's data of the `nelems` of zero-length arrays that end a
+    /// struct: its flexible array members (`unsigned long args[]`).
+    pub fn flexible_array_lengths(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .types
+            .iter()
+            .filter(|t| t.kind == KIND_STRUCT && t.vlen > 0)
+            .filter_map(|t| {
+                let last = t
+                    .extra
+                    .checked_add((t.vlen as usize - 1).checked_mul(MEMBER_SIZE)?)?;
+                let (owner, a) = self.ty(u32_at(&self.data, last.checked_add(4)?)?)?;
+                let nelems = a.extra.checked_add(ARRAY_NELEMS_AT)?;
+                (std::ptr::eq(owner, self)
+                    && a.kind == KIND_ARRAY
+                    && u32_at(&self.data, nelems) == Some(0))
+                .then_some(nelems)
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The variables a DATASEC (e.g. `.kconfig`) lists: name and size, in order.

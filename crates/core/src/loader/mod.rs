@@ -343,7 +343,17 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
         .map(|btf| btf.to_bytes());
     if obj.has_btf_relocations() {
         let target = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
-        obj.relocate_btf(&target)
+        // aya-obj 0.3 checks an index into a local flexible array member against the
+        // struct's member count instead of allowing any (`args[1]` of a 3-member struct is
+        // refused): CO-RE runs on a copy of the object's BTF whose flexible arrays have a
+        // length, and the object keeps its own BTF. The kernel's side is matched right.
+        let local = obj.btf.clone();
+        if let Some(sized) = local.as_ref().map(sized_flexible_arrays).transpose()? {
+            obj.btf = Some(sized);
+        }
+        let relocated = obj.relocate_btf(&target);
+        obj.btf = local;
+        relocated
             .map_err(|e| bad_object(format!("CO-RE relocation failed: {}", error_chain(&e))))?;
     }
     Ok(Parsed { obj, sections, btf })
@@ -507,6 +517,22 @@ fn kconfig_map(value: &[u8]) -> Result<OwnedFd> {
         .map_err(|e| Error::os("writing the .kconfig map", e))?;
     sys::map_freeze(fd.as_raw_fd()).map_err(|e| Error::os("freezing the .kconfig map", e))?;
     Ok(fd)
+}
+
+/// Elements a local flexible array member is given for CO-RE: more than any index a
+/// program writes, small enough that sizes stay far from overflowing.
+const FLEXIBLE_ARRAY_LEN: u32 = 1 << 16;
+
+/// The object's BTF with every flexible array member given [`FLEXIBLE_ARRAY_LEN`] elements.
+fn sized_flexible_arrays(btf: &aya_obj::btf::Btf) -> Result<aya_obj::btf::Btf> {
+    let mut bytes = btf.to_bytes();
+    for at in crate::btf_index::BtfIndex::parse(bytes.clone())?.flexible_array_lengths() {
+        if let Some(n) = bytes.get_mut(at..at + 4) {
+            n.copy_from_slice(&FLEXIBLE_ARRAY_LEN.to_le_bytes());
+        }
+    }
+    aya_obj::btf::Btf::parse(&bytes, object::Endianness::Little)
+        .map_err(|e| bad_object(format!("object BTF: {e}")))
 }
 
 /// The object's `.BTF` section, if it has one.

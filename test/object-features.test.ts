@@ -1,5 +1,6 @@
-// .kconfig externs: each value the program reads is the running kernel's, as libbpf
-// would give it (LINUX_KERNEL_VERSION from uname, features, kallsyms, the kernel config).
+// Object features libbpf-tools use: .kconfig externs (each value the program reads is the
+// running kernel's as libbpf gives it: LINUX_KERNEL_VERSION from uname, features, kallsyms,
+// the kernel config) and CO-RE into flexible array members.
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { gunzipSync } from 'node:zlib';
@@ -62,5 +63,19 @@ describe('.kconfig externs', () => {
 
   it.skipIf(!!config)(`CONFIG_* without a kernel config is UNSUPPORTED, naming the extern${config ? ' [skipped: this kernel has its config]' : ''}`, async () => {
     await expect(load(fixture('kconfig_config.bpf.o'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+  });
+});
+
+describe('CO-RE into a flexible array member', () => {
+  it("reads a syscall's arguments through syscall_trace_enter.args[] (index 0 and 1)", async () => {
+    const child = syscalls('getppid', 1);
+    await using obj = await load(fixture('flexarray.bpf.o'), { globals: { target_tgid: process.pid } });
+    const link = obj.program('on_kill').attach();
+    const SIGCONT = 18;
+    for (let i = 0; i < 3; i++) process.kill(child.pid, SIGCONT);
+    await link.closeAsync();
+    await child.run();
+    const v = seen(obj);
+    expect([v.getBigUint64(0, true), v.getBigUint64(8, true), v.getBigUint64(16, true)]).toEqual([BigInt(child.pid), BigInt(SIGCONT), 3n]);
   });
 });
