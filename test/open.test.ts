@@ -68,7 +68,7 @@ describe('open → configure → load', () => {
 });
 
 describe('maps sized at run time, as libbpf-tools front-ends do', () => {
-  it('a stack map and a hash declared without sizes load once configured, and count kernel stacks', async () => {
+  it('a stack map and a hash declared without sizes load once configured, and count user stacks', async () => {
     // Unconfigured, the kernel refuses the empty stack map.
     expect((await rejects(load(fixture('configure.bpf.o'), { programs: { only_with_trampolines: { autoload: false } } }))).code).toBe('EINVAL');
     const child = syscalls('getppid', 5);
@@ -85,13 +85,17 @@ describe('maps sized at run time, as libbpf-tools front-ends do', () => {
     await child.run();
     await link.closeAsync();
     const counts = obj.map<number, bigint>('counts', { key: 'u32', value: 'u64' });
+    const bss = obj.map('.bss').get(new Uint8Array(4)) as Uint8Array;
+    expect(new DataView(bss.buffer, bss.byteOffset).getBigInt64(0, true)).toBe(0n); // no bpf_get_stackid error
     const ids = counts.keys();
-    // One code path in the kernel: every getppid has the same kernel stack.
+    // One call site in the child: every getppid has the same user stack.
     expect(ids.length).toBe(1);
     expect(counts.get(ids[0])).toBe(5n);
     const frames = obj.map('stacks').get(new Uint8Array(new Uint32Array([ids[0]]).buffer)) as Uint8Array;
     const addrs = new BigUint64Array(frames.buffer, frames.byteOffset, frames.byteLength / 8).filter((a) => a !== 0n);
-    expect(addrs.length).toBeGreaterThan(2);
-    for (const a of addrs) expect(a >> 48n).toBe(0xffffn); // kernel text
+    // The first frame is where the child entered the kernel, in user space (the ones after
+    // it are frame-pointer guesses through code built without frame pointers).
+    expect(addrs.length).toBeGreaterThan(0);
+    expect(addrs[0] > 0n && addrs[0] < 1n << 47n).toBe(true);
   });
 });
