@@ -154,6 +154,39 @@ pub fn closed(ctx: &Ctx, what: &str) -> Failure {
     ))
 }
 
+/// Core work run off the JS thread (libuv's pool); its error, or a panic, is turned into
+/// a nodebpf error back on the JS thread.
+pub struct CoreTask<T: Send + 'static> {
+    ctx: Ctx,
+    work: Option<Box<dyn FnOnce() -> core::Result<T> + Send>>,
+}
+
+impl<T: Send + 'static> CoreTask<T> {
+    pub fn new(ctx: Ctx, work: impl FnOnce() -> core::Result<T> + Send + 'static) -> Self {
+        CoreTask {
+            ctx,
+            work: Some(Box::new(work)),
+        }
+    }
+}
+
+impl<T: Send + ToNapiValue + TypeName + 'static> Task for CoreTask<T> {
+    type Output = Outcome<T>;
+    type JsValue = T;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let work = self.work.take();
+        Ok(catch(&self.ctx, || match work {
+            Some(w) => w(),
+            None => Err(core::Error::new(core::Code::Internal, "a task ran twice")),
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<T> {
+        out.map_err(|f| to_js(&env, f))
+    }
+}
+
 /// Every stable error code, for the test that holds the TypeScript union to it.
 #[napi]
 pub fn error_codes() -> Vec<&'static str> {

@@ -5,7 +5,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use nodebpf_core as core;
 
-use crate::errors::{catch, to_js, Ctx, Outcome};
+use crate::errors::{CoreTask, Ctx};
 
 macro_rules! features_object {
     ($($field:ident, $js:literal, $what:literal, $needs:literal;)*) => {
@@ -29,27 +29,12 @@ macro_rules! features_object {
 }
 core::for_each_feature!(features_object);
 
-pub struct FeaturesTask;
-
-impl Task for FeaturesTask {
-    type Output = Outcome<Features>;
-    type JsValue = Features;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        Ok(catch(&Ctx::op("features"), || {
-            core::features::probe().map(Features::from)
-        }))
-    }
-
-    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<Features> {
-        out.map_err(|f| to_js(&env, f))
-    }
-}
-
 /// Rejects with EPERM, naming the capabilities, when the process cannot probe.
 #[napi(ts_return_type = "Promise<Features>")]
-pub fn features() -> AsyncTask<FeaturesTask> {
-    AsyncTask::new(FeaturesTask)
+pub fn features() -> AsyncTask<CoreTask<Features>> {
+    AsyncTask::new(CoreTask::new(Ctx::op("features"), || {
+        core::features::probe().map(Features::from)
+    }))
 }
 
 /// A row of the feature table: a feature by its name in `Features`, what it is, and

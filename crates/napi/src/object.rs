@@ -9,41 +9,22 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use nodebpf_core as core;
 
-use crate::errors::{call, catch, closed, to_js, Ctx, Outcome};
+use crate::errors::{call, closed, to_js, CoreTask, Ctx, Outcome};
 use crate::options::LoadOptions;
-
-pub struct LoadTask {
-    data: Vec<u8>,
-    opts: Outcome<core::LoadOptions>,
-}
-
-impl Task for LoadTask {
-    type Output = Outcome<core::Object>;
-    type JsValue = NativeObject;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        let ctx = Ctx::op("load");
-        Ok(match &self.opts {
-            Ok(opts) => catch(&ctx, || core::load(&self.data, opts)),
-            Err(f) => Err(ctx.fail(f.error.clone())),
-        })
-    }
-
-    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<NativeObject> {
-        let obj = out.map_err(|f| to_js(&env, f))?;
-        let btf = self.opts.as_ref().ok().and_then(|o| o.btf_path.clone());
-        Ok(NativeObject::new(obj, btf))
-    }
-}
 
 /// Loads off the JS thread.
 #[napi(ts_return_type = "Promise<NativeObject>")]
-pub fn load_object(data: Uint8Array, options: Option<LoadOptions>) -> AsyncTask<LoadTask> {
-    let ctx = Ctx::op("load");
-    AsyncTask::new(LoadTask {
-        data: data.to_vec(),
-        opts: LoadOptions::to_core(options).map_err(|e| ctx.fail(e)),
-    })
+pub fn load_object(
+    data: Uint8Array,
+    options: Option<LoadOptions>,
+) -> AsyncTask<CoreTask<NativeObject>> {
+    // Copied and converted here, on the JS thread: JS values never reach the worker.
+    let (data, opts) = (data.to_vec(), LoadOptions::to_core(options));
+    AsyncTask::new(CoreTask::new(Ctx::op("load"), move || {
+        let opts = opts?;
+        let obj = core::load(&data, &opts)?;
+        Ok(NativeObject::new(obj, opts.btf_path))
+    }))
 }
 
 #[napi]
@@ -128,41 +109,18 @@ impl From<core::Spec> for ObjectSpec {
     }
 }
 
-pub struct OpenTask {
-    data: Vec<u8>,
-    opts: Outcome<core::LoadOptions>,
-}
-
-impl Task for OpenTask {
-    type Output = Outcome<ObjectSpec>;
-    type JsValue = ObjectSpec;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        let ctx = Ctx::op("open");
-        Ok(match &self.opts {
-            Ok(opts) => catch(&ctx, || {
-                core::parse(&self.data, opts)?
-                    .describe()
-                    .map(ObjectSpec::from)
-            }),
-            Err(f) => Err(ctx.fail(f.error.clone())),
-        })
-    }
-
-    fn resolve(&mut self, env: Env, out: Self::Output) -> Result<ObjectSpec> {
-        out.map_err(|f| to_js(&env, f))
-    }
-}
-
 /// Parses and checks an object without loading it (no kernel objects are made): its
 /// programs, maps and globals, off the JS thread.
 #[napi(ts_return_type = "Promise<ObjectSpec>")]
-pub fn open_object(data: Uint8Array, options: Option<LoadOptions>) -> AsyncTask<OpenTask> {
-    let ctx = Ctx::op("open");
-    AsyncTask::new(OpenTask {
-        data: data.to_vec(),
-        opts: LoadOptions::to_core(options).map_err(|e| ctx.fail(e)),
-    })
+pub fn open_object(
+    data: Uint8Array,
+    options: Option<LoadOptions>,
+) -> AsyncTask<CoreTask<ObjectSpec>> {
+    let (data, opts) = (data.to_vec(), LoadOptions::to_core(options));
+    AsyncTask::new(CoreTask::new(Ctx::op("open"), move || {
+        let opts = opts?;
+        core::parse(&data, &opts)?.describe().map(ObjectSpec::from)
+    }))
 }
 
 #[napi(object)]
