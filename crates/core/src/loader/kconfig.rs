@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use object::read::elf::ElfFile64;
-use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationTarget};
+use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol};
 
 use crate::btf_index::BtfIndex;
 use crate::error::{bad_object, Code, Error, Result};
@@ -82,43 +82,31 @@ pub fn plan(bytes: &[u8]) -> Result<Option<Plan>> {
         }
     }
     let mut refs = Vec::new();
-    for section in file
-        .sections()
-        .filter(|s| s.kind() == object::SectionKind::Text)
-    {
-        let Some((sec_off, sec_size)) = section.file_range() else {
-            continue;
+    super::kfuncs::for_each_undefined_ref(&file, &mut |r| {
+        let ((sec_off, sec_size), offset) = (r.section, r.offset);
+        let Some(index) = externs
+            .iter()
+            .position(|e| Ok(e.name.as_str()) == r.symbol.name())
+        else {
+            return Ok(());
         };
-        for (offset, rel) in section.relocations() {
-            let RelocationTarget::Symbol(idx) = rel.target() else {
-                continue;
-            };
-            let Ok(sym) = file.symbol_by_index(idx) else {
-                continue;
-            };
-            let Some(index) = externs
-                .iter()
-                .position(|e| Ok(e.name.as_str()) == sym.name())
-            else {
-                continue;
-            };
-            // Both slots of the ld_imm64 lie inside the section.
-            let at = offset
-                .checked_add(16)
-                .filter(|end| *end <= sec_size)
-                .and_then(|_| sec_off.checked_add(offset))
-                .and_then(|a| usize::try_from(a).ok())
-                .filter(|a| bytes.get(*a) == Some(&OP_LD_IMM64))
-                .ok_or_else(|| {
-                    bad_object(format!(
-                        ".kconfig extern '{}' is used by an instruction that is not a 64-bit \
-                         load at offset {offset:#x}",
-                        externs[index].name
-                    ))
-                })?;
-            refs.push((at, index));
-        }
-    }
+        // Both slots of the ld_imm64 lie inside the section.
+        let at = offset
+            .checked_add(16)
+            .filter(|end| *end <= sec_size)
+            .and_then(|_| sec_off.checked_add(offset))
+            .and_then(|a| usize::try_from(a).ok())
+            .filter(|a| bytes.get(*a) == Some(&OP_LD_IMM64))
+            .ok_or_else(|| {
+                bad_object(format!(
+                    ".kconfig extern '{}' is used by an instruction that is not a 64-bit load \
+                     at offset {offset:#x}",
+                    externs[index].name
+                ))
+            })?;
+        refs.push((at, index));
+        Ok(())
+    })?;
     Ok(Some(Plan {
         externs,
         refs,

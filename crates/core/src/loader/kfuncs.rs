@@ -3,7 +3,7 @@
 //! object: each call instruction gets the kfunc's vmlinux BTF id, and the object's BTF
 //! loses what the kernel refuses in it (extern linkage, FUNCs in the `.ksyms` DATASEC).
 
-use object::read::elf::ElfFile64;
+use object::read::elf::{ElfFile64, ElfSymbol64};
 use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationTarget};
 
 use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC, KIND_VAR};
@@ -61,43 +61,27 @@ fn find_calls(bytes: &[u8], others: &dyn Fn(&str) -> bool) -> Result<Calls> {
     let file = ElfFile64::<LittleEndian>::parse(bytes)
         .map_err(|e| bad_object(format!("not a 64-bit little-endian ELF object: {e}")))?;
     let mut calls = Vec::new();
-    // Program code only: debug sections may name the externs too.
-    for section in file
-        .sections()
-        .filter(|s| s.kind() == object::SectionKind::Text)
-    {
-        let Some((sec_off, sec_size)) = section.file_range() else {
-            continue;
-        };
-        for (offset, rel) in section.relocations() {
-            let RelocationTarget::Symbol(idx) = rel.target() else {
-                continue;
-            };
-            let Ok(sym) = file.symbol_by_index(idx) else {
-                continue;
-            };
-            if !sym.is_undefined() {
-                continue;
-            }
-            let name = sym.name().unwrap_or("?").to_string();
-            if others(&name) {
-                continue;
-            }
-            let at = sec_off
-                .checked_add(offset)
-                .and_then(|a| usize::try_from(a).ok())
-                .unwrap_or(usize::MAX);
-            let inside = offset.checked_add(8).is_some_and(|e| e <= sec_size);
-            let insn = bytes.get(at..at.saturating_add(8)).filter(|_| inside);
-            if insn.is_none_or(|i| i[0] != OP_CALL) {
-                return Err(bad_object(format!(
-                    "'{name}' is an extern nodebpf cannot link: kfunc calls and `.kconfig` \
-                     variables are supported, `__ksym` variables and `&kfunc` are not"
-                )));
-            }
-            calls.push((at, name));
+    for_each_undefined_ref(&file, &mut |r| {
+        let ((sec_off, sec_size), offset) = (r.section, r.offset);
+        let name = r.symbol.name().unwrap_or("?").to_string();
+        if others(&name) {
+            return Ok(());
         }
-    }
+        let at = sec_off
+            .checked_add(offset)
+            .and_then(|a| usize::try_from(a).ok())
+            .unwrap_or(usize::MAX);
+        let inside = offset.checked_add(8).is_some_and(|e| e <= sec_size);
+        let insn = bytes.get(at..at.saturating_add(8)).filter(|_| inside);
+        if insn.is_none_or(|i| i[0] != OP_CALL) {
+            return Err(bad_object(format!(
+                "'{name}' is an extern nodebpf cannot link: kfunc calls and `.kconfig` \
+                 variables are supported, `__ksym` variables and `&kfunc` are not"
+            )));
+        }
+        calls.push((at, name));
+        Ok(())
+    })?;
     let btf = match file.section_by_name(".BTF").and_then(|s| s.file_range()) {
         Some((o, s)) if o.checked_add(s).is_some_and(|e| e <= bytes.len() as u64) => {
             Some((o as usize, (o + s) as usize))
@@ -118,6 +102,45 @@ fn put_u32(d: &mut [u8], off: usize, v: u32) -> Result<()> {
     d.get_mut(off..off.saturating_add(4))
         .ok_or_else(|| bad_object(".BTF is truncated"))?
         .copy_from_slice(&v.to_le_bytes());
+    Ok(())
+}
+
+/// A relocation in program code against an undefined symbol (an extern).
+pub(super) struct ExternRef<'data, 'file> {
+    /// The section's offset in the file and its size.
+    pub section: (u64, u64),
+    /// Where the referring instruction is, in the section.
+    pub offset: u64,
+    pub symbol: ElfSymbol64<'data, 'file, LittleEndian>,
+}
+
+/// Calls `f` for every reference to an extern in program code (debug sections may name
+/// the externs too).
+pub(super) fn for_each_undefined_ref<'data>(
+    file: &ElfFile64<'data, LittleEndian>,
+    f: &mut dyn FnMut(ExternRef<'data, '_>) -> Result<()>,
+) -> Result<()> {
+    for section in file
+        .sections()
+        .filter(|s| s.kind() == object::SectionKind::Text)
+    {
+        let Some((sec_off, sec_size)) = section.file_range() else {
+            continue;
+        };
+        for (offset, rel) in section.relocations() {
+            let RelocationTarget::Symbol(idx) = rel.target() else {
+                continue;
+            };
+            match file.symbol_by_index(idx) {
+                Ok(symbol) if symbol.is_undefined() => f(ExternRef {
+                    section: (sec_off, sec_size),
+                    offset,
+                    symbol,
+                })?,
+                _ => {}
+            }
+        }
+    }
     Ok(())
 }
 
