@@ -72,10 +72,7 @@ for_each_feature!(feature_struct);
 /// is false; it needs Linux 5.18+ built with CONFIG_FPROBE)": the sentence every
 /// UNSUPPORTED error about a missing feature starts with, from the table.
 pub fn lacking(name: &str) -> String {
-    let (what, needs) = Features::table()
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map_or(("this feature", "a newer kernel"), |(_, w, n)| (*w, *n));
+    let (what, needs) = row(name).map_or(("this feature", "a newer kernel"), |(_, w, n)| (*w, *n));
     format!(
         "this kernel ({}) has no {what} (features().{name} is false; it needs {needs})",
         features().kernel
@@ -84,10 +81,12 @@ pub fn lacking(name: &str) -> String {
 
 /// What kernel has a feature, by its JS name.
 pub fn needs(name: &str) -> Option<&'static str> {
-    Features::table()
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, _, needs)| *needs)
+    row(name).map(|(_, _, needs)| *needs)
+}
+
+/// A feature's row of the table, by its JS name.
+fn row(name: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    Features::table().iter().find(|(n, _, _)| *n == name)
 }
 
 /// A function every kernel we support has and lets ftrace/BPF trace.

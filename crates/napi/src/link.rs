@@ -37,51 +37,37 @@ impl<T: Send + 'static> Owned<T> {
         self.slot.lock().ok().and_then(|mut s| s.take())
     }
 
-    /// Drops `value` (detaching it), then tells waiters.
-    fn finish(detached: &(Mutex<bool>, Condvar), value: T) {
-        drop(value);
-        if let Ok(mut d) = detached.0.lock() {
-            *d = true;
-        }
-        detached.1.notify_all();
-    }
-
     /// Detaches on this thread, or on a thread of its own when `slow`.
     fn close(&self, slow: impl FnOnce(&T) -> bool) {
         let Some(value) = self.take() else { return };
-        let detached = self.detached.clone();
-        if !slow(&value) {
-            return Self::finish(&detached, value);
+        let is_slow = slow(&value);
+        let detach = Detach {
+            value: Some(value),
+            detached: self.detached.clone(),
+        };
+        if !is_slow {
+            return drop(detach);
         }
-        let (tx, rx) = std::sync::mpsc::channel::<T>();
+        // Where no thread can be had, the closure and the guard in it are dropped here:
+        // detached on this thread rather than left attached.
         let spawned = std::thread::Builder::new()
             .name("nodebpf-detach".into())
-            .spawn(move || {
-                if let Ok(v) = rx.recv() {
-                    Self::finish(&detached, v);
-                }
-            });
-        match spawned {
-            Ok(_) => {
-                // The thread owns the only receiver, so a failed send means it is gone.
-                if let Err(std::sync::mpsc::SendError(v)) = tx.send(value) {
-                    Self::finish(&self.detached, v);
-                }
-            }
-            // No thread to be had: detach here rather than leave it attached.
-            Err(_) => Self::finish(&self.detached, value),
-        }
+            .spawn(move || drop(detach));
+        drop(spawned);
     }
 
     /// Detaches on this (worker) thread, or waits for a detach already under way.
     fn close_blocking(&self) {
         match self.take() {
-            Some(value) => Self::finish(&self.detached, value),
+            Some(value) => drop(Detach {
+                value: Some(value),
+                detached: self.detached.clone(),
+            }),
             None => {
                 let (lock, cv) = &*self.detached;
                 let Ok(mut done) = lock.lock() else { return };
                 // Never taken (nothing to wait for) is told apart by the slot being
-                // empty only after a take: a take always ends in `finish`.
+                // empty only after a take: a take always ends in a dropped `Detach`.
                 while !*done {
                     match cv.wait(done) {
                         Ok(d) => done = d,
@@ -90,6 +76,23 @@ impl<T: Send + 'static> Owned<T> {
                 }
             }
         }
+    }
+}
+
+/// A link on its way out: dropping it detaches the link, then tells `close_blocking`'s
+/// waiters, on whichever thread drops it.
+struct Detach<T> {
+    value: Option<T>,
+    detached: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl<T> Drop for Detach<T> {
+    fn drop(&mut self) {
+        drop(self.value.take());
+        if let Ok(mut d) = self.detached.0.lock() {
+            *d = true;
+        }
+        self.detached.1.notify_all();
     }
 }
 

@@ -82,14 +82,21 @@ fn find_calls(bytes: &[u8], others: &dyn Fn(&str) -> bool) -> Result<Calls> {
         calls.push((at, name));
         Ok(())
     })?;
-    let btf = match file.section_by_name(".BTF").and_then(|s| s.file_range()) {
+    Ok((calls, section_range(&file, bytes)?))
+}
+
+/// `.BTF`'s file range in `bytes`, if the object has one.
+fn section_range(
+    file: &ElfFile64<'_, LittleEndian>,
+    bytes: &[u8],
+) -> Result<Option<(usize, usize)>> {
+    match file.section_by_name(".BTF").and_then(|s| s.file_range()) {
         Some((o, s)) if o.checked_add(s).is_some_and(|e| e <= bytes.len() as u64) => {
-            Some((o as usize, (o + s) as usize))
+            Ok(Some((o as usize, (o + s) as usize)))
         }
-        Some(_) => return Err(bad_object(".BTF lies outside the file")),
-        None => None,
-    };
-    Ok((calls, btf))
+        Some(_) => Err(bad_object(".BTF lies outside the file")),
+        None => Ok(None),
+    }
 }
 
 fn u32_at(d: &[u8], off: usize) -> Result<u32> {
@@ -146,7 +153,9 @@ pub(super) fn for_each_undefined_ref<'data>(
 
 /// `.BTF`'s file range in `bytes`, if the object has one.
 pub fn btf_range(bytes: &[u8]) -> Result<Option<(usize, usize)>> {
-    Ok(find_calls(bytes, &|_| true)?.1)
+    let file = ElfFile64::<LittleEndian>::parse(bytes)
+        .map_err(|e| bad_object(format!("not a 64-bit little-endian ELF object: {e}")))?;
+    section_range(&file, bytes)
 }
 
 /// Makes extern FUNCs static and extern VARs global, and empties the `.ksyms` and
