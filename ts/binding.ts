@@ -12,6 +12,29 @@ export declare class NativeLink {
   closeAsync(): Promise<void>
 }
 
+export declare class NativeMap {
+  desc(): MapDesc
+  lookup(key: Uint8Array): Buffer | null
+  update(key: Uint8Array, value: Uint8Array, flags?: number | undefined | null): void
+  delete(key: Uint8Array): boolean
+  keys(): Array<Buffer>
+  /** Queue/stack push, bloom filter add; flags 2 (`BPF_EXIST`): a full queue drops its oldest. */
+  push(value: Uint8Array, flags?: number | undefined | null): void
+  /**
+   * A queue's or stack's next value, taken out (`take`) or not; `null` when empty.
+   * Bloom filter: `probe` is the value asked about, returned when it may be in.
+   */
+  pop(take: boolean, probe?: Uint8Array | undefined | null): Buffer | null
+  /** A program array's slot: the program of that name in `object`. */
+  setProgram(key: Uint8Array, object: NativeObject, program: string): void
+  /** A map of maps' slot: `inner`. */
+  setMap(key: Uint8Array, inner: NativeMap): void
+  /** The map's fd (for `reuseFd`), valid while the map is open. */
+  fd(): number
+  /** Closes a map made by `createMap` (an object's maps close with the object). Idempotent. */
+  close(): void
+}
+
 export declare class NativeMultiLink {
   /** 'kprobe_multi' | 'kprobes' | 'uprobe_multi' | 'uprobes' | 'tracing_multi' | 'fentry' | 'fexit' ... */
   get mechanism(): string
@@ -52,10 +75,8 @@ export declare class NativeObject {
   attachKprobeMultiAsync(prog: string, o: KprobeMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>
   attachUprobeMultiAsync(prog: string, o: UprobeMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>
   attachTracingMultiAsync(prog: string, o: TracingMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>
-  mapLookup(map: string, key: Uint8Array): Buffer | null
-  mapUpdate(map: string, key: Uint8Array, value: Uint8Array, flags?: number | undefined | null): void
-  mapDelete(map: string, key: Uint8Array): boolean
-  mapKeys(map: string): Array<Buffer>
+  /** The object's map of that name. */
+  map(name: string): NativeMap
   programs(): Array<ProgramDesc>
   maps(): Array<MapDesc>
   /**
@@ -97,6 +118,12 @@ export declare class NativeRingBuf {
  */
 export declare function __panicForTests(): void
 
+/**
+ * libbpf's `bpf_map_create`: a map outside any object; `inner` is a map of maps'
+ * template for its values.
+ */
+export declare function createMap(name: string, definition: MapDefinition, inner?: NativeMap | undefined | null): NativeMap
+
 /** Every stable error code, for the test that holds the TypeScript union to it. */
 export declare function errorCodes(): Array<string>
 
@@ -136,6 +163,15 @@ export declare function featureTable(): Array<FeatureRow>
 export interface GlobalSpec {
   name: string
   size: number
+}
+
+/** The definition of a map of maps' inner map. */
+export interface InnerMapSpec {
+  mapType: number
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  flags: number
 }
 
 /** Batch attach through kprobe_multi (one perf kprobe per function where the kernel lacks it). */
@@ -195,6 +231,18 @@ export interface LoadOptions {
   programs?: Record<string, ProgramOptions>
 }
 
+/** A map's definition, as `createMap` takes it (numbers are checked). */
+export interface MapDefinition {
+  mapType: number
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  flags?: number
+  /** A bloom filter's number of hash functions. */
+  mapExtra?: number
+  numaNode?: number
+}
+
 export interface MapDesc {
   name: string
   mapType: number
@@ -215,6 +263,18 @@ export interface MapOptions {
   maxEntries?: number
   /** `bpf_map__set_value_size`. */
   valueSize?: number
+  /** `bpf_map__set_map_flags`. */
+  mapFlags?: number
+  /** `bpf_map__set_numa_node`. */
+  numaNode?: number
+  /** A map of maps' inner template: another map of the object, by name... */
+  innerMap?: string
+  /** ...or a definition (a `createMap` map's). */
+  innerMapDef?: MapDefinition
+  /** `bpf_map__reuse_fd`: use this map fd (duplicated) instead of creating the map. */
+  reuseFd?: number
+  /** `bpf_map__set_pin_path`: reuse the map pinned there, or pin the new map there. */
+  pinPath?: string
 }
 
 export interface MapSpec {
@@ -224,6 +284,15 @@ export interface MapSpec {
   valueSize: number
   maxEntries: number
   flags: number
+  /** A bloom filter's number of hash functions. */
+  mapExtra: number
+  /** The key's and value's BTF types as C names them (`__u32`, `struct event`). */
+  btfKeyType?: string
+  btfValueType?: string
+  /** `'byName'` for `LIBBPF_PIN_BY_NAME`, else `'none'`. */
+  pinning: string
+  /** A map of maps' inner map, from its `__array(values, ...)` declaration. */
+  inner?: InnerMapSpec
 }
 
 export declare function missingCapabilities(): Array<string>

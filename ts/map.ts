@@ -1,40 +1,100 @@
+import { num, optNum, options, str, U32 } from './check.js';
 import { BpfError, native } from './errors.js';
-import type { Codec, CodecSpec } from './codec.js';
-import { addon, type MapDesc, type NativeObject } from './native.js';
+import { resolveCodec, type Codec, type CodecSpec } from './codec.js';
+import { addon, type MapDesc, type NativeMap } from './native.js';
+import type { Program } from './program.js';
 
 /** `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`. */
 const UPDATE_FLAGS: Record<string, number | undefined> = { any: 0, noexist: 1, exist: 2 };
+
+/** Map types (`enum bpf_map_type`), for `mapType` and `createMap`. */
+export const MapType = {
+  HASH: 1,
+  ARRAY: 2,
+  PROG_ARRAY: 3,
+  PERF_EVENT_ARRAY: 4,
+  PERCPU_HASH: 5,
+  PERCPU_ARRAY: 6,
+  STACK_TRACE: 7,
+  CGROUP_ARRAY: 8,
+  LRU_HASH: 9,
+  LRU_PERCPU_HASH: 10,
+  LPM_TRIE: 11,
+  ARRAY_OF_MAPS: 12,
+  HASH_OF_MAPS: 13,
+  QUEUE: 22,
+  STACK: 23,
+  SK_STORAGE: 24,
+  RINGBUF: 27,
+  INODE_STORAGE: 28,
+  TASK_STORAGE: 29,
+  BLOOM_FILTER: 30,
+  CGRP_STORAGE: 32,
+} as const;
+
+/** Any `BpfMap`, whatever its codecs. */
+export interface MapHandle {
+  readonly name: string;
+  readonly mapType: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly flags: number;
+  readonly fd: number;
+  /** @internal */
+  _native(): NativeMap;
+}
 
 export interface MapCodecs<K, V> {
   key?: CodecSpec<K>;
   value?: CodecSpec<V>;
 }
 
-/** A map with typed keys and values. For per-CPU maps values are arrays, one per possible CPU. */
-export class BpfMap<K = Uint8Array, V = Uint8Array> {
+/**
+ * A map with typed keys and values. For per-CPU maps values are arrays, one per possible CPU.
+ * Local storage maps (task, socket, inode, cgroup) are keyed by an fd of their owner (a pidfd,
+ * a socket, a file, a cgroup directory): use the `'i32'` key codec.
+ */
+export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHandle {
   readonly name: string;
   readonly mapType: number;
   readonly keySize: number;
   readonly valueSize: number;
   readonly maxEntries: number;
+  readonly flags: number;
   readonly percpu: boolean;
   readonly pinned: string | undefined;
-  #obj: { _native(): NativeObject };
+  #native: NativeMap;
   #key: Codec<K>;
   #value: Codec<V>;
 
   /** @internal */
-  constructor(obj: { _native(): NativeObject }, d: MapDesc, key: Codec<K>, value: Codec<V>) {
-    this.#obj = obj;
+  constructor(n: NativeMap, d: MapDesc, codecs: MapCodecs<K, V>) {
+    this.#native = n;
     this.name = d.name;
     this.mapType = d.mapType;
     this.keySize = d.keySize;
     this.valueSize = d.valueSize;
     this.maxEntries = d.maxEntries;
+    this.flags = d.flags;
     this.percpu = d.percpu;
     this.pinned = d.pinned;
-    this.#key = key;
-    this.#value = value;
+    this.#key = resolveCodec(codecs.key);
+    this.#value = resolveCodec(codecs.value);
+    for (const [what, c, size] of [['key', this.#key, d.keySize], ['value', this.#value, d.valueSize]] as const) {
+      if (c.size !== undefined && c.size !== size) {
+        throw new BpfError('EINVAL', `map '${d.name}': ${what} codec is ${c.size} bytes, the map's ${what}s are ${size} bytes`, { map: d.name });
+      }
+    }
+  }
+
+  /** @internal */
+  _native(): NativeMap {
+    return this.#native;
+  }
+
+  #call<T>(f: (n: NativeMap) => T): T {
+    return native(() => f(this.#native), { map: this.name });
   }
 
   #slot(): number {
@@ -52,7 +112,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
   }
 
   #encodeValue(v: V | V[]): Uint8Array {
-    if (!this.percpu) return this.#value.encode(v as V);
+    if (!this.percpu) {
+      const b = this.#value.encode(v as V);
+      if (b.byteLength !== this.valueSize) {
+        throw new BpfError('EINVAL', `map '${this.name}': values are ${this.valueSize} bytes, got ${b.byteLength}`, { map: this.name });
+      }
+      return b;
+    }
     const cpus = addon.possibleCpus();
     const values = Array.isArray(v) ? (v as V[]) : new Array<V>(cpus).fill(v as V);
     if (values.length !== cpus) {
@@ -72,35 +138,37 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
     return k;
   }
 
+  #flags(flags: 'any' | 'noexist' | 'exist'): number {
+    const f = UPDATE_FLAGS[flags];
+    if (f === undefined) {
+      throw new BpfError('EINVAL', `map '${this.name}': flags is ${String(flags)}; one of ${Object.keys(UPDATE_FLAGS).join(', ')}`, { map: this.name });
+    }
+    return f;
+  }
+
   /** The value (per-CPU maps: one per possible CPU), or `undefined`. */
   get(key: K): V | V[] | undefined {
     const k = this.#encodeKey(key);
-    const buf = native(() => this.#obj._native().mapLookup(this.name, k));
+    const buf = this.#call((n) => n.lookup(k));
     return buf ? this.#decodeValue(buf) : undefined;
   }
 
   /** Per-CPU maps take an array (one per possible CPU) or one value for all CPUs. */
   set(key: K, value: V | V[], flags: 'any' | 'noexist' | 'exist' = 'any'): void {
-    const f = UPDATE_FLAGS[flags];
-    if (f === undefined) {
-      throw new BpfError('EINVAL', `map '${this.name}': flags is ${String(flags)}; one of ${Object.keys(UPDATE_FLAGS).join(', ')}`, { map: this.name });
-    }
+    const f = this.#flags(flags);
     const k = this.#encodeKey(key);
     const v = this.#encodeValue(value);
-    if (!this.percpu && v.byteLength !== this.valueSize) {
-      throw new BpfError('EINVAL', `map '${this.name}': values are ${this.valueSize} bytes, got ${v.byteLength}`, { map: this.name });
-    }
-    native(() => this.#obj._native().mapUpdate(this.name, k, v, f));
+    this.#call((n) => n.update(k, v, f));
   }
 
   /** Returns whether the key was present. */
   delete(key: K): boolean {
     const k = this.#encodeKey(key);
-    return native(() => this.#obj._native().mapDelete(this.name, k));
+    return this.#call((n) => n.delete(k));
   }
 
   keys(): K[] {
-    return native(() => this.#obj._native().mapKeys(this.name)).map((k) => this.#key.decode(k));
+    return this.#call((n) => n.keys()).map((k) => this.#key.decode(k));
   }
 
   *entries(): IterableIterator<[K, V | V[]]> {
@@ -113,5 +181,123 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
   [Symbol.iterator](): IterableIterator<[K, V | V[]]> {
     return this.entries();
   }
+
+  /**
+   * Queue and stack: adds a value (`'exist'`: a full one drops its oldest, else it is `EIO`
+   * with errno E2BIG). Bloom filter: adds the value to the set.
+   */
+  push(value: V, flags: 'any' | 'exist' = 'any'): void {
+    const f = this.#flags(flags);
+    const v = this.#encodeValue(value);
+    this.#call((n) => n.push(v, f));
+  }
+
+  /** Queue and stack: takes the next value out (a queue's oldest, a stack's newest); `undefined` when empty. */
+  pop(): V | undefined {
+    const buf = this.#call((n) => n.pop(true));
+    return buf ? (this.#decodeValue(buf) as V) : undefined;
+  }
+
+  /** Queue and stack: the next value, left in; `undefined` when empty. */
+  peek(): V | undefined {
+    const buf = this.#call((n) => n.pop(false));
+    return buf ? (this.#decodeValue(buf) as V) : undefined;
+  }
+
+  /** Bloom filter: whether the value may be in the set (false: it certainly is not). */
+  has(value: V): boolean {
+    const v = this.#encodeValue(value);
+    return this.#call((n) => n.pop(false, v)) !== null;
+  }
+
+  /**
+   * Stack trace map: the stack `bpf_get_stackid` returned `id` for, as addresses (innermost
+   * first); `undefined` when there is none.
+   */
+  stack(id: number): bigint[] | undefined {
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, num('stack id', id, U32), true);
+    const buf = this.#call((n) => n.lookup(key));
+    if (!buf) return undefined;
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const out: bigint[] = [];
+    for (let off = 0; off + 8 <= buf.byteLength; off += 8) {
+      const ip = dv.getBigUint64(off, true);
+      if (ip === 0n) break;
+      out.push(ip);
+    }
+    return out;
+  }
+
+  /** Program array: the program tail calls to slot `key` run (it must be loaded). */
+  setProgram(key: K, program: Program): void {
+    const k = this.#encodeKey(key);
+    this.#call((n) => n.setProgram(k, program._object(), str('program', program.name)));
+  }
+
+  /** Map of maps: `inner` at `key` (the kernel keeps the map: closing `inner` afterwards leaves it there). */
+  setMap(key: K, inner: MapHandle): void {
+    const k = this.#encodeKey(key);
+    this.#call((n) => n.setMap(k, inner._native()));
+  }
+
+  /** The map's file descriptor, for `reuseFd` (valid while the map is open). */
+  get fd(): number {
+    return this.#call((n) => n.fd());
+  }
+
+  /** Closes a map made by `createMap` (an object's maps close with the object). Idempotent. */
+  close(): void {
+    this.#native.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }
 
+export interface CreateMapOptions {
+  /** A `MapType` value. */
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  /** Shown in `bpftool map` (15 characters; default `'nodebpf'`). */
+  name?: string;
+  flags?: number;
+  /** A bloom filter's number of hash functions. */
+  mapExtra?: number;
+  numaNode?: number;
+  /** A map of maps' template for its values (any map with the inner maps' definition). */
+  innerMap?: MapHandle;
+}
+
+/** @internal The definition `createMap` and `innerMap` pass to the binding, checked. */
+export function mapDefinition(param: string, d: CreateMapOptions) {
+  const o = options(param, d, true);
+  return {
+    mapType: num(`${param} type`, o.type, U32),
+    keySize: num(`${param} keySize`, o.keySize, U32),
+    valueSize: num(`${param} valueSize`, o.valueSize, U32),
+    maxEntries: num(`${param} maxEntries`, o.maxEntries, U32),
+    flags: optNum(`${param} flags`, o.flags, U32),
+    mapExtra: optNum(`${param} mapExtra`, o.mapExtra, U32),
+    numaNode: optNum(`${param} numaNode`, o.numaNode, U32),
+  };
+}
+
+/**
+ * A map of its own, outside any object (libbpf's `bpf_map_create`): e.g. an inner map to put
+ * in a map of maps. Close it (or `using`) when done; a map of maps keeps what was put in it.
+ */
+export function createMap<K = Uint8Array, V = Uint8Array>(o: CreateMapOptions, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
+  const def = mapDefinition('createMap', o);
+  const name = o.name === undefined ? 'nodebpf' : str('createMap name', o.name);
+  const n = native(() => addon.createMap(name, def, o.innerMap?._native()), { map: name });
+  try {
+    return new BpfMap<K, V>(n, native(() => n.desc()), codecs);
+  } catch (e) {
+    n.close();
+    throw e;
+  }
+}

@@ -11,6 +11,7 @@ import type * as binding from './binding.js';
 // binding.ts; test/unit/boundary.test.ts fails when the Rust side changed them unreviewed).
 export type {
   NativeObject,
+  NativeMap,
   NativeLink,
   NativeMultiLink,
   NativeRingBuf,

@@ -1,11 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 
-import { bytes, MAX_ENTRIES, optNum, options, str } from './check.js';
-import { resolveCodec } from './codec.js';
+import { bytes, FD, MAX_ENTRIES, optNum, options, optStr, str, U32 } from './check.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
-import { BpfMap, type MapCodecs } from './map.js';
+import { BpfMap, type MapCodecs, type MapHandle } from './map.js';
+
+/** The definition of a map, as an inner map template. */
+function definitionOf(m: MapHandle): binding.MapDefinition {
+  return { mapType: m.mapType, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags };
+}
 import { addon, type MapDesc, type NativeLink, type NativeMultiLink, type NativeObject } from './native.js';
 import { Program } from './program.js';
 import { RingBuffer } from './ringbuf.js';
@@ -39,6 +43,16 @@ export interface MapConfig {
   maxEntries?: number;
   /** libbpf's `bpf_map__set_value_size` (e.g. a stack map sized for the stack depth). */
   valueSize?: number;
+  /** libbpf's `bpf_map__set_map_flags` (`BPF_F_*`). */
+  mapFlags?: number;
+  /** libbpf's `bpf_map__set_numa_node` (adds `BPF_F_NUMA_NODE`). */
+  numaNode?: number;
+  /** A map of maps' inner template: another map of the object by name, or a map (`createMap`). */
+  innerMap?: string | MapHandle;
+  /** libbpf's `bpf_map__reuse_fd`: this map (an fd, or a `BpfMap`) instead of a new one; `INCOMPATIBLE` unless it matches. */
+  reuseFd?: number | MapHandle;
+  /** libbpf's `bpf_map__set_pin_path`: reuse the map pinned there (`INCOMPATIBLE` unless it matches), or create and pin it there. */
+  pinPath?: string;
 }
 
 export interface ProgramConfig {
@@ -50,11 +64,19 @@ function mapOptions(maps: Record<string, MapConfig> | undefined): binding.LoadOp
   return Object.fromEntries(
     Object.entries(options('maps', maps)).map(([name, c]) => {
       const config = options(`map '${name}' options`, c, true);
+      const inner = config.innerMap;
+      const reuse = config.reuseFd;
       return [
         name,
         {
           maxEntries: optNum(`map '${name}' maxEntries`, config.maxEntries, MAX_ENTRIES),
           valueSize: optNum(`map '${name}' valueSize`, config.valueSize, MAX_ENTRIES),
+          mapFlags: optNum(`map '${name}' mapFlags`, config.mapFlags, U32),
+          numaNode: optNum(`map '${name}' numaNode`, config.numaNode, U32),
+          innerMap: typeof inner === 'object' ? undefined : optStr(`map '${name}' innerMap`, inner),
+          innerMapDef: typeof inner === 'object' && inner !== null ? definitionOf(inner) : undefined,
+          reuseFd: typeof reuse === 'object' && reuse !== null ? reuse.fd : optNum(`map '${name}' reuseFd`, reuse, FD),
+          pinPath: optStr(`map '${name}' pinPath`, config.pinPath),
         },
       ];
     }),
@@ -160,14 +182,7 @@ export class BpfObject implements Disposable {
   map<K = Uint8Array, V = Uint8Array>(name: string, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
     const d = this.#maps.get(name);
     if (!d) throw new BpfError('ENOENT', `no map named '${name}'; maps: ${[...this.#maps.keys()].join(', ')}`, { map: name });
-    const key = resolveCodec(codecs.key);
-    const value = resolveCodec(codecs.value);
-    for (const [what, c, size] of [['key', key, d.keySize], ['value', value, d.valueSize]] as const) {
-      if (c.size !== undefined && c.size !== size) {
-        throw new BpfError('EINVAL', `map '${name}': ${what} codec is ${c.size} bytes, the map's ${what}s are ${size} bytes`, { map: name });
-      }
-    }
-    return new BpfMap<K, V>(this, d, key, value);
+    return new BpfMap<K, V>(native(() => this._native().map(name), { map: name }), d, codecs);
   }
 
   /**

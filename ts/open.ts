@@ -1,11 +1,12 @@
 // The spec stage, as libbpf users know it: open → configure → load. `open()` parses and
 // checks an object without making any kernel object; its programs and maps are then
 // configured (autoload, max_entries) and `load()` makes a `BpfObject` of it.
-import { bytes, MAX_ENTRIES, num } from './check.js';
+import { bytes, FD, MAX_ENTRIES, num, str, U32 } from './check.js';
 import { BpfError, nativeAsync } from './errors.js';
 import { addon } from './native.js';
-import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type LoadOptions } from './object.js';
-import type { GlobalSpec, MapSpec, ProgramSpec } from './binding.js';
+import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type LoadOptions, type MapConfig } from './object.js';
+import type { MapHandle } from './map.js';
+import type { GlobalSpec, InnerMapSpec, MapSpec, ProgramSpec } from './binding.js';
 
 /** A program before load. */
 export class OpenProgram {
@@ -30,20 +31,34 @@ export class OpenMap {
   readonly name: string;
   readonly mapType: number;
   readonly keySize: number;
-  readonly flags: number;
+  /** A bloom filter's number of hash functions. */
+  readonly mapExtra: number;
+  /** The key's and value's BTF types as C names them (`__u32`, `struct event`); none for `key_size`-declared maps. */
+  readonly btfKeyType: string | undefined;
+  readonly btfValueType: string | undefined;
+  /** `'byName'` for `LIBBPF_PIN_BY_NAME`. */
+  readonly pinning: 'byName' | 'none';
+  /** A map of maps' inner map, from its `__array(values, ...)` declaration. */
+  readonly inner: InnerMapSpec | undefined;
   #maxEntries: number;
   #valueSize: number;
+  #flags: number;
   /** What was set, as load options. */
-  #config: { maxEntries?: number; valueSize?: number } = {};
+  #config: MapConfig = {};
 
   /** @internal */
   constructor(m: MapSpec) {
     this.name = m.name;
     this.mapType = m.mapType;
     this.keySize = m.keySize;
-    this.flags = m.flags;
+    this.mapExtra = m.mapExtra;
+    this.btfKeyType = m.btfKeyType;
+    this.btfValueType = m.btfValueType;
+    this.pinning = m.pinning === 'byName' ? 'byName' : 'none';
+    this.inner = m.inner;
     this.#maxEntries = m.maxEntries;
     this.#valueSize = m.valueSize;
+    this.#flags = m.flags;
   }
 
   /** libbpf's `bpf_map__set_max_entries` (a ring buffer's size in bytes). Checked when set. */
@@ -66,8 +81,42 @@ export class OpenMap {
     this.#config.valueSize = this.#valueSize;
   }
 
+  /** libbpf's `bpf_map__set_map_flags` (`BPF_F_*`). Checked when set. */
+  get flags(): number {
+    return this.#flags;
+  }
+
+  set flags(n: number) {
+    this.#flags = num(`map '${this.name}' mapFlags`, n, U32);
+    this.#config.mapFlags = this.#flags;
+  }
+
+  /** libbpf's `bpf_map__set_numa_node`. */
+  setNumaNode(node: number): this {
+    this.#config.numaNode = num(`map '${this.name}' numaNode`, node, U32);
+    return this;
+  }
+
+  /** A map of maps' inner template: another map of the object by name, or a map (`createMap`). */
+  setInnerMap(inner: string | MapHandle): this {
+    this.#config.innerMap = typeof inner === 'string' ? str(`map '${this.name}' innerMap`, inner) : inner;
+    return this;
+  }
+
+  /** libbpf's `bpf_map__reuse_fd`: use this map (an fd, or a map) instead of creating one; `INCOMPATIBLE` at load unless it matches. */
+  reuseFd(map: number | MapHandle): this {
+    this.#config.reuseFd = typeof map === 'number' ? num(`map '${this.name}' reuseFd`, map, FD) : map;
+    return this;
+  }
+
+  /** libbpf's `bpf_map__set_pin_path`: reuse the map pinned there (if it matches) or pin the new map there. */
+  setPinPath(path: string): this {
+    this.#config.pinPath = str(`map '${this.name}' pinPath`, path);
+    return this;
+  }
+
   /** @internal What was configured, as load options (undefined when nothing was). */
-  get config(): { maxEntries?: number; valueSize?: number } | undefined {
+  get config(): MapConfig | undefined {
     return Object.keys(this.#config).length > 0 ? { ...this.#config } : undefined;
   }
 }

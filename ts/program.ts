@@ -151,6 +151,11 @@ export class Program {
     this.autoload = d.autoload;
   }
 
+  /** @internal The loaded object the program is in (program arrays take it from there). */
+  _object(): NativeObject {
+    return this.#obj._native();
+  }
+
   #link(f: (o: NativeObject) => NativeLink): Link {
     return this.#obj._track(native(() => f(this.#obj._native())));
   }

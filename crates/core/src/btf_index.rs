@@ -257,6 +257,21 @@ impl BtfIndex {
         self.register_sized(proto.size_or_type, "the return value", true)
     }
 
+    /// A type's name as C spells it (`__u32`, `struct event`), `None` for anonymous types.
+    pub fn type_name(&self, id: u32) -> Option<String> {
+        let (owner, t) = self.ty(id)?;
+        let name = String::from_utf8_lossy(owner.name(t.name_off)?).into_owned();
+        if name.is_empty() {
+            return None;
+        }
+        Some(match t.kind {
+            KIND_STRUCT => format!("struct {name}"),
+            KIND_UNION => format!("union {name}"),
+            KIND_ENUM | KIND_ENUM64 => format!("enum {name}"),
+            _ => name,
+        })
+    }
+
     /// A name in this BTF's own string section.
     fn name(&self, name_off: u32) -> Option<&[u8]> {
         let base = self.str_end.saturating_sub(self.own_str_len());

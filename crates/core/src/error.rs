@@ -50,6 +50,8 @@ codes! {
     Closed => "CLOSED",
     /// Already in use (a ring buffer has one consumer).
     Busy => "BUSY",
+    /// A map to reuse (pinned, or an fd given) does not match the object's definition.
+    Incompatible => "INCOMPATIBLE",
     /// A bug in nodebpf (a caught panic): the message says where.
     Internal => "INTERNAL",
     /// Any other OS error.

@@ -9,6 +9,7 @@ pub mod error;
 pub mod features;
 pub mod globals;
 pub mod loader;
+pub mod map_create;
 pub mod maps;
 pub mod program;
 pub mod ringbuf;
@@ -19,7 +20,7 @@ pub mod tracefs;
 pub use attach::Link;
 pub use error::{Code, Error, Result};
 pub use loader::{
-    load, load_file, parse, GlobalValue, LoadOptions, MapConfig, MapSpec, Object, Parsed,
+    load, load_file, parse, GlobalValue, InnerMap, LoadOptions, MapConfig, MapSpec, Object, Parsed,
     ProgramConfig, ProgramSpec, Spec,
 };
 pub use maps::Map;

@@ -2,12 +2,11 @@
 //! as one slot per possible CPU, each slot rounded up to 8 bytes as the kernel lays them out.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-use aya::maps::MapData;
-
 use crate::error::{einval, Error, Result};
+use crate::map_create::{self, MapDef};
 use crate::sys::{self, MapElemAttr};
 
 pub struct Map {
@@ -21,7 +20,7 @@ pub struct Map {
     pub pinned: Option<PathBuf>,
     /// Who consumes the map as a ring buffer: one consumer at a time.
     pub(crate) ring_claim: std::sync::Arc<crate::ringbuf::Claim>,
-    data: MapData,
+    fd: OwnedFd,
 }
 
 pub fn possible_cpus() -> Result<usize> {
@@ -29,27 +28,38 @@ pub fn possible_cpus() -> Result<usize> {
 }
 
 impl Map {
-    pub(crate) fn new(
-        name: String,
-        obj: &aya_obj::Map,
-        data: MapData,
-        pinned: Option<PathBuf>,
-    ) -> Self {
+    pub(crate) fn new(name: String, def: &MapDef, fd: OwnedFd, pinned: Option<PathBuf>) -> Self {
         Map {
             name,
-            map_type: obj.map_type(),
-            key_size: obj.key_size(),
-            value_size: obj.value_size(),
-            max_entries: obj.max_entries(),
-            flags: obj.map_flags(),
+            map_type: def.map_type,
+            key_size: def.key_size,
+            value_size: def.value_size,
+            max_entries: def.max_entries,
+            flags: def.flags,
             pinned,
             ring_claim: Default::default(),
-            data,
+            fd,
         }
     }
 
+    /// A map of its own, outside any object (libbpf's `bpf_map_create`); `inner` is the
+    /// template of a map of maps' values.
+    pub fn create(name: &str, def: &MapDef, inner: Option<&Map>) -> Result<Map> {
+        let mut def = def.clone();
+        def.normalize()?;
+        if def.is_map_of_maps() != inner.is_some() {
+            return Err(einval(format!(
+                "map '{name}': an inner map is {} for map type {}",
+                if inner.is_some() { "only taken" } else { "needed" },
+                def.map_type
+            )));
+        }
+        let fd = map_create::create(name, &def, None, inner.map(Map::fd))?;
+        Ok(Map::new(name.to_string(), &def, fd, None))
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.data.fd().as_fd()
+        self.fd.as_fd()
     }
 
     pub fn is_percpu(&self) -> bool {
@@ -58,7 +68,7 @@ impl Map {
             sys::BPF_MAP_TYPE_PERCPU_HASH
                 | sys::BPF_MAP_TYPE_PERCPU_ARRAY
                 | sys::BPF_MAP_TYPE_LRU_PERCPU_HASH
-                | 21 /* PERCPU_CGROUP_STORAGE */
+                | sys::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE
         )
     }
 
@@ -69,6 +79,87 @@ impl Map {
         } else {
             Ok(self.value_size as usize)
         }
+    }
+
+    /// Queues, stacks and bloom filters have values and no keys.
+    pub fn is_keyless(&self) -> bool {
+        matches!(
+            self.map_type,
+            sys::BPF_MAP_TYPE_QUEUE | sys::BPF_MAP_TYPE_STACK | sys::BPF_MAP_TYPE_BLOOM_FILTER
+        )
+    }
+
+    fn check_keyless(&self, op: &str) -> Result<()> {
+        if !self.is_keyless() {
+            return Err(einval(format!(
+                "map '{}': {op} is for queue, stack and bloom filter maps (this one's type is {})",
+                self.name, self.map_type
+            )));
+        }
+        Ok(())
+    }
+
+    /// Pushes a value onto a queue or stack, or adds it to a bloom filter; `flags`
+    /// `BPF_EXIST` (2) makes a full queue or stack drop its oldest value.
+    pub fn push(&self, value: &[u8], flags: u64) -> Result<()> {
+        self.check_keyless("push")?;
+        self.check_value(value)?;
+        let mut attr = self.elem_attr(&[], sys::ptr(value.as_ptr()), flags);
+        attr.key = 0;
+        sys::bpf(sys::BPF_MAP_UPDATE_ELEM, &mut attr)
+            .map(drop)
+            .map_err(|e| Error::os(format!("map '{}': push", self.name), e))
+    }
+
+    /// A queue's or stack's next value, taken out (`pop`) or left in (peek), or `None`
+    /// when it is empty. For a bloom filter, peek with the value: `Some` when it may be in.
+    pub fn pop(&self, take: bool, probe: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
+        self.check_keyless(if take { "pop" } else { "peek" })?;
+        let mut value = match probe {
+            Some(v) => {
+                self.check_value(v)?;
+                v.to_vec()
+            }
+            None => vec![0u8; self.value_size as usize],
+        };
+        let mut attr = self.elem_attr(&[], sys::ptr(value.as_mut_ptr()), 0);
+        attr.key = 0;
+        let cmd = if take {
+            sys::BPF_MAP_LOOKUP_AND_DELETE_ELEM
+        } else {
+            sys::BPF_MAP_LOOKUP_ELEM
+        };
+        match sys::bpf(cmd, &mut attr) {
+            Ok(_) => Ok(Some(value)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(Error::os(
+                format!("map '{}': {}", self.name, if take { "pop" } else { "peek" }),
+                e,
+            )),
+        }
+    }
+
+    /// Stores a file descriptor as the value at `key`: a program in a program array, a
+    /// map in a map of maps (the kernel keeps the object, not the fd).
+    pub fn set_fd(&self, key: &[u8], fd: BorrowedFd<'_>) -> Result<()> {
+        self.check_key(key)?;
+        let value = fd.as_raw_fd() as u32;
+        let mut attr = self.elem_attr(key, sys::ptr(&value), 0);
+        sys::bpf(sys::BPF_MAP_UPDATE_ELEM, &mut attr)
+            .map(drop)
+            .map_err(|e| Error::os(format!("map '{}': update", self.name), e))
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() != self.value_size as usize {
+            return Err(einval(format!(
+                "map '{}': value is {} bytes, the map's values are {} bytes",
+                self.name,
+                value.len(),
+                self.value_size
+            )));
+        }
+        Ok(())
     }
 
     fn check_key(&self, key: &[u8]) -> Result<()> {

@@ -63,6 +63,49 @@ pub struct MapSpec {
     pub value_size: u32,
     pub max_entries: u32,
     pub flags: u32,
+    /// A bloom filter's number of hash functions.
+    pub map_extra: f64,
+    /// The key's and value's BTF types as C names them (`__u32`, `struct event`).
+    pub btf_key_type: Option<String>,
+    pub btf_value_type: Option<String>,
+    /// `'byName'` for `LIBBPF_PIN_BY_NAME`, else `'none'`.
+    pub pinning: String,
+    /// A map of maps' inner map, from its `__array(values, ...)` declaration.
+    pub inner: Option<InnerMapSpec>,
+}
+
+/// The definition of a map of maps' inner map.
+#[napi(object)]
+pub struct InnerMapSpec {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+impl From<core::MapSpec> for MapSpec {
+    fn from(m: core::MapSpec) -> Self {
+        MapSpec {
+            name: m.name,
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            flags: m.flags,
+            map_extra: m.map_extra as f64,
+            btf_key_type: m.btf_key_type,
+            btf_value_type: m.btf_value_type,
+            pinning: if m.pinned_by_name { "byName" } else { "none" }.to_string(),
+            inner: m.inner.map(|i| InnerMapSpec {
+                map_type: i.map_type,
+                key_size: i.key_size,
+                value_size: i.value_size,
+                max_entries: i.max_entries,
+                flags: i.flags,
+            }),
+        }
+    }
 }
 
 /// A `.rodata`/`.data`/`.bss` variable.
@@ -85,18 +128,7 @@ impl From<core::Spec> for ObjectSpec {
                     expected_attach_type: p.expected_attach_type,
                 })
                 .collect(),
-            maps: s
-                .maps
-                .into_iter()
-                .map(|m| MapSpec {
-                    name: m.name,
-                    map_type: m.map_type,
-                    key_size: m.key_size,
-                    value_size: m.value_size,
-                    max_entries: m.max_entries,
-                    flags: m.flags,
-                })
-                .collect(),
+            maps: s.maps.into_iter().map(MapSpec::from).collect(),
             globals: s
                 .globals
                 .into_iter()
@@ -218,19 +250,7 @@ impl NativeObject {
     #[napi]
     pub fn maps(&self, env: Env) -> Result<Vec<MapDesc>> {
         self.with(&env, &Ctx::op("maps"), |o| {
-            Ok(o.maps
-                .iter()
-                .map(|m| MapDesc {
-                    name: m.name.clone(),
-                    map_type: m.map_type,
-                    key_size: m.key_size,
-                    value_size: m.value_size,
-                    max_entries: m.max_entries,
-                    flags: m.flags,
-                    percpu: m.is_percpu(),
-                    pinned: m.pinned.as_ref().map(|p| p.display().to_string()),
-                })
-                .collect())
+            Ok(o.maps.iter().map(crate::map::describe).collect())
         })
     }
 

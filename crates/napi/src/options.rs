@@ -108,6 +108,53 @@ pub struct MapOptions {
     pub max_entries: Option<u32>,
     /// `bpf_map__set_value_size`.
     pub value_size: Option<u32>,
+    /// `bpf_map__set_map_flags`.
+    pub map_flags: Option<f64>,
+    /// `bpf_map__set_numa_node`.
+    pub numa_node: Option<f64>,
+    /// A map of maps' inner template: another map of the object, by name...
+    pub inner_map: Option<String>,
+    /// ...or a definition (a `createMap` map's).
+    pub inner_map_def: Option<crate::map::MapDefinition>,
+    /// `bpf_map__reuse_fd`: use this map fd (duplicated) instead of creating the map.
+    pub reuse_fd: Option<f64>,
+    /// `bpf_map__set_pin_path`: reuse the map pinned there, or pin the new map there.
+    pub pin_path: Option<String>,
+}
+
+impl MapOptions {
+    fn to_core(&self, name: &str) -> Checked<core::MapConfig> {
+        let u32_of = |param: &str, v: Option<f64>| {
+            v.map(|v| {
+                int_of(&format!("map '{name}' {param}"), v, 0, u32::MAX.into()).map(|n| n as u32)
+            })
+            .transpose()
+        };
+        let inner_map = match (&self.inner_map, &self.inner_map_def) {
+            (Some(n), _) => Some(core::InnerMap::Name(n.clone())),
+            (None, Some(d)) => Some(core::InnerMap::Def(
+                d.to_core(&format!("map '{name}' innerMap "))?,
+            )),
+            (None, None) => None,
+        };
+        let reuse_fd = self
+            .reuse_fd
+            .map(|v| {
+                let param = format!("map '{name}' reuseFd");
+                let fd = int_of(&param, v, 0, i32::MAX.into())?;
+                core::map_create::dup_map_fd(&param, fd).map(std::sync::Arc::new)
+            })
+            .transpose()?;
+        Ok(core::MapConfig {
+            max_entries: self.max_entries,
+            value_size: self.value_size,
+            flags: u32_of("mapFlags", self.map_flags)?,
+            numa_node: u32_of("numaNode", self.numa_node)?,
+            inner_map,
+            reuse_fd,
+            pin_path: self.pin_path.clone().map(Into::into),
+        })
+    }
 }
 
 /// A program's configuration before load (libbpf's `bpf_program__set_*`).
@@ -140,14 +187,9 @@ impl LoadOptions {
                 .maps
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(name, m)| {
-                    let config = core::MapConfig {
-                        max_entries: m.max_entries,
-                        value_size: m.value_size,
-                    };
-                    (name, config)
-                })
-                .collect(),
+                .map(|(name, m)| Ok((m.to_core(&name)?, name)))
+                .map(|r: Checked<_>| r.map(|(config, name)| (name, config)))
+                .collect::<Checked<_>>()?,
             programs: o
                 .programs
                 .unwrap_or_default()

@@ -13,13 +13,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aya::maps::MapData;
 use aya_obj::btf::BtfFeatures;
 use aya_obj::maps::PinningType;
 use aya_obj::EbpfSectionKind;
 use aya_obj::Features;
 
-use crate::error::{bad_object, enoent, Code, Error, Result};
+use crate::error::{bad_object, einval, enoent, Code, Error, Result};
+use crate::map_create::{self, MapDef};
 use crate::maps::{path_cstring, Map};
 use crate::program::{BtfTarget, Program, ProgramParts};
 use crate::sys::{self, BtfLoadAttr};
@@ -55,6 +55,27 @@ pub struct MapConfig {
     pub max_entries: Option<u32>,
     /// libbpf's `bpf_map__set_value_size` (e.g. a stack map sized for the stack depth).
     pub value_size: Option<u32>,
+    /// libbpf's `bpf_map__set_map_flags`.
+    pub flags: Option<u32>,
+    /// libbpf's `bpf_map__set_numa_node`.
+    pub numa_node: Option<u32>,
+    /// The template of a map of maps' values, in place of its `__array(values, ...)`.
+    pub inner_map: Option<InnerMap>,
+    /// libbpf's `bpf_map__reuse_fd`: this map (a duplicate of the fd given) instead of a
+    /// new one, if it matches the definition.
+    pub reuse_fd: Option<Arc<OwnedFd>>,
+    /// libbpf's `bpf_map__set_pin_path`: reuse the map pinned there (if it matches), or
+    /// create it and pin it there.
+    pub pin_path: Option<PathBuf>,
+}
+
+/// Where a map of maps' inner template comes from.
+#[derive(Clone, Debug)]
+pub enum InnerMap {
+    /// Another map of the object, as configured.
+    Name(String),
+    /// A definition (a standalone map's).
+    Def(MapDef),
 }
 
 /// A program's configuration before it is loaded.
@@ -145,6 +166,14 @@ pub struct MapSpec {
     pub value_size: u32,
     pub max_entries: u32,
     pub flags: u32,
+    pub map_extra: u64,
+    /// The BTF types of key and value, as C names them (`__u32`, `struct event`).
+    pub btf_key_type: Option<String>,
+    pub btf_value_type: Option<String>,
+    /// `LIBBPF_PIN_BY_NAME`.
+    pub pinned_by_name: bool,
+    /// A map of maps' inner map, from its `__array(values, ...)`.
+    pub inner: Option<Box<MapSpec>>,
 }
 
 /// What the no-kernel stage makes of an object: checked ([`validate`]), section names
@@ -184,18 +213,36 @@ impl Parsed {
                 expected_attach_type: spec.expected_attach_type,
             });
         }
+        let btf = match &self.btf {
+            Some(b) => Some(crate::btf_index::BtfIndex::parse(b.clone())?),
+            None => None,
+        };
+        let spec = |name: String, m: &aya_obj::Map| {
+            let def = MapDef::of(m);
+            let type_name = |id| btf.as_ref().filter(|_| id != 0)?.type_name(id);
+            MapSpec {
+                map_type: def.map_type,
+                key_size: def.key_size,
+                value_size: def.value_size,
+                max_entries: def.max_entries,
+                flags: def.flags,
+                map_extra: def.map_extra,
+                btf_key_type: type_name(def.btf_key_type_id),
+                btf_value_type: type_name(def.btf_value_type_id),
+                pinned_by_name: m.pinning() == PinningType::ByName,
+                inner: None,
+                name,
+            }
+        };
         let maps = self
             .map_names()
             .into_iter()
             .filter_map(|name| {
                 let m = self.obj.maps.get(&name)?;
+                let inner = m.inner().map(|i| Box::new(spec(format!("{name}.inner"), &i)));
                 Some(MapSpec {
-                    map_type: m.map_type(),
-                    key_size: m.key_size(),
-                    value_size: m.value_size(),
-                    max_entries: m.max_entries(),
-                    flags: m.map_flags(),
-                    name,
+                    inner,
+                    ..spec(name, m)
                 })
             })
             .collect();
@@ -398,26 +445,26 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     let program_names: Vec<String> = obj.programs.keys().cloned().collect();
     check_configured("program", opts.programs.keys(), &program_names)?;
 
+    let mut defs = HashMap::new();
+    for (name, map_obj) in &obj.maps {
+        let config = opts.maps.get(name).cloned().unwrap_or_default();
+        defs.insert(name.clone(), configured_def(name, map_obj, &config)?);
+    }
     let mut maps = Vec::new();
     let mut map_objs = Vec::new();
-    for (name, mut map_obj) in obj.maps.drain() {
+    for (name, map_obj) in obj.maps.drain() {
         let config = opts.maps.get(&name).cloned().unwrap_or_default();
-        for (param, value) in [
-            ("maxEntries", config.max_entries),
-            ("valueSize", config.value_size),
-        ] {
-            if value == Some(0) {
-                let param = format!("map '{name}' {param}");
-                return Err(Error::range(&param, 0, "1..=2^32-1"));
-            }
-        }
-        if let Some(n) = config.max_entries {
-            map_obj.set_max_entries(n);
-        }
-        if let Some(n) = config.value_size {
-            map_obj.set_value_size(n);
-        }
-        let map = create_map(&name, &map_obj, btf_fd.as_deref(), opts)?;
+        let inner = match &config.inner_map {
+            Some(InnerMap::Name(n)) => Some(defs.get(n).cloned().ok_or_else(|| {
+                enoent(format!(
+                    "map '{name}' innerMap: no map named '{n}' in the object"
+                ))
+            })?),
+            Some(InnerMap::Def(d)) => Some(d.clone()),
+            None => map_obj.inner().map(|i| MapDef::of(&i)),
+        };
+        let def = defs.remove(&name).unwrap_or_else(|| MapDef::of(&map_obj));
+        let map = create_map(&name, &map_obj, def, inner, &config, btf_fd.as_deref(), opts)?;
         map_objs.push((name, map_obj));
         maps.push(map);
     }
@@ -497,15 +544,15 @@ fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
 /// The read-only array (one value) the `.kconfig` externs are read from, frozen like
 /// libbpf's, so the verifier takes its contents as constants.
 fn kconfig_map(value: &[u8]) -> Result<OwnedFd> {
-    let mut attr = sys::MapCreateAttr {
+    let def = MapDef {
         map_type: sys::BPF_MAP_TYPE_ARRAY,
         key_size: 4,
         value_size: value.len() as u32,
         max_entries: 1,
-        map_flags: sys::BPF_F_RDONLY_PROG,
+        flags: sys::BPF_F_RDONLY_PROG,
+        ..Default::default()
     };
-    let fd = sys::bpf_fd(sys::BPF_MAP_CREATE, &mut attr)
-        .map_err(|e| Error::os("creating the .kconfig map", e))?;
+    let fd = map_create::create(".kconfig", &def, None, None)?;
     let key = 0u32;
     let mut elem = sys::MapElemAttr {
         map_fd: fd.as_raw_fd() as u32,
@@ -587,34 +634,81 @@ pub(crate) fn load_btf(bytes: &[u8]) -> Result<OwnedFd> {
     })
 }
 
+/// The map as the configuration changes its declaration.
+fn configured_def(name: &str, map_obj: &aya_obj::Map, config: &MapConfig) -> Result<MapDef> {
+    for (param, value) in [
+        ("maxEntries", config.max_entries),
+        ("valueSize", config.value_size),
+    ] {
+        if value == Some(0) {
+            let param = format!("map '{name}' {param}");
+            return Err(Error::range(&param, 0, "1..=2^32-1"));
+        }
+    }
+    let mut def = MapDef::of(map_obj);
+    def.max_entries = config.max_entries.unwrap_or(def.max_entries);
+    def.value_size = config.value_size.unwrap_or(def.value_size);
+    def.flags = config.flags.unwrap_or(def.flags);
+    def.numa_node = config.numa_node;
+    def.normalize()?;
+    Ok(def)
+}
+
+/// Creates the map, or reuses the one given (`reuseFd`) or pinned at its pin path, once
+/// checked to match; a map of maps gets a template of its inner map for the kernel to
+/// check values against, closed once the outer map exists (as libbpf does).
 fn create_map(
     name: &str,
     map_obj: &aya_obj::Map,
+    def: MapDef,
+    inner: Option<MapDef>,
+    config: &MapConfig,
     btf_fd: Option<&OwnedFd>,
     opts: &LoadOptions,
 ) -> Result<Map> {
     use std::os::fd::AsFd;
-    let create = || {
-        MapData::create(map_obj.clone(), name, btf_fd.map(|f| f.as_fd()))
-            .map_err(|e| map_error(name, e))
+    if let Some(fd) = &config.reuse_fd {
+        map_create::check_compatible(name, &def, fd.as_fd(), "the map fd given")?;
+        let own = fd
+            .try_clone()
+            .map_err(|e| Error::os(format!("map '{name}': duplicating the fd given"), e))?;
+        return Ok(Map::new(name.to_string(), &def, own, None));
+    }
+    let pin = match (&config.pin_path, map_obj.pinning()) {
+        (Some(path), _) => Some(path.clone()),
+        (None, PinningType::ByName) => Some(
+            opts.pin_path
+                .as_deref()
+                .unwrap_or(Path::new("/sys/fs/bpf"))
+                .join(name),
+        ),
+        (None, PinningType::None) => None,
     };
-    let (data, pinned) = match map_obj.pinning() {
-        PinningType::ByName => {
-            let dir = opts.pin_path.as_deref().unwrap_or(Path::new("/sys/fs/bpf"));
-            let path = dir.join(name);
-            if path.exists() {
-                let fd = sys::obj_get(&path_cstring(&path)?)
-                    .map_err(|e| Error::os(format!("opening pinned map {}", path.display()), e))?;
-                let data = MapData::from_fd(fd).map_err(|e| map_error(name, e))?;
-                return Ok(Map::new(name.to_string(), map_obj, data, Some(path)));
-            }
-            (create()?, Some(path))
+    if let Some(path) = pin.as_ref().filter(|p| p.exists()) {
+        let fd = sys::obj_get(&path_cstring(path)?)
+            .map_err(|e| Error::os(format!("opening pinned map {}", path.display()), e))?;
+        let what = format!("the map pinned at {}", path.display());
+        map_create::check_compatible(name, &def, fd.as_fd(), &what)?;
+        return Ok(Map::new(name.to_string(), &def, fd, pin));
+    }
+    let btf = btf_fd.map(|f| f.as_fd());
+    let template = match (def.is_map_of_maps(), inner) {
+        (true, Some(inner)) => {
+            Some(map_create::create(&format!("{name}.inner"), &inner, btf, None)?)
         }
-        PinningType::None => (create()?, None),
+        (true, None) => {
+            return Err(einval(format!(
+                "map '{name}' is a map of maps without an inner map: declare it with \
+                 __array(values, struct inner) or configure innerMap"
+            )))
+        }
+        (false, _) => None,
     };
-    let map = Map::new(name.to_string(), map_obj, data, pinned.clone());
+    let fd = map_create::create(name, &def, btf, template.as_ref().map(|f| f.as_fd()))?;
+    drop(template);
+    let map = Map::new(name.to_string(), &def, fd, pin.clone());
     initialize(&map, map_obj)?;
-    if let Some(path) = &pinned {
+    if let Some(path) = &pin {
         map.pin(path)?;
     }
     Ok(map)
@@ -630,15 +724,6 @@ fn initialize(map: &Map, map_obj: &aya_obj::Map) -> Result<()> {
             .map_err(|e| Error::os(format!("freezing map '{}'", map.name), e))?;
     }
     Ok(())
-}
-
-fn map_error(name: &str, e: aya::maps::MapError) -> Error {
-    match e {
-        aya::maps::MapError::CreateError { io_error, .. } => {
-            Error::os(format!("creating map '{name}'"), io_error)
-        }
-        other => Error::new(Code::Einval, format!("map '{name}': {other}")),
-    }
 }
 
 /// "outer: inner: innermost" — aya-obj's errors keep the useful part in their sources.

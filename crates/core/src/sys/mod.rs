@@ -314,6 +314,8 @@ pub fn perf_event_open(attr: &mut PerfEventAttr, pid: i32) -> io::Result<OwnedFd
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `BPF_MAP_CREATE`, up to `map_extra` (5.16): the kernel's `union bpf_attr` layout, field
+/// for field. Older kernels take it as long as the fields they do not know are zero.
 #[repr(C)]
 #[derive(Default)]
 pub struct MapCreateAttr {
@@ -322,6 +324,30 @@ pub struct MapCreateAttr {
     pub value_size: u32,
     pub max_entries: u32,
     pub map_flags: u32,
+    pub inner_map_fd: u32,
+    /// Used by the kernel only with `BPF_F_NUMA_NODE` in `map_flags`.
+    pub numa_node: u32,
+    pub map_name: [u8; 16],
+    pub map_ifindex: u32,
+    pub btf_fd: u32,
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
+    pub btf_vmlinux_value_type_id: u32,
+    /// Per map type: a bloom filter's number of hash functions (low 4 bits).
+    pub map_extra: u64,
+}
+
+/// The leading part of `struct bpf_map_info` that we read.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct MapInfo {
+    pub type_: u32,
+    pub id: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub name: [u8; 16],
 }
 
 /// One BPF instruction, encoded by hand for the feature probes.
@@ -363,7 +389,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<RawTpOpenAttr>(), 24);
         assert_eq!(std::mem::size_of::<ObjAttr>(), 16);
         assert_eq!(std::mem::size_of::<InfoByFdAttr>(), 16);
-        assert_eq!(std::mem::size_of::<MapCreateAttr>(), 20);
+        assert_eq!(std::mem::size_of::<MapCreateAttr>(), 72);
+        assert_eq!(std::mem::size_of::<MapInfo>(), 40);
         assert_eq!(std::mem::size_of::<IdAttr>(), 12);
         assert_eq!(std::mem::size_of::<BtfInfo>(), 32);
     }
@@ -371,6 +398,10 @@ mod tests {
     #[test]
     fn attr_layouts_match_the_kernel() {
         assert_eq!(std::mem::size_of::<LinkCreateAttr>(), 64);
+        assert_eq!(std::mem::offset_of!(MapCreateAttr, map_name), 28);
+        assert_eq!(std::mem::offset_of!(MapCreateAttr, btf_fd), 48);
+        assert_eq!(std::mem::offset_of!(MapCreateAttr, btf_vmlinux_value_type_id), 60);
+        assert_eq!(std::mem::offset_of!(MapCreateAttr, map_extra), 64);
         assert_eq!(std::mem::offset_of!(ProgLoadAttr, expected_attach_type), 68);
         assert_eq!(std::mem::offset_of!(ProgLoadAttr, attach_btf_id), 108);
         assert_eq!(std::mem::offset_of!(ProgInfo, run_cnt), 200);
