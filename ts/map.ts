@@ -183,7 +183,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
   }
 
   /**
-   * Queue and stack: adds a value (`'exist'`: a full one drops its oldest, else it is `EIO`
+   * Queue and stack: adds a value (`'exist'`: a full one drops its oldest, else it is `EINVAL`
    * with errno E2BIG). Bloom filter: adds the value to the set.
    */
   push(value: V, flags: 'any' | 'exist' = 'any'): void {

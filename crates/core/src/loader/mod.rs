@@ -463,7 +463,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             Some(InnerMap::Def(d)) => Some(d.clone()),
             None => map_obj.inner().map(|i| MapDef::of(&i)),
         };
-        let def = defs.remove(&name).unwrap_or_else(|| MapDef::of(&map_obj));
+        let def = defs.get(&name).cloned().unwrap_or_else(|| MapDef::of(&map_obj));
         let map = create_map(&name, &map_obj, def, inner, &config, btf_fd.as_deref(), opts)?;
         map_objs.push((name, map_obj));
         maps.push(map);
