@@ -1,6 +1,6 @@
 import { num, optNum, options, str, U32 } from './check.js';
 import { BpfError, native } from './errors.js';
-import { resolveCodec, type Codec, type CodecSpec } from './codec.js';
+import { resolveCodec, type Codec, type CodecName, type CodecSpec, type Decoded } from './codec.js';
 import { addon, type MapDesc, type NativeMap } from './native.js';
 import type { Program } from './program.js';
 
@@ -290,6 +290,11 @@ export function mapDefinition(param: string, d: CreateMapOptions) {
  * A map of its own, outside any object (libbpf's `bpf_map_create`): e.g. an inner map to put
  * in a map of maps. Close it (or `using`) when done; a map of maps keeps what was put in it.
  */
+export function createMap<KS extends CodecName | undefined = undefined, VS extends CodecName | undefined = undefined>(
+  o: CreateMapOptions,
+  codecs?: { key?: KS; value?: VS },
+): BpfMap<Decoded<KS>, Decoded<VS>>;
+export function createMap<K = Uint8Array, V = Uint8Array>(o: CreateMapOptions, codecs?: MapCodecs<K, V>): BpfMap<K, V>;
 export function createMap<K = Uint8Array, V = Uint8Array>(o: CreateMapOptions, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
   const def = mapDefinition('createMap', o);
   const name = o.name === undefined ? 'nodebpf' : str('createMap name', o.name);

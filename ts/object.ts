@@ -5,6 +5,7 @@ import { bytes, FD, MAX_ENTRIES, optNum, options, optStr, str, U32 } from './che
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
 import { BpfMap, type MapCodecs, type MapHandle } from './map.js';
+import type { CodecName, Decoded } from './codec.js';
 
 /** The definition of a map, as an inner map template. */
 function definitionOf(m: MapHandle): binding.MapDefinition {
@@ -179,6 +180,12 @@ export class BpfObject implements Disposable {
     return p;
   }
 
+  /** With named codecs (`{ key: 'u32', value: 'u64' }`) the map is typed by them (`number`, `bigint`). */
+  map<KS extends CodecName | undefined = undefined, VS extends CodecName | undefined = undefined>(
+    name: string,
+    codecs?: { key?: KS; value?: VS },
+  ): BpfMap<Decoded<KS>, Decoded<VS>>;
+  map<K = Uint8Array, V = Uint8Array>(name: string, codecs?: MapCodecs<K, V>): BpfMap<K, V>;
   map<K = Uint8Array, V = Uint8Array>(name: string, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
     const d = this.#maps.get(name);
     if (!d) throw new BpfError('ENOENT', `no map named '${name}'; maps: ${[...this.#maps.keys()].join(', ')}`, { map: name });

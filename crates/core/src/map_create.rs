@@ -156,8 +156,12 @@ pub fn create(
 
 /// The kernel's view of a map fd: `EINVAL` when it is no BPF map.
 pub fn info(fd: BorrowedFd<'_>, what: &str) -> Result<sys::MapInfo> {
-    sys::obj_info::<sys::MapInfo>(fd.as_raw_fd())
-        .map_err(|e| Error::os(format!("{what}: reading the map's info (is it a BPF map?)"), e))
+    sys::obj_info::<sys::MapInfo>(fd.as_raw_fd()).map_err(|e| {
+        Error::os(
+            format!("{what}: reading the map's info (is it a BPF map?)"),
+            e,
+        )
+    })
 }
 
 /// `INCOMPATIBLE` naming the first field where the existing map (`what`: "the map pinned

@@ -50,7 +50,11 @@ impl Map {
         if def.is_map_of_maps() != inner.is_some() {
             return Err(einval(format!(
                 "map '{name}': an inner map is {} for map type {}",
-                if inner.is_some() { "only taken" } else { "needed" },
+                if inner.is_some() {
+                    "only taken"
+                } else {
+                    "needed"
+                },
                 def.map_type
             )));
         }

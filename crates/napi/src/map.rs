@@ -181,7 +181,9 @@ impl NativeMap {
         value: Uint8Array,
         flags: Option<u32>,
     ) -> Result<()> {
-        self.with(&env, "update", |m| m.update(&key, &value, update_flags(flags)?))
+        self.with(&env, "update", |m| {
+            m.update(&key, &value, update_flags(flags)?)
+        })
     }
 
     #[napi]
@@ -204,12 +206,7 @@ impl NativeMap {
     /// A queue's or stack's next value, taken out (`take`) or not; `null` when empty.
     /// Bloom filter: `probe` is the value asked about, returned when it may be in.
     #[napi]
-    pub fn pop(
-        &self,
-        env: Env,
-        take: bool,
-        probe: Option<Uint8Array>,
-    ) -> Result<Option<Buffer>> {
+    pub fn pop(&self, env: Env, take: bool, probe: Option<Uint8Array>) -> Result<Option<Buffer>> {
         self.with(&env, if take { "pop" } else { "peek" }, |m| {
             m.pop(take, probe.as_deref())
         })

@@ -239,7 +239,9 @@ impl Parsed {
             .into_iter()
             .filter_map(|name| {
                 let m = self.obj.maps.get(&name)?;
-                let inner = m.inner().map(|i| Box::new(spec(format!("{name}.inner"), &i)));
+                let inner = m
+                    .inner()
+                    .map(|i| Box::new(spec(format!("{name}.inner"), &i)));
                 Some(MapSpec {
                     inner,
                     ..spec(name, m)
@@ -463,8 +465,19 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             Some(InnerMap::Def(d)) => Some(d.clone()),
             None => map_obj.inner().map(|i| MapDef::of(&i)),
         };
-        let def = defs.get(&name).cloned().unwrap_or_else(|| MapDef::of(&map_obj));
-        let map = create_map(&name, &map_obj, def, inner, &config, btf_fd.as_deref(), opts)?;
+        let def = defs
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| MapDef::of(&map_obj));
+        let map = create_map(
+            &name,
+            &map_obj,
+            def,
+            inner,
+            &config,
+            btf_fd.as_deref(),
+            opts,
+        )?;
         map_objs.push((name, map_obj));
         maps.push(map);
     }
@@ -693,9 +706,12 @@ fn create_map(
     }
     let btf = btf_fd.map(|f| f.as_fd());
     let template = match (def.is_map_of_maps(), inner) {
-        (true, Some(inner)) => {
-            Some(map_create::create(&format!("{name}.inner"), &inner, btf, None)?)
-        }
+        (true, Some(inner)) => Some(map_create::create(
+            &format!("{name}.inner"),
+            &inner,
+            btf,
+            None,
+        )?),
         (true, None) => {
             return Err(einval(format!(
                 "map '{name}' is a map of maps without an inner map: declare it with \

@@ -400,7 +400,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<LinkCreateAttr>(), 64);
         assert_eq!(std::mem::offset_of!(MapCreateAttr, map_name), 28);
         assert_eq!(std::mem::offset_of!(MapCreateAttr, btf_fd), 48);
-        assert_eq!(std::mem::offset_of!(MapCreateAttr, btf_vmlinux_value_type_id), 60);
+        assert_eq!(
+            std::mem::offset_of!(MapCreateAttr, btf_vmlinux_value_type_id),
+            60
+        );
         assert_eq!(std::mem::offset_of!(MapCreateAttr, map_extra), 64);
         assert_eq!(std::mem::offset_of!(ProgLoadAttr, expected_attach_type), 68);
         assert_eq!(std::mem::offset_of!(ProgLoadAttr, attach_btf_id), 108);
