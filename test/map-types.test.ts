@@ -252,36 +252,18 @@ describe('map knobs before load', () => {
   });
 });
 
-describe('local storage maps', () => {
-  const STORAGE = fixture('storage.bpf.o');
+/** Whether the running kernel knows a map type: its name in the kernel's BTF (`enum bpf_map_type`). */
+const kernelHas = (mapType: string) => readFileSync('/sys/kernel/btf/vmlinux').includes(`\0${mapType}\0`);
 
-  it('TASK_STORAGE and CGRP_STORAGE from a program; SK_STORAGE and CGRP_STORAGE keyed by an fd from JS', async () => {
+describe('local storage maps', () => {
+  it('TASK_STORAGE from a program; SK_STORAGE and INODE_STORAGE keyed by fds from JS', async () => {
     const child = syscalls('getppid', 3);
-    using obj = await load(STORAGE, { globals: { target_tgid: child.pid } });
+    using obj = await load(fixture('storage.bpf.o'), { globals: { target_tgid: child.pid } });
     obj.program('count_task').attach();
-    obj.program('read_cgroup').attach();
-    // The child's cgroup in the cgroup v2 hierarchy, wherever it is mounted (hybrid hosts: /sys/fs/cgroup/unified).
-    const mount = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.split(' - ')[1]?.startsWith('cgroup2 '))
-      ?.split(' ')[4];
-    const own = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
-    expect(mount && own).toBeTruthy();
-    const cgroupPath = `${mount}${own!.slice(3)}`;
-    const cg = openSync(cgroupPath, 'r');
-    try {
-      const tags = obj.map('cgroup_tag', { key: 'i32', value: 'u64' });
-      tags.set(cg, 77n);
-      expect(tags.get(cg)).toBe(77n);
-      const { code } = await child.run();
-      expect(code).toBe(0);
-      const seen = obj.map('seen', { key: 'u32', value: 'i64' });
-      expect(seen.get(0)).toBe(3n); // the task's own counter, per call
-      expect(seen.get(1)).toBe(77n); // the cgroup's value, set from JS
-      expect(tags.delete(cg)).toBe(true);
-    } finally {
-      closeSync(cg);
-    }
+    const { code } = await child.run();
+    expect(code).toBe(0);
+    expect(obj.map('seen', { key: 'u32', value: 'i64' }).get(0)).toBe(3n); // the task's own counter, per call
+    expect(obj.map('task_calls').mapType).toBe(MapType.TASK_STORAGE);
     const sock = createSocket('udp4');
     await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
     try {
@@ -293,7 +275,40 @@ describe('local storage maps', () => {
     } finally {
       sock.close();
     }
-    expect(obj.map('inode_tag').mapType).toBe(MapType.INODE_STORAGE);
-    expect(obj.map('task_calls').mapType).toBe(MapType.TASK_STORAGE);
+    const file = openSync(fixture('storage.bpf.o'), 'r');
+    try {
+      const tag = obj.map('inode_tag', { key: 'i32', value: 'u64' });
+      expect(tag.get(file)).toBeUndefined();
+      tag.set(file, 5n);
+      expect(tag.get(file)).toBe(5n);
+      expect(tag.delete(file)).toBe(true);
+    } finally {
+      closeSync(file);
+    }
+  });
+
+  it.skipIf(!kernelHas('BPF_MAP_TYPE_CGRP_STORAGE'))('CGRP_STORAGE (6.2+): set from JS by cgroup fd, read by a program', async () => {
+    const child = syscalls('getppid', 1);
+    using obj = await load(fixture('cgrp_storage.bpf.o'), { globals: { target_tgid: child.pid } });
+    obj.program('read_cgroup').attach();
+    // The child's cgroup in the cgroup v2 hierarchy, wherever it is mounted (hybrid hosts: /sys/fs/cgroup/unified).
+    const mount = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' - ')[1]?.startsWith('cgroup2 '))
+      ?.split(' ')[4];
+    const own = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    expect(mount && own).toBeTruthy();
+    const cg = openSync(`${mount}${own!.slice(3)}`, 'r');
+    try {
+      const tags = obj.map('cgroup_tag', { key: 'i32', value: 'u64' });
+      tags.set(cg, 77n);
+      expect(tags.get(cg)).toBe(77n);
+      const { code } = await child.run();
+      expect(code).toBe(0);
+      expect(obj.map('seen', { key: 'u32', value: 'i64' }).get(0)).toBe(77n);
+      expect(tags.delete(cg)).toBe(true);
+    } finally {
+      closeSync(cg);
+    }
   });
 });
