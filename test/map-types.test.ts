@@ -190,6 +190,34 @@ describe('map types', () => {
   });
 });
 
+describe('static initialization (libbpf .values = { [i] = &x })', () => {
+  const STATIC = fixture('static_slots.bpf.o');
+
+  async function run(options: { programs?: Record<string, { autoload: boolean }> } = {}) {
+    const child = syscalls('getppid', 1);
+    const obj = await load(STATIC, { globals: { target_tgid: child.pid }, ...options });
+    obj.program('entry').attach();
+    obj.map('inner_b', { key: 'u32', value: 'u64' }).set(0, 31n);
+    const { code } = await child.run();
+    expect(code).toBe(0);
+    const r = obj.map('results', { key: 'u32', value: 'i64' });
+    const out = [0, 1, 2, 3].map((k) => r.get(k));
+    obj.close();
+    return out;
+  }
+
+  it('a program array and a map of maps get the slots the object sets', async () => {
+    const spec = await open(STATIC);
+    expect(spec.map('jmp_static')).toMatchObject({ mapType: MapType.PROG_ARRAY, keySize: 4, valueSize: 4, maxEntries: 3 });
+    // outer[1] is inner_b (31, set from JS); slot 2 of the program array runs tail_two.
+    expect(await run()).toEqual([31n, 0n, 1n, 0n]);
+  });
+
+  it('a program configured not to load leaves its slot empty: the tail call falls through', async () => {
+    expect(await run({ programs: { tail_two: { autoload: false } } })).toEqual([31n, 0n, 0n, 1n]);
+  });
+});
+
 describe('map knobs before load', () => {
   it('mapFlags and numaNode reach the kernel; out-of-range numbers are RANGE naming the knob', async () => {
     using obj = await load(OBJ, { maps: { results: { mapFlags: 1 << 3 /* BPF_F_RDONLY */ }, queue: { numaNode: 0 } } });

@@ -332,6 +332,55 @@ impl BtfIndex {
             .collect()
     }
 
+    /// The `values` members of the BTF-defined maps (the VARs of `.maps`): libbpf's
+    /// `__array(values, ...)`, whose elements are pointers to a program prototype (a program
+    /// array) or to an inner map's struct.
+    pub fn map_values_members(&self) -> Vec<ValuesMember> {
+        self.datasec_var_types(".maps")
+            .into_iter()
+            .filter_map(|(map, ty)| {
+                let s = self.strip(ty).filter(|t| t.kind == KIND_STRUCT)?;
+                (0..s.vlen as usize).find_map(|i| {
+                    let at = s.extra.checked_add(i.checked_mul(MEMBER_SIZE)?)?;
+                    let name_off = u32_at(&self.data, at)?;
+                    if self.name(name_off) != Some(b"values".as_slice()) {
+                        return None;
+                    }
+                    let bits = u32_at(&self.data, at.checked_add(8)?)?;
+                    let array = self.strip(u32_at(&self.data, at.checked_add(4)?)?)?;
+                    let ptr = self.strip(u32_at(&self.data, array.extra)?)?;
+                    let pointee = (array.kind == KIND_ARRAY && ptr.kind == KIND_PTR)
+                        .then(|| self.strip(ptr.size_or_type))??;
+                    Some(ValuesMember {
+                        map: map.clone(),
+                        offset: bits / 8,
+                        programs: pointee.kind == KIND_FUNC_PROTO,
+                        name_at: at,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// A DATASEC's VARs: name and the VAR's own type.
+    fn datasec_var_types(&self, section: &str) -> Vec<(String, u32)> {
+        let Some(sec) = self
+            .types
+            .iter()
+            .find(|t| t.kind == KIND_DATASEC && self.name(t.name_off) == Some(section.as_bytes()))
+        else {
+            return Vec::new();
+        };
+        (0..sec.vlen as usize)
+            .filter_map(|i| {
+                let at = sec.extra.checked_add(i.checked_mul(DATASEC_ENTRY_SIZE)?)?;
+                let (owner, var) = self.ty(u32_at(&self.data, at)?)?;
+                let name = owner.name(var.name_off)?;
+                Some((String::from_utf8_lossy(name).into_owned(), var.size_or_type))
+            })
+            .collect()
+    }
+
     /// What integers a global variable (a BTF VAR) can hold: its type through typedefs
     /// and qualifiers, as an integer kind, or `None` when it is not one.
     pub fn var_int(&self, name: &str) -> Option<IntKind> {
@@ -356,6 +405,18 @@ impl BtfIndex {
             _ => None,
         }
     }
+}
+
+/// A map's `values` member (see [`BtfIndex::map_values_members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuesMember {
+    pub map: String,
+    /// Byte offset of the array in the map's struct.
+    pub offset: u32,
+    /// Pointers to programs (a program array), else to inner maps.
+    pub programs: bool,
+    /// Where the member's `name_off` lies in the BTF data.
+    pub name_at: usize,
 }
 
 /// The integers a variable holds, by its BTF type.

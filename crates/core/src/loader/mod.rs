@@ -6,6 +6,7 @@ pub mod elf_names;
 mod kconfig;
 mod kfuncs;
 pub mod section;
+mod static_init;
 pub mod validate;
 
 use std::collections::{HashMap, HashSet};
@@ -184,6 +185,8 @@ pub struct Parsed {
     sections: elf_names::ProgramSections,
     /// The object's BTF as a kernel with every BTF feature takes it.
     btf: Option<Vec<u8>>,
+    /// Program array and map of maps slots the object sets (`.values = { ... }`).
+    slots: Vec<static_init::Slot>,
 }
 
 impl Parsed {
@@ -382,8 +385,14 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
         &sections.data_symbol_sizes,
         btf_section(&bytes).as_deref(),
     )?;
+    let statics = static_init::prepare(&mut bytes)?;
     let mut obj = aya_obj::Object::parse(&bytes)
         .map_err(|e| bad_object(format!("parsing the ELF object: {e}")))?;
+    for name in &statics.prog_arrays {
+        if let Some(m) = obj.maps.get_mut(name).filter(|m| m.value_size() == 0) {
+            m.set_value_size(static_init::FD_VALUE_SIZE);
+        }
+    }
     patch_globals(&mut obj, &globals)?;
     let features = BtfFeatures::new(true, true, true, true, true, true, true, true);
     let btf = obj
@@ -405,7 +414,12 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
         relocated
             .map_err(|e| bad_object(format!("CO-RE relocation failed: {}", error_chain(&e))))?;
     }
-    Ok(Parsed { obj, sections, btf })
+    Ok(Parsed {
+        obj,
+        sections,
+        btf,
+        slots: statics.slots,
+    })
 }
 
 pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
@@ -433,6 +447,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         mut obj,
         sections,
         btf,
+        slots,
     } = staged?;
     let btf_fd = match btf {
         None => None,
@@ -481,6 +496,9 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         map_objs.push((name, map_obj));
         maps.push(map);
     }
+    for slot in slots.iter().filter(|s| !s.program) {
+        fill_slot(&maps, slot, find_map(&maps, &slot.target)?.fd())?;
+    }
     let text_sections = text_sections(&obj);
     obj.relocate_maps(
         map_objs
@@ -518,6 +536,18 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             load_eagerly(&mut program, opts)?;
         }
         programs.push(program);
+    }
+    for slot in slots.iter().filter(|s| s.program) {
+        let Some(program) = programs.iter().find(|p| p.name == slot.target) else {
+            return Err(bad_object(format!(
+                "map '{}' slot {} is set to '{}', which is no program of the object",
+                slot.map, slot.index, slot.target
+            )));
+        };
+        // A program configured not to load leaves its slot empty (libbpf does the same).
+        if program.autoload {
+            fill_slot(&maps, slot, program.fd()?)?;
+        }
     }
     Ok(Object {
         programs,
@@ -728,6 +758,21 @@ fn create_map(
         map.pin(path)?;
     }
     Ok(map)
+}
+
+fn find_map<'a>(maps: &'a [Map], name: &str) -> Result<&'a Map> {
+    maps.iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| enoent(format!("no map named '{name}' in the object")))
+}
+
+/// Sets a slot of a program array or map of maps the object initializes statically.
+fn fill_slot(
+    maps: &[Map],
+    slot: &static_init::Slot,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
+    find_map(maps, &slot.map)?.set_fd(&slot.index.to_ne_bytes(), fd)
 }
 
 /// Writes the initial contents of `.data`/`.rodata` and freezes `.rodata`.
