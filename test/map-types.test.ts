@@ -3,7 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, existsSync } fr
 import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 
-import { createMap, load, MapType, open } from '../dist/index.js';
+import { createMap, load, MapType, open, pidfdOpen } from '../dist/index.js';
 import { Child, fixture, syscalls } from './helpers.js';
 
 const OBJ = fixture('map_types.bpf.o');
@@ -313,6 +313,25 @@ describe('local storage maps', () => {
     } finally {
       closeSync(file);
     }
+  });
+
+  it('TASK_STORAGE from JS: keyed by a pidfd, the same value the program counts', async () => {
+    // This process calls getppid itself (`process.ppid` asks every time), from its main thread.
+    using obj = await load(fixture('storage.bpf.o'), { globals: { target_tgid: process.pid } });
+    obj.program('count_task').attach();
+    const pidfd = pidfdOpen(process.pid);
+    try {
+      const calls = obj.map('task_calls', { key: 'i32', value: 'u64' });
+      expect(calls.get(pidfd)).toBeUndefined();
+      calls.set(pidfd, 100n);
+      for (let i = 0; i < 3; i++) expect(process.ppid).toBeGreaterThan(0);
+      expect(calls.get(pidfd)).toBe(103n);
+      expect(obj.map('seen', { key: 'u32', value: 'i64' }).get(0)).toBe(103n);
+      expect(calls.delete(pidfd)).toBe(true);
+    } finally {
+      closeSync(pidfd);
+    }
+    expect(() => pidfdOpen(0)).toThrow(expect.objectContaining({ code: 'RANGE' }));
   });
 
   it.skipIf(!kernelHas('BPF_MAP_TYPE_CGRP_STORAGE'))('CGRP_STORAGE (6.2+): set from JS by cgroup fd, read by a program', async () => {

@@ -328,6 +328,12 @@ export interface ObjectSpec {
  */
 export declare function openObject(data: Uint8Array, options?: LoadOptions | undefined | null): Promise<ObjectSpec>
 
+/**
+ * libbpf users' `syscall(SYS_pidfd_open, pid, 0)`: a pidfd, the key of a task storage map
+ * from user space. The caller closes it (`fs.closeSync`).
+ */
+export declare function pidfdOpen(pid: number): number
+
 export declare function possibleCpus(): number
 
 export interface ProgramDesc {

@@ -2,7 +2,7 @@ export { BpfError, type BpfErrorCode, type BpfErrorDetails } from './errors.js';
 export { load, loadSync, BpfObject, type LoadOptions, type GlobalValue, type MapConfig, type ProgramConfig } from './object.js';
 export { open, OpenObject, OpenProgram, OpenMap } from './open.js';
 export type { GlobalSpec } from './binding.js';
-export { BpfMap, createMap, MapType, type MapCodecs, type MapHandle, type CreateMapOptions } from './map.js';
+export { BpfMap, createMap, pidfdOpen, MapType, type MapCodecs, type MapHandle, type CreateMapOptions } from './map.js';
 export { Program } from './program.js';
 export type { UprobeOptions, KprobeOptions, KprobeMultiOptions, UprobeMultiOptions, TracingMultiOptions, Progress } from './program.js';
 export { Link, MultiLink, type ReattachEvent } from './link.js';

@@ -1,4 +1,4 @@
-import { num, optNum, options, str, U32 } from './check.js';
+import { num, optNum, options, PID, str, U32 } from './check.js';
 import { BpfError, native } from './errors.js';
 import { resolveCodec, type Codec, type CodecName, type CodecSpec, type Decoded } from './codec.js';
 import { addon, type MapDesc, type NativeMap } from './native.js';
@@ -305,4 +305,12 @@ export function createMap<K = Uint8Array, V = Uint8Array>(o: CreateMapOptions, c
     n.close();
     throw e;
   }
+}
+
+/**
+ * A pidfd for `pid` (`pidfd_open(2)`): the key of a task storage map from user space
+ * (`{ key: 'i32' }`). Close it with `fs.closeSync` when done.
+ */
+export function pidfdOpen(pid: number): number {
+  return native(() => addon.pidfdOpen(num('pid', pid, PID)), { operation: 'pidfdOpen' });
 }

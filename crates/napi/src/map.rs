@@ -128,6 +128,19 @@ pub fn create_map(
     })
 }
 
+/// libbpf users' `syscall(SYS_pidfd_open, pid, 0)`: a pidfd, the key of a task storage map
+/// from user space. The caller closes it (`fs.closeSync`).
+#[napi]
+pub fn pidfd_open(env: Env, pid: f64) -> Result<i32> {
+    use std::os::fd::IntoRawFd;
+    call(&env, &Ctx::op("pidfdOpen"), || {
+        let pid = int_of("pid", pid, 1, i32::MAX.into())? as i32;
+        core::sys::pidfd_open(pid)
+            .map(IntoRawFd::into_raw_fd)
+            .map_err(|e| core::Error::os(format!("pidfd_open({pid})"), e))
+    })
+}
+
 impl NativeMap {
     pub(crate) fn of_object(shared: Arc<Shared>, name: String) -> Self {
         NativeMap {

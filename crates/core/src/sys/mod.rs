@@ -350,6 +350,17 @@ pub struct MapInfo {
     pub name: [u8; 16],
 }
 
+/// `pidfd_open(2)`: a task storage map's key from user space.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd from the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// One BPF instruction, encoded by hand for the feature probes.
 pub const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
     let off = off as u16 as u64;
