@@ -218,3 +218,52 @@ pub fn dup_map_fd(param: &str, raw: i64) -> Result<OwnedFd> {
     info(std::os::fd::AsFd::as_fd(&fd), param)?;
     Ok(fd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_names_are_sanitized_and_truncated() {
+        assert_eq!(
+            &kernel_name("outer_array.inner")[..16],
+            b"outer_array.inn\0"
+        );
+        assert_eq!(&kernel_name("a-b c")[..6], b"a_b_c\0");
+    }
+
+    #[test]
+    fn btf_ids_are_left_out_where_the_kernel_refuses_them() {
+        let def = |map_type| MapDef {
+            map_type,
+            btf_key_type_id: 3,
+            btf_value_type_id: 5,
+            ..Default::default()
+        };
+        assert_eq!(def(sys::BPF_MAP_TYPE_HASH).btf_ids(), (3, 5));
+        assert_eq!(def(sys::BPF_MAP_TYPE_TASK_STORAGE).btf_ids(), (3, 5));
+        assert_eq!(def(sys::BPF_MAP_TYPE_BLOOM_FILTER).btf_ids(), (0, 5));
+        for t in [
+            sys::BPF_MAP_TYPE_STACK_TRACE,
+            sys::BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+            sys::BPF_MAP_TYPE_ARRAY_OF_MAPS,
+            sys::BPF_MAP_TYPE_QUEUE,
+        ] {
+            assert_eq!(def(t).btf_ids(), (0, 0));
+        }
+    }
+
+    #[test]
+    fn perf_event_arrays_get_one_entry_per_possible_cpu() {
+        let cpus = crate::maps::possible_cpus().unwrap() as u32;
+        for declared in [0, cpus + 1] {
+            let mut d = MapDef {
+                map_type: sys::BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                max_entries: declared,
+                ..Default::default()
+            };
+            d.normalize().unwrap();
+            assert_eq!(d.max_entries, cpus);
+        }
+    }
+}
