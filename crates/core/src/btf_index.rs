@@ -298,6 +298,14 @@ impl BtfIndex {
 
     /// The variables a DATASEC (e.g. `.kconfig`) lists: name and size, in order.
     pub fn datasec_vars(&self, section: &str) -> Vec<(String, u32)> {
+        self.datasec_entries(section)
+            .into_iter()
+            .map(|e| (e.name, e.size))
+            .collect()
+    }
+
+    /// What a DATASEC (e.g. `.ksyms`) lists, in order: its VARs and FUNCs.
+    pub fn datasec_entries(&self, section: &str) -> Vec<DatasecEntry> {
         let Some(sec) = self
             .types
             .iter()
@@ -312,9 +320,23 @@ impl BtfIndex {
                 let size = u32_at(&self.data, at.checked_add(8)?)?;
                 let (owner, t) = self.ty(var)?;
                 let name = owner.name(t.name_off)?;
-                Some((String::from_utf8_lossy(name).into_owned(), size))
+                Some(DatasecEntry {
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    size,
+                    kind: t.kind,
+                    void: t.kind == KIND_VAR && self.strip(t.size_or_type)?.kind == 0,
+                })
             })
             .collect()
+    }
+
+    /// The id of the VAR of that name (the kernel's BTF lists its per-CPU variables).
+    pub fn var_id(&self, name: &str) -> Option<u32> {
+        let i = self
+            .types
+            .iter()
+            .position(|t| t.kind == KIND_VAR && self.name(t.name_off) == Some(name.as_bytes()))?;
+        self.first_id.checked_add(u32::try_from(i).ok()?)
     }
 
     /// What integers a global variable (a BTF VAR) can hold: its type through typedefs
@@ -341,6 +363,17 @@ impl BtfIndex {
             _ => None,
         }
     }
+}
+
+/// An entry of a DATASEC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasecEntry {
+    pub name: String,
+    pub size: u32,
+    /// `KIND_VAR` or `KIND_FUNC`.
+    pub kind: u32,
+    /// A VAR whose type, through typedefs and qualifiers, is `void`: a typeless `__ksym`.
+    pub void: bool,
 }
 
 /// The integers a variable holds, by its BTF type.

@@ -313,11 +313,8 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
     kfuncs::link(
         &mut bytes,
         &|name| kconfig.as_ref().is_some_and(|k| k.has(name)),
-        &|name| {
-            let btf = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
-            Ok(btf
-                .id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
-                .ok())
+        &kfuncs::RunningKernel {
+            btf_path: opts.btf_path.as_deref(),
         },
     )?;
     if let Some(plan) = &kconfig {
