@@ -198,3 +198,10 @@ describe('several .rodata.* / .data.* sections and shared subprograms', () => {
     expect([u64('.data.counters'), u64('.data.more'), u64('.bss')]).toEqual([10n, 120n, 1120n]);
   });
 });
+
+describe('CO-RE type matches (BPF_CORE_TYPE_MATCHES)', () => {
+  it("libbpf's rules: a struct behind a pointer and a subset of the kernel's fields match; a field at the wrong width, a field or enumerator the kernel lacks, an int of the other signedness do not", async () => {
+    const v = await run('core_matches.bpf.o');
+    expect(Array.from({ length: 7 }, (_, i) => v.getUint32(4 * i, true))).toEqual([1, 1, 0, 0, 1, 0, 0]);
+  });
+});

@@ -178,6 +178,58 @@ impl BtfIndex {
         }
     }
 
+    /// `id` after typedefs and qualifiers.
+    pub(crate) fn skip_mods(&self, mut id: u32) -> Option<u32> {
+        for _ in 0..32 {
+            let (_, t) = self.ty(id)?;
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.size_or_type
+                }
+                _ => return Some(id),
+            }
+        }
+        None
+    }
+
+    /// A type as a reader outside this module sees it (the CO-RE type matcher).
+    pub(crate) fn view(&self, id: u32) -> Option<TypeView<'_>> {
+        let (owner, t) = self.ty(id)?;
+        Some(TypeView {
+            kind: t.kind,
+            vlen: t.vlen,
+            size_or_type: t.size_or_type,
+            kind_flag: t.kind_flag,
+            name: if t.name_off == 0 {
+                b""
+            } else {
+                owner.name(t.name_off)?
+            },
+            owner,
+            extra: t.extra,
+        })
+    }
+
+    /// Ids of this BTF's own types of a kind whose names are `name` once the libbpf
+    /// "flavor" suffix (`___…`) is cut from both.
+    pub(crate) fn ids_by_essential_name(&self, kind: u32, name: &[u8]) -> Vec<u32> {
+        let name = essential_name(name);
+        (0..self.types.len())
+            .filter_map(|i| {
+                let t = self.types[i];
+                let n = self.name(t.name_off)?;
+                (t.kind == kind && essential_name(n) == name)
+                    .then(|| self.first_id.checked_add(u32::try_from(i).ok()?))
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// A string of this BTF's own string section.
+    pub(crate) fn string(&self, off: u32) -> Option<&[u8]> {
+        self.name(off)
+    }
+
     /// The kernel's BTF, parsed once per path.
     pub fn kernel(path: Option<&Path>) -> Result<Arc<BtfIndex>> {
         static CACHE: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<BtfIndex>>>> = OnceLock::new();
@@ -200,17 +252,8 @@ impl BtfIndex {
         self.funcs.get(name).map_or(&[], Vec::as_slice)
     }
 
-    fn strip(&self, mut id: u32) -> Option<Type> {
-        for _ in 0..32 {
-            let (_, t) = self.ty(id)?;
-            match t.kind {
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-                    id = t.size_or_type
-                }
-                _ => return Some(t),
-            }
-        }
-        None
+    fn strip(&self, id: u32) -> Option<Type> {
+        self.ty(self.skip_mods(id)?).map(|(_, t)| t)
     }
 
     /// Whether a trampoline can carry this value, by the kernel's rules
@@ -362,6 +405,39 @@ impl BtfIndex {
             KIND_ENUM | KIND_ENUM64 | KIND_PTR => Some(IntKind::Unsigned),
             _ => None,
         }
+    }
+}
+
+/// A name without libbpf's "flavor" suffix: `task_struct___v2` is `task_struct`.
+pub(crate) fn essential_name(name: &[u8]) -> &[u8] {
+    name.windows(3)
+        .position(|w| w == b"___")
+        .map_or(name, |at| &name[..at])
+}
+
+/// A BTF type's header and its kind-specific words.
+pub(crate) struct TypeView<'a> {
+    pub kind: u32,
+    pub vlen: u32,
+    pub size_or_type: u32,
+    pub kind_flag: bool,
+    pub name: &'a [u8],
+    owner: &'a BtfIndex,
+    extra: usize,
+}
+
+impl<'a> TypeView<'a> {
+    /// The `i`th 32-bit word after the header (members are 3 words, params 2, ...).
+    pub fn word(&self, i: usize) -> Option<u32> {
+        u32_at(&self.owner.data, self.extra.checked_add(i.checked_mul(4)?)?)
+    }
+
+    /// A name the kind-specific part refers to (a member's, an enumerator's).
+    pub fn name_at(&self, off: u32) -> Option<&'a [u8]> {
+        if off == 0 {
+            return Some(b"");
+        }
+        self.owner.name(off)
     }
 }
 

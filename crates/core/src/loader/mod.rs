@@ -2,6 +2,7 @@
 //! map/call relocation → our own `BPF_PROG_LOAD` for every program.
 //! See crates/core/README.md for why the program-load step is ours.
 
+mod core_matches;
 pub mod elf_names;
 mod kconfig;
 mod kfuncs;
@@ -309,6 +310,9 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
     // First, before anything indexes or allocates by what the object says.
     validate::check(data)?;
     let (mut bytes, sections) = elf_names::prepare(data)?;
+    core_matches::resolve(&mut bytes, &|| {
+        crate::btf_index::BtfIndex::kernel(opts.btf_path.as_deref())
+    })?;
     let kconfig = kconfig::plan(&bytes)?;
     kfuncs::link(
         &mut bytes,
