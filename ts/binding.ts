@@ -135,7 +135,11 @@ export declare function featureTable(): Array<FeatureRow>
 /** A `.rodata`/`.data`/`.bss` variable. */
 export interface GlobalSpec {
   name: string
+  /** The section, and so the map, it lies in (`.rodata`, `.data.counters`...). */
+  section: string
   size: number
+  /** Its BTF type as C spells it (`const volatile __u32`, `char[16]`), when known. */
+  typeName?: string
 }
 
 /** Batch attach through kprobe_multi (one perf kprobe per function where the kernel lacks it). */

@@ -19,6 +19,9 @@ const MEMBER_SIZE: usize = 12;
 /// Where an ARRAY's element count lies after its element and index types.
 const ARRAY_NELEMS_AT: usize = 8;
 
+/// How deep a type name is followed (arrays of pointers to arrays...).
+const MAX_NAME_DEPTH: usize = 16;
+
 /// A DATASEC entry: the VAR's type id, its offset and size.
 const DATASEC_ENTRY_SIZE: usize = 12;
 
@@ -228,6 +231,37 @@ impl BtfIndex {
     /// A string of this BTF's own string section.
     pub(crate) fn string(&self, off: u32) -> Option<&[u8]> {
         self.name(off)
+    }
+
+    /// The type of the VAR `name` as C spells it (`const volatile __u32`, `char[16]`,
+    /// `struct event *`), when this BTF has the VAR.
+    pub fn var_type_name(&self, name: &str) -> Option<String> {
+        let var = self.var_id(name)?;
+        let (_, t) = self.ty(var)?;
+        self.type_name(t.size_or_type, MAX_NAME_DEPTH)
+    }
+
+    fn type_name(&self, id: u32, depth: usize) -> Option<String> {
+        let depth = depth.checked_sub(1)?;
+        let (owner, t) = self.ty(id)?;
+        let name = || String::from_utf8_lossy(owner.name(t.name_off).unwrap_or(b"")).into_owned();
+        let inner = || self.type_name(t.size_or_type, depth);
+        Some(match t.kind {
+            0 => "void".into(),
+            KIND_INT | KIND_FLOAT | KIND_TYPEDEF => name(),
+            KIND_STRUCT => format!("struct {}", name()),
+            KIND_UNION => format!("union {}", name()),
+            KIND_ENUM | KIND_ENUM64 => format!("enum {}", name()),
+            KIND_CONST => format!("const {}", inner()?),
+            KIND_VOLATILE => format!("volatile {}", inner()?),
+            KIND_PTR => format!("{} *", inner()?),
+            KIND_ARRAY => {
+                let elem = u32_at(&owner.data, t.extra)?;
+                let n = u32_at(&owner.data, t.extra.checked_add(ARRAY_NELEMS_AT)?)?;
+                format!("{}[{n}]", self.type_name(elem, depth)?)
+            }
+            _ => inner()?,
+        })
     }
 
     /// The kernel's BTF, parsed once per path.

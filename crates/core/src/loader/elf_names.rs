@@ -21,6 +21,8 @@ use crate::error::{bad_object, Result};
 pub struct ProgramSections {
     pub names: BTreeMap<usize, String>,
     pub data_symbol_sizes: HashMap<String, u64>,
+    /// The section each data symbol lies in (`.rodata`, `.data.counters`, ...).
+    pub data_symbol_sections: HashMap<String, String>,
 }
 
 /// Checks the object is a BPF ELF, collects its program sections and returns the bytes
@@ -64,10 +66,21 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
         names.insert(index, name.to_string());
     }
 
-    let data_symbol_sizes = file
+    let data_symbols: Vec<_> = file
         .symbols()
         .filter(|s| s.kind() == SymbolKind::Data)
-        .filter_map(|s| Some((s.name().ok()?.to_string(), s.size())))
+        .filter_map(|s| Some((s.name().ok()?.to_string(), s)))
+        .collect();
+    let data_symbol_sizes = data_symbols
+        .iter()
+        .map(|(n, s)| (n.clone(), s.size()))
+        .collect();
+    let data_symbol_sections = data_symbols
+        .iter()
+        .filter_map(|(n, s)| {
+            let section = file.section_by_index(s.section_index()?).ok()?;
+            Some((n.clone(), section.name().ok()?.to_string()))
+        })
         .collect();
 
     let mut bytes = data.to_vec();
@@ -79,6 +92,7 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
         ProgramSections {
             names,
             data_symbol_sizes,
+            data_symbol_sections,
         },
     ))
 }

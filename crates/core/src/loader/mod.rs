@@ -20,6 +20,7 @@ use aya_obj::maps::PinningType;
 use aya_obj::EbpfSectionKind;
 use aya_obj::Features;
 
+use crate::btf_index::BtfIndex;
 use crate::error::{bad_object, enoent, Code, Error, Result};
 use crate::maps::{path_cstring, Map};
 use crate::program::{BtfTarget, Program, ProgramParts};
@@ -126,8 +127,18 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Object> {
 pub struct Spec {
     pub programs: Vec<ProgramSpec>,
     pub maps: Vec<MapSpec>,
-    /// `.rodata`/`.data`/`.bss` variables and their sizes, by name.
-    pub globals: Vec<(String, u64)>,
+    /// `.rodata`/`.data`/`.bss` variables, by name.
+    pub globals: Vec<GlobalSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GlobalSpec {
+    pub name: String,
+    /// The ELF section (and so the map) it lies in.
+    pub section: String,
+    pub size: u64,
+    /// Its BTF type as C spells it (`const volatile __u32`, `char[16]`), when known.
+    pub type_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -200,13 +211,24 @@ impl Parsed {
                 })
             })
             .collect();
-        let mut globals: Vec<(String, u64)> = self
+        let btf = btf_section_of_parsed(&self.obj).and_then(|b| BtfIndex::parse(b).ok());
+        let mut globals: Vec<GlobalSpec> = self
             .sections
             .data_symbol_sizes
             .iter()
-            .map(|(n, s)| (n.clone(), *s))
+            .map(|(name, &size)| GlobalSpec {
+                name: name.clone(),
+                section: self
+                    .sections
+                    .data_symbol_sections
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_default(),
+                size,
+                type_name: btf.as_ref().and_then(|b| b.var_type_name(name)),
+            })
             .collect();
-        globals.sort();
+        globals.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Spec {
             programs,
             maps,
@@ -534,6 +556,11 @@ fn sized_flexible_arrays(btf: &aya_obj::btf::Btf) -> Result<aya_obj::btf::Btf> {
     }
     aya_obj::btf::Btf::parse(&bytes, object::Endianness::Little)
         .map_err(|e| bad_object(format!("object BTF: {e}")))
+}
+
+/// The object's BTF as aya-obj parsed it.
+fn btf_section_of_parsed(obj: &aya_obj::Object) -> Option<Vec<u8>> {
+    obj.btf.as_ref().map(|b| b.to_bytes())
 }
 
 /// The object's `.BTF` section, if it has one.
