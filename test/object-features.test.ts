@@ -1,17 +1,17 @@
 // Object features libbpf-tools use: .kconfig externs (each value the program reads is the
 // running kernel's as libbpf gives it: LINUX_KERNEL_VERSION from uname, features, kallsyms,
 // the kernel config) and CO-RE into flexible array members.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 
 import { load, type BpfObject } from '../dist/index.js';
-import { fixture, kernelFeatures, syscalls } from './helpers.js';
+import { Child, fixture, kernelFeatures, syscalls } from './helpers.js';
 
-/** What the program wrote into its `seen` struct in .data/.bss after one getppid. */
-async function run(object: string): Promise<DataView> {
-  const child = syscalls('getppid', 1);
+/** What the program wrote into its `seen` struct in .data/.bss after the child's getppid. */
+async function run(object: string, child = syscalls('getppid', 1)): Promise<DataView> {
   await using obj = await load(fixture(object), { globals: { target_tgid: child.pid } });
   const link = obj.program(obj.programs[0].name).attach();
   await child.run();
@@ -77,5 +77,132 @@ describe('CO-RE into a flexible array member', () => {
     await child.run();
     const v = seen(obj);
     expect([v.getBigUint64(0, true), v.getBigUint64(8, true), v.getBigUint64(16, true)]).toEqual([BigInt(child.pid), BigInt(SIGCONT), 3n]);
+  });
+});
+
+describe('__ksym externs', () => {
+  const kallsyms = readFileSync('/proc/kallsyms', 'utf8');
+  /** A symbol's address as /proc/kallsyms lists it, or undefined. */
+  const addressOf = (name: string): bigint | undefined => {
+    const line = kallsyms.split('\n').find((l) => l.split(/\s+/)[2] === name);
+    return line === undefined ? undefined : BigInt(`0x${line.split(' ')[0]}`);
+  };
+
+  it("a typeless symbol's address; weak kfuncs tested with bpf_ksym_exists(): one called where the kernel has it, one missing (0, its call dropped); a missing weak symbol is 0", async () => {
+    const v = await run('ksyms.bpf.o');
+    expect(v.getBigUint64(0, true)).toBe(addressOf('schedule'));
+    expect(v.getUint32(8, true)).toBe(addressOf('bpf_rcu_read_lock') === undefined ? 0 : 1);
+    expect(v.getUint32(12, true)).toBe(0);
+    expect(v.getBigUint64(16, true)).toBe(0n);
+  });
+
+  // The verifier resolves a typed __ksym's address by name: only kernels built with
+  // CONFIG_KALLSYMS_ALL list data symbols (Debian's do; this VM's does not).
+  const dataSymbols = addressOf('runqueues') !== undefined;
+  it.skipIf(!dataSymbols)(
+    `a typed per-CPU variable (runqueues) through bpf_per_cpu_ptr and bpf_this_cpu_ptr${dataSymbols ? '' : ' [skipped: no data symbols in /proc/kallsyms (CONFIG_KALLSYMS_ALL is off)]'}`,
+    async () => {
+      const v = await run('ksyms_percpu.bpf.o');
+      const possible = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
+      const cpus = Number(possible.split('-').at(-1)) + 1;
+      expect([v.getInt32(0, true), v.getInt32(4, true)]).toEqual([0, cpus > 1 ? 1 : -1]);
+      expect(v.getInt32(8, true)).toBe(1);
+    },
+  );
+  it.skipIf(dataSymbols)(`without data symbols in kallsyms a typed __ksym is UNSUPPORTED, saying why${dataSymbols ? ' [skipped: this kernel lists data symbols]' : ''}`, async () => {
+    await expect(load(fixture('ksyms_percpu.bpf.o'))).rejects.toMatchObject({
+      code: 'UNSUPPORTED',
+      message: expect.stringMatching(/kernel variable 'runqueues'.*CONFIG_KALLSYMS_ALL/),
+    });
+  });
+});
+
+describe('section names shorter than their remapped name', () => {
+  it('SEC("tc") and SEC("classifier") load as SCHED_CLS programs with their BTF func info', async () => {
+    await using obj = await load(fixture('tc.bpf.o'));
+    expect(obj.programs.map((p) => [p.name, p.section, p.progType])).toEqual([
+      ['cls_legacy', 'classifier', 3],
+      ['tc_ingress', 'tc', 3],
+    ]);
+    // The kernel keeps a program's BTF only with its func info, which `.BTF.ext` finds
+    // by the (renamed) section's name.
+    for (const name of ['cls_legacy', 'tc_ingress']) {
+      const shown = JSON.parse(execFileSync('bpftool', ['prog', 'show', 'name', name, '-j'], { encoding: 'utf8' }));
+      const progs = (Array.isArray(shown) ? shown : [shown]) as { btf_id?: number }[];
+      expect(progs.every((p) => (p.btf_id ?? 0) > 0)).toBe(true);
+    }
+  });
+});
+
+describe('CO-RE relocation kinds', () => {
+  /** `bpftool btf dump` of a file: each type's header line and its member lines. */
+  const dump = (file: string) => execFileSync('bpftool', ['btf', 'dump', 'file', file], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  /** The id, size and member lines of the STRUCT of that name in a dump. */
+  const struct = (text: string, name: string) => {
+    const at = text.search(new RegExp(`^\\[\\d+\\] STRUCT '${name}' size=`, 'm'));
+    const [head, ...rest] = text.slice(at).split('\n');
+    const [, id, size] = /^\[(\d+)\] STRUCT '\w+' size=(\d+)/.exec(head) ?? [];
+    const members = rest.slice(0, rest.findIndex((l) => l.startsWith('[')));
+    return { id: Number(id), size: Number(size), members };
+  };
+
+  it('field offset/size/exists/signed/lshift/rshift, type id local/target, type exists/size, enum value exists/value', async () => {
+    // SCHED_RESET_ON_FORK sets task_struct's sched_reset_on_fork bitfield; chrt execs.
+    const child = new Child('chrt', ['--reset-on-fork', '--other', '0', fixture('syscalls'), 'getppid', '1']);
+    const v = await run('core_kinds.bpf.o', child);
+    const kernel = struct(dump('/sys/kernel/btf/vmlinux'), 'task_struct');
+    const local = struct(dump(fixture('core_kinds.bpf.o')), 'task_struct');
+    const pidBits = kernel.members.map((l) => /^\s+'pid' type_id=\d+ bits_offset=(\d+)/.exec(l)).find(Boolean)?.[1];
+    const u32 = (o: number) => v.getUint32(o, true);
+    const comm = new Uint8Array(v.buffer, v.byteOffset + 4, 16);
+    expect({
+      pid: u32(0),
+      comm: Buffer.from(comm.subarray(0, comm.indexOf(0))).toString(),
+      sizes: [u32(20), u32(24)],
+      pidOffset: u32(28),
+      exists: [u32(32), u32(36)],
+      signed: [u32(40), u32(44)],
+      resetOnFork: v.getBigUint64(48, true),
+      ids: [u32(56), u32(60)],
+      typeExists: [u32(64), u32(68)],
+      taskSize: u32(72),
+      enumExists: [u32(76), u32(80)],
+      ringbuf: v.getBigUint64(88, true),
+    }).toEqual({
+      pid: child.pid,
+      comm: 'syscalls',
+      sizes: [4, 16],
+      pidOffset: Number(pidBits) / 8,
+      exists: [1, 0],
+      signed: [1, 0],
+      resetOnFork: 1n,
+      ids: [local.id, kernel.id],
+      typeExists: [1, 0],
+      taskSize: kernel.size,
+      enumExists: [1, 0],
+      ringbuf: 27n,
+    });
+    // bpftool's text dump of the kernel's BTF takes tens of seconds under TCG.
+  }, 180_000);
+});
+
+describe('several .rodata.* / .data.* sections and shared subprograms', () => {
+  it('each section is a map, set through globals and read back; static and global subprograms run for programs of two sections', async () => {
+    const child = syscalls('mixed', 2);
+    await using obj = await load(fixture('sections.bpf.o'), { globals: { target_tgid: child.pid, step: 5n } });
+    expect(obj.maps.map((m) => m.name).sort()).toEqual(['.bss', '.data.counters', '.data.more', '.rodata', '.rodata.limits']);
+    const links = [obj.program('on_getpgid').attach(), obj.program('on_getsid').attach()];
+    await child.run();
+    for (const l of links) await l.closeAsync();
+    const u64 = (map: string) => new DataView((obj.map(map).get(new Uint8Array(4)) as Uint8Array).buffer).getBigUint64(0, true);
+    // mixed 2: getpgid twice, getsid four times; step 5.
+    expect([u64('.data.counters'), u64('.data.more'), u64('.bss')]).toEqual([10n, 120n, 1120n]);
+  });
+});
+
+describe('CO-RE type matches (BPF_CORE_TYPE_MATCHES)', () => {
+  it("libbpf's rules: a struct behind a pointer and a subset of the kernel's fields match; a field at the wrong width, a field or enumerator the kernel lacks, an int of the other signedness do not", async () => {
+    const v = await run('core_matches.bpf.o');
+    expect(Array.from({ length: 7 }, (_, i) => v.getUint32(4 * i, true))).toEqual([1, 1, 0, 0, 1, 0, 0]);
   });
 });

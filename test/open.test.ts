@@ -15,9 +15,9 @@ describe('open → configure → load', () => {
     expect(o.map('records')).toMatchObject({ mapType: 27, maxEntries: 1 << 20 });
     expect(o.globals).toEqual(
       expect.arrayContaining([
-        { name: 'target_tgid', size: 4 },
-        { name: 'per_trigger', size: 4 },
-        { name: 'produced', size: 8 },
+        { name: 'target_tgid', section: '.rodata', size: 4, typeName: 'const volatile __u32' },
+        { name: 'per_trigger', section: '.rodata', size: 4, typeName: 'const volatile __u32' },
+        { name: 'produced', section: '.bss', size: 8, typeName: '__u64' },
       ]),
     );
   });
@@ -98,4 +98,19 @@ describe('maps sized at run time, as libbpf-tools front-ends do', () => {
     expect(addrs.length).toBeGreaterThan(0);
     expect(addrs[0] > 0n && addrs[0] < 1n << 47n).toBe(true);
   });
+
+  it("setGlobal() gives globals of any .rodata.*/.data.* section their values before load, as a skeleton's rodata does", async () => {
+    const o = await open(fixture('sections.bpf.o'));
+    expect(o.globals.find((g) => g.name === 'step')).toEqual({ name: 'step', section: '.rodata.limits', size: 8, typeName: 'const volatile __u64' });
+    const child = syscalls('mixed', 1);
+    o.setGlobal('target_tgid', child.pid).setGlobal('step', 7n);
+    expect(() => o.setGlobal('nodebpf_no_such_global', 1)).toThrow(expect.objectContaining({ code: 'ENOENT', symbol: 'nodebpf_no_such_global' }));
+    await using obj = await o.load();
+    const link = obj.program('on_getpgid').attach();
+    await child.run();
+    await link.closeAsync();
+    const counters = obj.map('.data.counters').get(new Uint8Array(4)) as Uint8Array;
+    expect(new DataView(counters.buffer).getBigUint64(0, true)).toBe(7n);
+  });
 });
+

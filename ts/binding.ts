@@ -162,7 +162,11 @@ export declare function featureTable(): Array<FeatureRow>
 /** A `.rodata`/`.data`/`.bss` variable. */
 export interface GlobalSpec {
   name: string
+  /** The section, and so the map, it lies in (`.rodata`, `.data.counters`...). */
+  section: string
   size: number
+  /** Its BTF type as C spells it (`const volatile __u32`, `char[16]`), when known. */
+  typeName?: string
 }
 
 /** The definition of a map of maps' inner map. */

@@ -4,7 +4,7 @@
 import { bytes, FD, MAX_ENTRIES, num, str, U32 } from './check.js';
 import { BpfError, nativeAsync } from './errors.js';
 import { addon } from './native.js';
-import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type LoadOptions, type MapConfig } from './object.js';
+import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type GlobalValue, type LoadOptions, type MapConfig } from './object.js';
 import type { MapHandle } from './map.js';
 import type { GlobalSpec, InnerMapSpec, MapSpec, ProgramSpec } from './binding.js';
 
@@ -125,10 +125,11 @@ export class OpenMap {
 export class OpenObject {
   readonly programs: OpenProgram[];
   readonly maps: OpenMap[];
-  /** `.rodata`/`.data`/`.bss` variables (set them with `load({ globals })`). */
+  /** `.rodata`/`.data`/`.bss` (and `.data.*`/`.rodata.*`) variables: name, section, size, BTF type. */
   readonly globals: GlobalSpec[];
   #data: Uint8Array;
   #options: LoadOptions;
+  #globals: Record<string, GlobalValue> = {};
 
   /** @internal */
   constructor(data: Uint8Array, options: LoadOptions, spec: { programs: ProgramSpec[]; maps: MapSpec[]; globals: GlobalSpec[] }) {
@@ -151,6 +152,19 @@ export class OpenObject {
     return m;
   }
 
+  /**
+   * Sets a global's initial value before load, as a libbpf skeleton's `skel->rodata->x = …`
+   * does: an integer (number, bigint or boolean, stored at the variable's width) or its
+   * exact bytes. Checked against the variable at load.
+   */
+  setGlobal(name: string, value: GlobalValue): this {
+    if (!this.globals.some((g) => g.name === name)) {
+      throw new BpfError('ENOENT', `no global variable named '${name}'; globals: ${this.globals.map((g) => g.name).join(', ')}`, { symbol: name });
+    }
+    this.#globals[name] = value;
+    return this;
+  }
+
   /** The configuration so far, merged with `extra` (whose entries win), as load options. */
   #configured(extra: LoadOptions = {}): LoadOptions {
     const maps = Object.fromEntries(this.maps.flatMap((m) => (m.config ? [[m.name, m.config]] : [])));
@@ -158,6 +172,7 @@ export class OpenObject {
     return {
       ...this.#options,
       ...extra,
+      globals: { ...this.#options.globals, ...this.#globals, ...extra.globals },
       maps: { ...maps, ...extra.maps },
       programs: { ...programs, ...extra.programs },
     };

@@ -19,6 +19,9 @@ const MEMBER_SIZE: usize = 12;
 /// Where an ARRAY's element count lies after its element and index types.
 const ARRAY_NELEMS_AT: usize = 8;
 
+/// How deep a type name is followed (arrays of pointers to arrays...).
+const MAX_NAME_DEPTH: usize = 16;
+
 /// A DATASEC entry: the VAR's type id, its offset and size.
 const DATASEC_ENTRY_SIZE: usize = 12;
 
@@ -178,6 +181,89 @@ impl BtfIndex {
         }
     }
 
+    /// `id` after typedefs and qualifiers.
+    pub(crate) fn skip_mods(&self, mut id: u32) -> Option<u32> {
+        for _ in 0..32 {
+            let (_, t) = self.ty(id)?;
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.size_or_type
+                }
+                _ => return Some(id),
+            }
+        }
+        None
+    }
+
+    /// A type as a reader outside this module sees it (the CO-RE type matcher).
+    pub(crate) fn view(&self, id: u32) -> Option<TypeView<'_>> {
+        let (owner, t) = self.ty(id)?;
+        Some(TypeView {
+            kind: t.kind,
+            vlen: t.vlen,
+            size_or_type: t.size_or_type,
+            kind_flag: t.kind_flag,
+            name: if t.name_off == 0 {
+                b""
+            } else {
+                owner.name(t.name_off)?
+            },
+            owner,
+            extra: t.extra,
+        })
+    }
+
+    /// Ids of this BTF's own types of a kind whose names are `name` once the libbpf
+    /// "flavor" suffix (`___…`) is cut from both.
+    pub(crate) fn ids_by_essential_name(&self, kind: u32, name: &[u8]) -> Vec<u32> {
+        let name = essential_name(name);
+        (0..self.types.len())
+            .filter_map(|i| {
+                let t = self.types[i];
+                let n = self.name(t.name_off)?;
+                (t.kind == kind && essential_name(n) == name)
+                    .then(|| self.first_id.checked_add(u32::try_from(i).ok()?))
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// A string of this BTF's own string section.
+    pub(crate) fn string(&self, off: u32) -> Option<&[u8]> {
+        self.name(off)
+    }
+
+    /// The type of the VAR `name` as C spells it (`const volatile __u32`, `char[16]`,
+    /// `struct event *`), when this BTF has the VAR.
+    pub fn var_type_name(&self, name: &str) -> Option<String> {
+        let var = self.var_id(name)?;
+        let (_, t) = self.ty(var)?;
+        self.type_name(t.size_or_type, MAX_NAME_DEPTH)
+    }
+
+    fn type_name(&self, id: u32, depth: usize) -> Option<String> {
+        let depth = depth.checked_sub(1)?;
+        let (owner, t) = self.ty(id)?;
+        let name = || String::from_utf8_lossy(owner.name(t.name_off).unwrap_or(b"")).into_owned();
+        let inner = || self.type_name(t.size_or_type, depth);
+        Some(match t.kind {
+            0 => "void".into(),
+            KIND_INT | KIND_FLOAT | KIND_TYPEDEF => name(),
+            KIND_STRUCT => format!("struct {}", name()),
+            KIND_UNION => format!("union {}", name()),
+            KIND_ENUM | KIND_ENUM64 => format!("enum {}", name()),
+            KIND_CONST => format!("const {}", inner()?),
+            KIND_VOLATILE => format!("volatile {}", inner()?),
+            KIND_PTR => format!("{} *", inner()?),
+            KIND_ARRAY => {
+                let elem = u32_at(&owner.data, t.extra)?;
+                let n = u32_at(&owner.data, t.extra.checked_add(ARRAY_NELEMS_AT)?)?;
+                format!("{}[{n}]", self.type_name(elem, depth)?)
+            }
+            _ => inner()?,
+        })
+    }
+
     /// The kernel's BTF, parsed once per path.
     pub fn kernel(path: Option<&Path>) -> Result<Arc<BtfIndex>> {
         static CACHE: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<BtfIndex>>>> = OnceLock::new();
@@ -200,17 +286,8 @@ impl BtfIndex {
         self.funcs.get(name).map_or(&[], Vec::as_slice)
     }
 
-    fn strip(&self, mut id: u32) -> Option<Type> {
-        for _ in 0..32 {
-            let (_, t) = self.ty(id)?;
-            match t.kind {
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-                    id = t.size_or_type
-                }
-                _ => return Some(t),
-            }
-        }
-        None
+    fn strip(&self, id: u32) -> Option<Type> {
+        self.ty(self.skip_mods(id)?).map(|(_, t)| t)
     }
 
     /// Whether a trampoline can carry this value, by the kernel's rules
@@ -257,19 +334,9 @@ impl BtfIndex {
         self.register_sized(proto.size_or_type, "the return value", true)
     }
 
-    /// A type's name as C spells it (`__u32`, `struct event`), `None` for anonymous types.
-    pub fn type_name(&self, id: u32) -> Option<String> {
-        let (owner, t) = self.ty(id)?;
-        let name = String::from_utf8_lossy(owner.name(t.name_off)?).into_owned();
-        if name.is_empty() {
-            return None;
-        }
-        Some(match t.kind {
-            KIND_STRUCT => format!("struct {name}"),
-            KIND_UNION => format!("union {name}"),
-            KIND_ENUM | KIND_ENUM64 => format!("enum {name}"),
-            _ => name,
-        })
+    /// A type's name as C spells it (`__u32`, `struct event`, `char[16]`).
+    pub fn c_type_name(&self, id: u32) -> Option<String> {
+        self.type_name(id, MAX_NAME_DEPTH)
     }
 
     /// A name in this BTF's own string section.
@@ -313,6 +380,14 @@ impl BtfIndex {
 
     /// The variables a DATASEC (e.g. `.kconfig`) lists: name and size, in order.
     pub fn datasec_vars(&self, section: &str) -> Vec<(String, u32)> {
+        self.datasec_entries(section)
+            .into_iter()
+            .map(|e| (e.name, e.size))
+            .collect()
+    }
+
+    /// What a DATASEC (e.g. `.ksyms`) lists, in order: its VARs and FUNCs.
+    pub fn datasec_entries(&self, section: &str) -> Vec<DatasecEntry> {
         let Some(sec) = self
             .types
             .iter()
@@ -327,7 +402,12 @@ impl BtfIndex {
                 let size = u32_at(&self.data, at.checked_add(8)?)?;
                 let (owner, t) = self.ty(var)?;
                 let name = owner.name(t.name_off)?;
-                Some((String::from_utf8_lossy(name).into_owned(), size))
+                Some(DatasecEntry {
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    size,
+                    kind: t.kind,
+                    void: t.kind == KIND_VAR && self.strip(t.size_or_type)?.kind == 0,
+                })
             })
             .collect()
     }
@@ -336,10 +416,13 @@ impl BtfIndex {
     /// `__array(values, ...)`, whose elements are pointers to a program prototype (a program
     /// array) or to an inner map's struct.
     pub fn map_values_members(&self) -> Vec<ValuesMember> {
-        self.datasec_var_types(".maps")
+        self.datasec_entries(".maps")
             .into_iter()
-            .filter_map(|(map, ty)| {
-                let s = self.strip(ty).filter(|t| t.kind == KIND_STRUCT)?;
+            .filter_map(|entry| {
+                let (_, var) = self.ty(self.var_id(&entry.name)?)?;
+                let s = self
+                    .strip(var.size_or_type)
+                    .filter(|t| t.kind == KIND_STRUCT)?;
                 (0..s.vlen as usize).find_map(|i| {
                     let at = s.extra.checked_add(i.checked_mul(MEMBER_SIZE)?)?;
                     let name_off = u32_at(&self.data, at)?;
@@ -352,7 +435,7 @@ impl BtfIndex {
                     let pointee = (array.kind == KIND_ARRAY && ptr.kind == KIND_PTR)
                         .then(|| self.strip(ptr.size_or_type))??;
                     Some(ValuesMember {
-                        map: map.clone(),
+                        map: entry.name.clone(),
                         offset: bits / 8,
                         programs: pointee.kind == KIND_FUNC_PROTO,
                         name_at: at,
@@ -362,23 +445,13 @@ impl BtfIndex {
             .collect()
     }
 
-    /// A DATASEC's VARs: name and the VAR's own type.
-    fn datasec_var_types(&self, section: &str) -> Vec<(String, u32)> {
-        let Some(sec) = self
+    /// The id of the VAR of that name (the kernel's BTF lists its per-CPU variables).
+    pub fn var_id(&self, name: &str) -> Option<u32> {
+        let i = self
             .types
             .iter()
-            .find(|t| t.kind == KIND_DATASEC && self.name(t.name_off) == Some(section.as_bytes()))
-        else {
-            return Vec::new();
-        };
-        (0..sec.vlen as usize)
-            .filter_map(|i| {
-                let at = sec.extra.checked_add(i.checked_mul(DATASEC_ENTRY_SIZE)?)?;
-                let (owner, var) = self.ty(u32_at(&self.data, at)?)?;
-                let name = owner.name(var.name_off)?;
-                Some((String::from_utf8_lossy(name).into_owned(), var.size_or_type))
-            })
-            .collect()
+            .position(|t| t.kind == KIND_VAR && self.name(t.name_off) == Some(name.as_bytes()))?;
+        self.first_id.checked_add(u32::try_from(i).ok()?)
     }
 
     /// What integers a global variable (a BTF VAR) can hold: its type through typedefs
@@ -417,6 +490,50 @@ pub struct ValuesMember {
     pub programs: bool,
     /// Where the member's `name_off` lies in the BTF data.
     pub name_at: usize,
+}
+
+/// A name without libbpf's "flavor" suffix: `task_struct___v2` is `task_struct`.
+pub(crate) fn essential_name(name: &[u8]) -> &[u8] {
+    name.windows(3)
+        .position(|w| w == b"___")
+        .map_or(name, |at| &name[..at])
+}
+
+/// A BTF type's header and its kind-specific words.
+pub(crate) struct TypeView<'a> {
+    pub kind: u32,
+    pub vlen: u32,
+    pub size_or_type: u32,
+    pub kind_flag: bool,
+    pub name: &'a [u8],
+    owner: &'a BtfIndex,
+    extra: usize,
+}
+
+impl<'a> TypeView<'a> {
+    /// The `i`th 32-bit word after the header (members are 3 words, params 2, ...).
+    pub fn word(&self, i: usize) -> Option<u32> {
+        u32_at(&self.owner.data, self.extra.checked_add(i.checked_mul(4)?)?)
+    }
+
+    /// A name the kind-specific part refers to (a member's, an enumerator's).
+    pub fn name_at(&self, off: u32) -> Option<&'a [u8]> {
+        if off == 0 {
+            return Some(b"");
+        }
+        self.owner.name(off)
+    }
+}
+
+/// An entry of a DATASEC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasecEntry {
+    pub name: String,
+    pub size: u32,
+    /// `KIND_VAR` or `KIND_FUNC`.
+    pub kind: u32,
+    /// A VAR whose type, through typedefs and qualifiers, is `void`: a typeless `__ksym`.
+    pub void: bool,
 }
 
 /// The integers a variable holds, by its BTF type.

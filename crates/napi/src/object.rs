@@ -112,7 +112,11 @@ impl From<core::MapSpec> for MapSpec {
 #[napi(object)]
 pub struct GlobalSpec {
     pub name: String,
+    /// The section, and so the map, it lies in (`.rodata`, `.data.counters`...).
+    pub section: String,
     pub size: u32,
+    /// Its BTF type as C spells it (`const volatile __u32`, `char[16]`), when known.
+    pub type_name: Option<String>,
 }
 
 impl From<core::Spec> for ObjectSpec {
@@ -132,9 +136,11 @@ impl From<core::Spec> for ObjectSpec {
             globals: s
                 .globals
                 .into_iter()
-                .map(|(name, size)| GlobalSpec {
-                    name,
-                    size: u32::try_from(size).unwrap_or(u32::MAX),
+                .map(|g| GlobalSpec {
+                    name: g.name,
+                    section: g.section,
+                    size: u32::try_from(g.size).unwrap_or(u32::MAX),
+                    type_name: g.type_name,
                 })
                 .collect(),
         }

@@ -1,8 +1,11 @@
 //! aya-obj refuses program sections it does not know (`kprobe.multi/…`, `fentry.multi/…`,
-//! `ksyscall/…`, sessions, `usdt/…`). We parse SEC() names ourselves, so before handing
-//! the object to aya-obj we rename such sections to a name it accepts (`tp/<index>`),
-//! in both places the name lives: the ELF section-name table and the BTF string table
-//! (`.BTF.ext` finds func/line info and CO-RE relocations by section name).
+//! `ksyscall/…`, sessions, `usdt/…`, `tc`). We parse SEC() names ourselves, so before
+//! handing the object to aya-obj we rename such sections to a name it accepts
+//! (`tp/<index>`), in both places the name lives: the ELF section-name table and the BTF
+//! string table (`.BTF.ext` finds func/line info and CO-RE relocations by section name).
+//! The new names are appended (a longer copy of each table goes at the end of the file
+//! and the section headers point at it), so any name can be renamed and strings other
+//! uses share are left alone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -18,6 +21,8 @@ use crate::error::{bad_object, Result};
 pub struct ProgramSections {
     pub names: BTreeMap<usize, String>,
     pub data_symbol_sizes: HashMap<String, u64>,
+    /// The section each data symbol lies in (`.rodata`, `.data.counters`, ...).
+    pub data_symbol_sections: HashMap<String, String>,
 }
 
 /// Checks the object is a BPF ELF, collects its program sections and returns the bytes
@@ -33,15 +38,6 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
             elf::EM_BPF
         )));
     }
-    let shstrtab_offset = {
-        let idx = file.elf_header().e_shstrndx(endian) as usize;
-        let header = file
-            .elf_section_table()
-            .section(object::SectionIndex(idx))
-            .map_err(|e| bad_object(format!("section-name table: {e}")))?;
-        header.sh_offset(endian) as usize
-    };
-
     let mut names = BTreeMap::new();
     let mut renames = Vec::new();
     for section in file.sections() {
@@ -65,94 +61,218 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
         }
         let index = section.index().0;
         if aya_obj::ProgramSection::from_str(name).is_err() {
-            let name_offset = shstrtab_offset
-                .checked_add(header.sh_name(endian) as usize)
-                .ok_or_else(|| bad_object(format!("section {index}: name offset overflows")))?;
-            renames.push((name_offset, name.to_string(), format!("tp/{index}")));
+            renames.push((index, name.to_string(), format!("tp/{index}")));
         }
         names.insert(index, name.to_string());
     }
 
-    let data_symbol_sizes = file
+    let data_symbols: Vec<_> = file
         .symbols()
         .filter(|s| s.kind() == SymbolKind::Data)
-        .filter_map(|s| Some((s.name().ok()?.to_string(), s.size())))
+        .filter_map(|s| Some((s.name().ok()?.to_string(), s)))
+        .collect();
+    let data_symbol_sizes = data_symbols
+        .iter()
+        .map(|(n, s)| (n.clone(), s.size()))
+        .collect();
+    let data_symbol_sections = data_symbols
+        .iter()
+        .filter_map(|(n, s)| {
+            let section = file.section_by_index(s.section_index()?).ok()?;
+            Some((n.clone(), section.name().ok()?.to_string()))
+        })
         .collect();
 
     let mut bytes = data.to_vec();
     if !renames.is_empty() {
-        let btf_strings = btf_strings_range(&file)?;
-        for (name_offset, old, new) in &renames {
-            if new.len() > old.len() {
-                return Err(bad_object(format!(
-                    "section name '{old}' is too short for nodebpf to remap"
-                )));
-            }
-            overwrite_cstr(&mut bytes, *name_offset, old, new)?;
-            if let Some((start, end)) = btf_strings {
-                let needle = [&[0u8][..], old.as_bytes(), &[0u8]].concat();
-                let strings = bytes
-                    .get(start..end)
-                    .ok_or_else(|| bad_object(".BTF string table lies outside the file"))?;
-                if let Some(pos) = strings
-                    .windows(needle.len())
-                    .position(|w| w == needle.as_slice())
-                {
-                    overwrite_cstr(&mut bytes, start + pos + 1, old, new)?;
-                }
-            }
-        }
+        rename(&mut bytes, &file, &renames)?;
     }
     Ok((
         bytes,
         ProgramSections {
             names,
             data_symbol_sizes,
+            data_symbol_sections,
         },
     ))
 }
 
-fn overwrite_cstr(bytes: &mut [u8], at: usize, old: &str, new: &str) -> Result<()> {
-    let slot = at
-        .checked_add(old.len())
-        .and_then(|end| bytes.get_mut(at..end))
-        .filter(|s| *s == old.as_bytes())
-        .ok_or_else(|| bad_object(format!("section name '{old}' not found where the ELF says")))?;
-    slot[..new.len()].copy_from_slice(new.as_bytes());
-    slot[new.len()..].fill(0);
+/// ELF64 section header fields: where the name, file offset and size lie in a header.
+const SH_NAME: usize = 0;
+const SH_OFFSET: usize = 24;
+const SH_SIZE: usize = 32;
+/// Where appended tables start: 8-byte aligned, as BTF's readers expect.
+const APPEND_ALIGN: usize = 8;
+/// `struct btf_header`: hdr_len at 4, then type_off, type_len, str_off, str_len.
+const BTF_HDR_LEN_AT: usize = 4;
+const BTF_TYPE_OFF_AT: usize = 8;
+/// `.BTF.ext` header fields holding (offset, length) of func_info, line_info, core_relo.
+const BTF_EXT_SUBSECTIONS: [usize; 3] = [8, 16, 24];
+/// `.BTF.ext` headers this long have the core_relo fields.
+const BTF_EXT_CORE_HDR_LEN: usize = 32;
+
+/// A section to rename: its index, old and new name.
+type Rename = (usize, String, String);
+
+/// Appends the new names to copies of the section-name table and of `.BTF` at the end of
+/// `bytes`, points the section headers at the copies and each renamed section's name at
+/// its new one, and makes `.BTF.ext` name the sections by their new names.
+fn rename(
+    bytes: &mut Vec<u8>,
+    file: &ElfFile64<'_, LittleEndian>,
+    renames: &[Rename],
+) -> Result<()> {
+    let endian = LittleEndian;
+    let header = file.elf_header();
+    let shoff = header.e_shoff(endian) as usize;
+    let shentsize = header.e_shentsize(endian) as usize;
+    let header_at = |index: usize| {
+        index
+            .checked_mul(shentsize)
+            .and_then(|o| o.checked_add(shoff))
+            .ok_or_else(|| bad_object(format!("section header {index} lies outside the file")))
+    };
+    let section_data = |index: usize| {
+        file.section_by_index(object::SectionIndex(index))
+            .and_then(|s| s.data())
+            .map_err(|e| bad_object(format!("section {index}: {e}")))
+    };
+
+    let shstrndx = header.e_shstrndx(endian) as usize;
+    let mut names = section_data(shstrndx)?.to_vec();
+    let mut new_offsets = Vec::new();
+    for (_, _, new) in renames {
+        new_offsets.push(names.len());
+        names.extend_from_slice(new.as_bytes());
+        names.push(0);
+    }
+    relocate_section(bytes, header_at(shstrndx)?, &names)?;
+    for ((index, _, _), offset) in renames.iter().zip(new_offsets) {
+        put(
+            bytes,
+            header_at(*index)? + SH_NAME,
+            &(offset as u32).to_le_bytes(),
+        )?;
+    }
+
+    let Some(btf) = file.section_by_name(".BTF") else {
+        return Ok(());
+    };
+    let old = btf.data().map_err(|e| bad_object(format!(".BTF: {e}")))?;
+    let field = |at: usize| word(old, at).ok_or_else(|| bad_object(".BTF header is truncated"));
+    let hdr_len = field(BTF_HDR_LEN_AT)? as usize;
+    let [type_off, type_len, str_off, str_len] =
+        [0, 4, 8, 12].map(|o| field(BTF_TYPE_OFF_AT + o).map(|v| v as usize));
+    let (type_off, type_len, str_off, str_len) = (type_off?, type_len?, str_off?, str_len?);
+    let slice = |off: usize, len: usize| {
+        hdr_len
+            .checked_add(off)
+            .and_then(|s| old.get(s..s.checked_add(len)?))
+            .ok_or_else(|| bad_object(".BTF sections lie outside it"))
+    };
+    // header, types, strings, new names: the strings right after the types.
+    let mut new = old
+        .get(..hdr_len)
+        .ok_or_else(|| bad_object(".BTF header is truncated"))?
+        .to_vec();
+    new.extend_from_slice(slice(type_off, type_len)?);
+    new.extend_from_slice(slice(str_off, str_len)?);
+    let mut btf_offsets = HashMap::new();
+    for (_, old_name, new_name) in renames {
+        btf_offsets.insert(old_name.as_str(), (new.len() - hdr_len - type_len) as u32);
+        new.extend_from_slice(new_name.as_bytes());
+        new.push(0);
+    }
+    let sizes = [0, type_len, type_len, new.len() - hdr_len - type_len];
+    for (i, v) in sizes.into_iter().enumerate() {
+        new[BTF_TYPE_OFF_AT + 4 * i..][..4].copy_from_slice(&(v as u32).to_le_bytes());
+    }
+    relocate_section(bytes, header_at(btf.index().0)?, &new)?;
+
+    // `.BTF.ext` names sections by BTF string offset: point those at the new names.
+    let Some(ext) = file.section_by_name(".BTF.ext") else {
+        return Ok(());
+    };
+    let (ext_at, _) = ext
+        .file_range()
+        .ok_or_else(|| bad_object(".BTF.ext has no file data"))?;
+    let ext_data = ext
+        .data()
+        .map_err(|e| bad_object(format!(".BTF.ext: {e}")))?;
+    let strings = slice(str_off, str_len)?;
+    let name_at = |off: u32| {
+        let tail = strings.get(off as usize..)?;
+        std::str::from_utf8(&tail[..tail.iter().position(|&b| b == 0)?]).ok()
+    };
+    for at in sec_name_fields(ext_data)? {
+        let Some(&offset) = word(ext_data, at)
+            .and_then(name_at)
+            .and_then(|n| btf_offsets.get(n))
+        else {
+            continue;
+        };
+        put(bytes, ext_at as usize + at, &offset.to_le_bytes())?;
+    }
     Ok(())
 }
 
-/// File range of the string table inside `.BTF`, if the object has BTF.
-fn btf_strings_range(file: &ElfFile64<'_, LittleEndian>) -> Result<Option<(usize, usize)>> {
-    let Some(section) = file.section_by_name(".BTF") else {
-        return Ok(None);
-    };
-    let (offset, _) = section
-        .file_range()
-        .ok_or_else(|| bad_object(".BTF has no file data"))?;
-    let data = section
-        .data()
-        .map_err(|e| bad_object(format!(".BTF: {e}")))?;
-    let u32_at = |o: usize| -> Result<usize> {
-        data.get(o..o.saturating_add(4))
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or_else(|| bad_object(".BTF header is truncated"))
-    };
-    let hdr_len = u32_at(4)?;
-    let str_off = u32_at(16)?;
-    let str_len = u32_at(20)?;
-    let outside = || bad_object(".BTF string table lies outside the section");
-    let in_section = hdr_len.checked_add(str_off).ok_or_else(outside)?;
-    let in_section_end = in_section.checked_add(str_len).ok_or_else(outside)?;
-    if in_section_end > data.len() {
-        return Err(outside());
+/// Offsets in `.BTF.ext` of every `sec_name_off` (one per section in each subsection).
+fn sec_name_fields(ext: &[u8]) -> Result<Vec<usize>> {
+    let bad = || bad_object(".BTF.ext is truncated");
+    let hdr_len = word(ext, BTF_HDR_LEN_AT).ok_or_else(bad)? as usize;
+    let mut out = Vec::new();
+    for field in BTF_EXT_SUBSECTIONS {
+        if field + 8 > hdr_len.min(BTF_EXT_CORE_HDR_LEN) {
+            continue;
+        }
+        let (off, len) = (
+            word(ext, field).ok_or_else(bad)?,
+            word(ext, field + 4).ok_or_else(bad)?,
+        );
+        if len == 0 {
+            continue;
+        }
+        let start = hdr_len.checked_add(off as usize).ok_or_else(bad)?;
+        let end = start.checked_add(len as usize).ok_or_else(bad)?;
+        let rec_size = word(ext, start).ok_or_else(bad)? as usize;
+        let mut pos = start + 4;
+        while pos < end {
+            let count = word(ext, pos + 4).ok_or_else(bad)? as usize;
+            out.push(pos);
+            pos = count
+                .checked_mul(rec_size)
+                .and_then(|n| n.checked_add(pos + 8))
+                .ok_or_else(bad)?;
+        }
     }
-    let start = usize::try_from(offset)
-        .ok()
-        .and_then(|o| o.checked_add(in_section))
-        .ok_or_else(outside)?;
-    Ok(Some((start, start + str_len)))
+    Ok(out)
+}
+
+/// Puts `data` at the (aligned) end of `bytes` and points the section header at
+/// `header_at` to it.
+fn relocate_section(bytes: &mut Vec<u8>, header_at: usize, data: &[u8]) -> Result<()> {
+    bytes.resize(bytes.len().next_multiple_of(APPEND_ALIGN), 0);
+    let offset = bytes.len() as u64;
+    bytes.extend_from_slice(data);
+    put(bytes, header_at + SH_OFFSET, &offset.to_le_bytes())?;
+    put(
+        bytes,
+        header_at + SH_SIZE,
+        &(data.len() as u64).to_le_bytes(),
+    )
+}
+
+fn put(bytes: &mut [u8], at: usize, value: &[u8]) -> Result<()> {
+    bytes
+        .get_mut(at..at.saturating_add(value.len()))
+        .ok_or_else(|| bad_object(format!("offset {at:#x} lies outside the file")))?
+        .copy_from_slice(value);
+    Ok(())
+}
+
+fn word(d: &[u8], at: usize) -> Option<u32> {
+    d.get(at..at.checked_add(4)?)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 #[cfg(test)]
@@ -206,19 +326,28 @@ mod tests {
 
     #[test]
     fn renames_sections_aya_obj_rejects_in_elf_and_btf() {
-        let data = object_with_program("kprobe.multi/vfs_*");
-        let (bytes, sections) = prepare(&data).expect("prepare");
-        let (&index, original) = sections.names.iter().next().expect("one program section");
-        assert_eq!(original, "kprobe.multi/vfs_*");
-        let renamed = format!("tp/{index}");
-        assert!(section_names(&bytes).contains(&renamed));
-        let (start, end) = btf_strings_range(&ElfFile64::parse(bytes.as_slice()).expect("ELF"))
-            .expect("BTF")
-            .expect("has BTF");
-        let needle = [b"\0".as_slice(), renamed.as_bytes(), b"\0"].concat();
-        assert!(bytes[start..end]
-            .windows(needle.len())
-            .any(|w| w == needle.as_slice()));
+        // Longer and shorter than the new name.
+        for section in ["kprobe.multi/vfs_*", "tc"] {
+            let data = object_with_program(section);
+            let (bytes, sections) = prepare(&data).expect("prepare");
+            let (&index, original) = sections.names.iter().next().expect("one program section");
+            assert_eq!(original, section);
+            let renamed = format!("tp/{index}");
+            assert!(section_names(&bytes).contains(&renamed));
+            let file = ElfFile64::<LittleEndian>::parse(bytes.as_slice()).expect("ELF");
+            let btf = file
+                .section_by_name(".BTF")
+                .expect("BTF")
+                .data()
+                .expect("data");
+            let needle = [b"\0".as_slice(), renamed.as_bytes(), b"\0"].concat();
+            assert!(btf.windows(needle.len()).any(|w| w == needle.as_slice()));
+            // The old name is still there for whatever else used it.
+            let old = [b"\0".as_slice(), section.as_bytes(), b"\0"].concat();
+            assert!(btf.windows(old.len()).any(|w| w == old.as_slice()));
+            let btf = crate::btf_index::BtfIndex::parse(btf.to_vec());
+            assert!(btf.is_ok(), "the grown .BTF still parses");
+        }
     }
 
     #[test]

@@ -73,13 +73,17 @@ pub fn plan(bytes: &[u8]) -> Result<Option<Plan>> {
             })
             .ok_or_else(|| bad_object(format!(".kconfig extern '{name}' of {size} bytes")))?;
     }
-    for sym in file.symbols().filter(|s| s.is_undefined() && s.is_weak()) {
-        if let Some(e) = externs
-            .iter_mut()
-            .find(|e| Ok(e.name.as_str()) == sym.name())
-        {
-            e.weak = true;
-        }
+    for e in &mut externs {
+        let sym = file
+            .symbols()
+            .find(|s| s.is_undefined() && s.name() == Ok(e.name.as_str()))
+            .ok_or_else(|| {
+                bad_object(format!(
+                    ".kconfig declares '{}', which no undefined ELF symbol names",
+                    e.name
+                ))
+            })?;
+        e.weak = sym.is_weak();
     }
     let mut refs = Vec::new();
     super::kfuncs::for_each_undefined_ref(&file, &mut |r| {

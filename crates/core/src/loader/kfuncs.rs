@@ -1,51 +1,114 @@
-//! Calls to kernel functions (kfuncs: `extern … __ksym`, e.g. `bpf_session_cookie`),
-//! linked the way libbpf links them, before aya-obj (which knows no externs) reads the
-//! object: each call instruction gets the kfunc's vmlinux BTF id, and the object's BTF
-//! loses what the kernel refuses in it (extern linkage, FUNCs in the `.ksyms` DATASEC).
+//! Kernel symbols an object declares `extern … __ksym`, linked the way libbpf links them,
+//! before aya-obj (which knows no externs) reads the object:
+//! - a call to a kernel function (kfunc) gets the kfunc's vmlinux BTF id;
+//! - `&kfunc` (what `bpf_ksym_exists()` tests) and a typeless variable (`extern const void
+//!   sym __ksym`) load the symbol's address from /proc/kallsyms;
+//! - a typed variable (`extern const struct rq runqueues __ksym`, per-CPU variables for
+//!   `bpf_per_cpu_ptr`) loads a `BPF_PSEUDO_BTF_ID` of its vmlinux BTF VAR;
+//! - a `__weak` one the kernel lacks is 0, and a call to it is poisoned the way libbpf
+//!   does (an unknown helper the verifier only refuses if the call is reachable).
+//!
+//! Then the object's BTF loses what the kernel refuses in it (extern linkage, entries of
+//! the `.ksyms` DATASEC).
+
+use std::collections::HashMap;
 
 use object::read::elf::{ElfFile64, ElfSymbol64};
 use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationTarget};
 
-use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC, KIND_VAR};
-use crate::error::{bad_object, Error, Result};
+use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC, KIND_TYPEDEF, KIND_VAR};
+use crate::btf_index::{BtfIndex, DatasecEntry};
+use crate::error::{bad_object, Code, Error, Result};
 
 /// `BPF_JMP | BPF_CALL`
 const OP_CALL: u8 = 0x85;
+/// `BPF_LD | BPF_IMM | BPF_DW`: a 16-byte load of a 64-bit immediate.
+const OP_LD_IMM64: u8 = 0x18;
+const LD_IMM64_LEN: usize = 16;
+const INSN_LEN: usize = 8;
 /// `src_reg` of a call to a kernel function by BTF id.
 const PSEUDO_KFUNC_CALL: u8 = 2;
+/// `src_reg` of an `ld_imm64` of a kernel variable by BTF id.
+const PSEUDO_BTF_ID: u8 = 3;
+/// libbpf's `POISON_CALL_KFUNC_BASE`: helper ids from here on do not exist, so a call
+/// the verifier reaches fails naming it; calls it proves dead are dropped.
+const POISON_CALL_KFUNC_BASE: i32 = 2_002_000_000;
 const LINKAGE_EXTERN: u32 = 2;
-/// `BTF_VAR_GLOBAL_ALLOCATED`: what an extern VAR becomes once nodebpf allocated it.
-const LINKAGE_GLOBAL: u32 = 1;
 
-/// Links every kfunc call in `bytes`; `kernel_func_id` gives a kernel function's BTF id.
-/// Objects without externs are left as they are (and the kernel's BTF is not read).
-/// Externs `others` claims (`.kconfig` variables) are left to it.
+/// What the running kernel says about the symbols externs name.
+pub trait KernelSymbols {
+    /// The vmlinux BTF id of a FUNC.
+    fn func_id(&self, name: &str) -> Result<Option<u32>>;
+    /// The vmlinux BTF id of a VAR.
+    fn var_id(&self, name: &str) -> Result<Option<u32>>;
+    /// The symbol's address.
+    fn address(&self, name: &str) -> Result<Option<u64>>;
+}
+
+/// The kernel this process runs on (its BTF from `btf_path`, default vmlinux).
+pub struct RunningKernel<'a> {
+    pub btf_path: Option<&'a std::path::Path>,
+}
+
+impl KernelSymbols for RunningKernel<'_> {
+    fn func_id(&self, name: &str) -> Result<Option<u32>> {
+        let btf = BtfIndex::kernel(self.btf_path)?;
+        Ok(btf.func_ids(name).first().copied())
+    }
+
+    fn var_id(&self, name: &str) -> Result<Option<u32>> {
+        Ok(BtfIndex::kernel(self.btf_path)?.var_id(name))
+    }
+
+    fn address(&self, name: &str) -> Result<Option<u64>> {
+        crate::symbols::kernel::kallsyms_address(name)
+    }
+}
+
+/// One use of an extern in program code.
+struct Use {
+    /// File offset of the instruction.
+    at: usize,
+    name: String,
+    weak: bool,
+    /// `true`: a call; `false`: an `ld_imm64` of its address.
+    call: bool,
+}
+
+/// Links every `__ksym` extern in `bytes` (see the module's comment). Objects without
+/// externs are left as they are (and the kernel is not asked). Externs `others` claims
+/// (`.kconfig` variables) are left to it.
 pub fn link(
     bytes: &mut [u8],
     others: &dyn Fn(&str) -> bool,
-    kernel_func_id: &dyn Fn(&str) -> Result<Option<u32>>,
+    kernel: &dyn KernelSymbols,
 ) -> Result<()> {
-    let (calls, btf) = find_calls(bytes, others)?;
-    if calls.is_empty() {
+    let (uses, btf) = find_uses(bytes, others)?;
+    if uses.is_empty() {
         return Ok(());
     }
-    for (at, name) in &calls {
-        let id = kernel_func_id(name)?.ok_or_else(|| {
-            Error::new(
-                crate::Code::Unsupported,
-                format!(
-                    "the program calls kernel function '{name}', which this kernel ({}) does \
-                     not have (not in /sys/kernel/btf/vmlinux)",
-                    crate::features::features().kernel
-                ),
-            )
+    let declared: HashMap<String, DatasecEntry> = match btf {
+        Some((start, end)) => BtfIndex::parse(bytes[start..end].to_vec())?
+            .datasec_entries(".ksyms")
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect(),
+        None => HashMap::new(),
+    };
+    for u in &uses {
+        // libbpf's rule too: an extern is linked by what its BTF says it is.
+        let declared = declared.get(&u.name).ok_or_else(|| {
+            bad_object(format!(
+                "'{}' is an extern the object's BTF does not declare __ksym (or __kconfig)",
+                u.name
+            ))
         })?;
+        let patch = resolve(u, declared, kernel)?;
+        let len = if u.call { INSN_LEN } else { LD_IMM64_LEN };
         let insn = bytes
-            .get_mut(*at..at.saturating_add(8))
-            .ok_or_else(|| bad_object(format!("call to '{name}' lies outside the file")))?;
-        insn[1] = (insn[1] & 0x0f) | (PSEUDO_KFUNC_CALL << 4);
-        insn[2..4].fill(0); // off 0: vmlinux, no fd_array
-        insn[4..8].copy_from_slice(&id.to_le_bytes());
+            .get_mut(u.at..u.at.saturating_add(len))
+            .ok_or_else(|| bad_object(format!("a use of '{}' lies outside the file", u.name)))?;
+        patch.write(insn);
     }
     if let Some((start, end)) = btf {
         drop_extern_btf(&mut bytes[start..end])?;
@@ -53,14 +116,97 @@ pub fn link(
     Ok(())
 }
 
-/// File offsets of the call instructions that name an undefined symbol, with its name,
-/// and the file range of `.BTF`.
-type Calls = (Vec<(usize, String)>, Option<(usize, usize)>);
+/// What an instruction that uses an extern becomes.
+enum Patch {
+    KfuncCall(u32),
+    /// A call to a `__weak` kfunc the kernel lacks.
+    PoisonedCall,
+    /// `ld_imm64` of a constant: an address, or 0 for a missing `__weak` symbol.
+    Constant(u64),
+    /// `ld_imm64` of a vmlinux VAR by BTF id.
+    BtfId(u32),
+}
 
-fn find_calls(bytes: &[u8], others: &dyn Fn(&str) -> bool) -> Result<Calls> {
+impl Patch {
+    fn write(&self, insn: &mut [u8]) {
+        let src = |insn: &mut [u8], src: u8| insn[1] = (insn[1] & 0x0f) | (src << 4);
+        match *self {
+            Patch::KfuncCall(id) => {
+                src(insn, PSEUDO_KFUNC_CALL);
+                insn[2..4].fill(0); // off 0: vmlinux, no fd_array
+                insn[4..8].copy_from_slice(&id.to_le_bytes());
+            }
+            Patch::PoisonedCall => {
+                insn[1] = 0;
+                insn[2..4].fill(0);
+                insn[4..8].copy_from_slice(&POISON_CALL_KFUNC_BASE.to_le_bytes());
+            }
+            Patch::Constant(v) => {
+                src(insn, 0);
+                insn[4..8].copy_from_slice(&(v as u32).to_le_bytes());
+                insn[12..16].copy_from_slice(&((v >> 32) as u32).to_le_bytes());
+            }
+            Patch::BtfId(id) => {
+                src(insn, PSEUDO_BTF_ID);
+                insn[4..8].copy_from_slice(&id.to_le_bytes());
+                insn[12..16].fill(0); // vmlinux, not a module's BTF
+            }
+        }
+    }
+}
+
+fn resolve(u: &Use, declared: &DatasecEntry, kernel: &dyn KernelSymbols) -> Result<Patch> {
+    let name = &u.name;
+    let missing = |what: &str, why: &str| {
+        Error::new(
+            Code::Unsupported,
+            format!(
+                "the program uses {what} '{name}', which this kernel ({}) {why}; declare it \
+                 __weak and test it with bpf_ksym_exists() to run without it",
+                crate::features::features().kernel
+            ),
+        )
+    };
+    let typed_var = declared.kind == KIND_VAR && !declared.void;
+    let found = if u.call {
+        kernel.func_id(name)?.map(Patch::KfuncCall)
+    } else if typed_var {
+        // The verifier finds the variable's address by name in kallsyms: kernels built
+        // without CONFIG_KALLSYMS_ALL list no data symbols, and so cannot take one.
+        match kernel.var_id(name)? {
+            Some(id) if kernel.address(name)?.is_some() => Some(Patch::BtfId(id)),
+            Some(_) if !u.weak => {
+                return Err(missing(
+                    "kernel variable",
+                    "cannot resolve: it is in the kernel's BTF but not in /proc/kallsyms \
+                     (built without CONFIG_KALLSYMS_ALL)",
+                ))
+            }
+            _ => None,
+        }
+    } else {
+        kernel.address(name)?.map(Patch::Constant)
+    };
+    match found {
+        Some(p) => Ok(p),
+        None if u.weak && u.call => Ok(Patch::PoisonedCall),
+        None if u.weak => Ok(Patch::Constant(0)),
+        None if u.call => Err(missing("kernel function", "does not have in its BTF")),
+        None if typed_var => Err(missing("kernel variable", "does not have in its BTF")),
+        None => Err(missing(
+            "kernel symbol",
+            "does not list in /proc/kallsyms (data symbols need CONFIG_KALLSYMS_ALL)",
+        )),
+    }
+}
+
+/// The uses of externs in program code, and the file range of `.BTF`.
+type Uses = (Vec<Use>, Option<(usize, usize)>);
+
+fn find_uses(bytes: &[u8], others: &dyn Fn(&str) -> bool) -> Result<Uses> {
     let file = ElfFile64::<LittleEndian>::parse(bytes)
         .map_err(|e| bad_object(format!("not a 64-bit little-endian ELF object: {e}")))?;
-    let mut calls = Vec::new();
+    let mut uses = Vec::new();
     for_each_undefined_ref(&file, &mut |r| {
         let ((sec_off, sec_size), offset) = (r.section, r.offset);
         let name = r.symbol.name().unwrap_or("?").to_string();
@@ -71,18 +217,27 @@ fn find_calls(bytes: &[u8], others: &dyn Fn(&str) -> bool) -> Result<Calls> {
             .checked_add(offset)
             .and_then(|a| usize::try_from(a).ok())
             .unwrap_or(usize::MAX);
-        let inside = offset.checked_add(8).is_some_and(|e| e <= sec_size);
-        let insn = bytes.get(at..at.saturating_add(8)).filter(|_| inside);
-        if insn.is_none_or(|i| i[0] != OP_CALL) {
-            return Err(bad_object(format!(
-                "'{name}' is an extern nodebpf cannot link: kfunc calls and `.kconfig` \
-                 variables are supported, `__ksym` variables and `&kfunc` are not"
-            )));
-        }
-        calls.push((at, name));
+        let fits = |len: u64| offset.checked_add(len).is_some_and(|e| e <= sec_size);
+        let op = bytes.get(at).copied().filter(|_| fits(INSN_LEN as u64));
+        let call = match op {
+            Some(OP_CALL) => true,
+            Some(OP_LD_IMM64) if fits(LD_IMM64_LEN as u64) => false,
+            _ => {
+                return Err(bad_object(format!(
+                    "'{name}' is an extern used by an instruction nodebpf cannot link (at \
+                     section offset {offset:#x}): calls and address loads are supported"
+                )))
+            }
+        };
+        uses.push(Use {
+            at,
+            weak: r.symbol.is_weak(),
+            name,
+            call,
+        });
         Ok(())
     })?;
-    Ok((calls, section_range(&file, bytes)?))
+    Ok((uses, section_range(&file, bytes)?))
 }
 
 /// `.BTF`'s file range in `bytes`, if the object has one.
@@ -158,7 +313,7 @@ pub fn btf_range(bytes: &[u8]) -> Result<Option<(usize, usize)>> {
     section_range(&file, bytes)
 }
 
-/// Makes extern FUNCs static and extern VARs global, and empties the `.ksyms` and
+/// Makes extern FUNCs static and extern VARs typedefs, and empties the `.ksyms` and
 /// `.kconfig` DATASECs (the kernel refuses extern linkage, and nodebpf lays out
 /// `.kconfig` in a map of its own). A DATASEC's entries are cut out and the bytes after
 /// them moved up; the string section grows by as many NUL bytes, so `.BTF` keeps its size
@@ -205,7 +360,10 @@ pub fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
             put_u32(btf, off + 4, info & !0xffff)?;
         }
         if kind == KIND_VAR && u32_at(btf, off + 12)? == LINKAGE_EXTERN {
-            put_u32(btf, off + 12, LINKAGE_GLOBAL)?;
+            // A TYPEDEF of the VAR's type: nothing refers to it once the DATASEC is empty,
+            // and a typeless one's `const void` is a type the kernel refuses for a VAR.
+            put_u32(btf, off + 4, KIND_TYPEDEF << 24)?;
+            cuts.push((off + 12, 4));
         }
         if kind == KIND_DATASEC && vlen > 0 && is_extern_sec(btf, u32_at(btf, off)?) {
             put_u32(btf, off + 4, info & !0xffff)?;

@@ -2,6 +2,7 @@
 //! map/call relocation → our own `BPF_PROG_LOAD` for every program.
 //! See crates/core/README.md for why the program-load step is ours.
 
+mod core_matches;
 pub mod elf_names;
 mod kconfig;
 mod kfuncs;
@@ -19,6 +20,7 @@ use aya_obj::maps::PinningType;
 use aya_obj::EbpfSectionKind;
 use aya_obj::Features;
 
+use crate::btf_index::BtfIndex;
 use crate::error::{bad_object, einval, enoent, Code, Error, Result};
 use crate::map_create::{self, MapDef};
 use crate::maps::{path_cstring, Map};
@@ -147,8 +149,18 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Object> {
 pub struct Spec {
     pub programs: Vec<ProgramSpec>,
     pub maps: Vec<MapSpec>,
-    /// `.rodata`/`.data`/`.bss` variables and their sizes, by name.
-    pub globals: Vec<(String, u64)>,
+    /// `.rodata`/`.data`/`.bss` variables, by name.
+    pub globals: Vec<GlobalSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GlobalSpec {
+    pub name: String,
+    /// The ELF section (and so the map) it lies in.
+    pub section: String,
+    pub size: u64,
+    /// Its BTF type as C spells it (`const volatile __u32`, `char[16]`), when known.
+    pub type_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -217,12 +229,12 @@ impl Parsed {
             });
         }
         let btf = match &self.btf {
-            Some(b) => Some(crate::btf_index::BtfIndex::parse(b.clone())?),
+            Some(b) => Some(BtfIndex::parse(b.clone())?),
             None => None,
         };
         let spec = |name: String, m: &aya_obj::Map| {
             let def = MapDef::of(m);
-            let type_name = |id| btf.as_ref().filter(|_| id != 0)?.type_name(id);
+            let type_name = |id| btf.as_ref().filter(|_| id != 0)?.c_type_name(id);
             MapSpec {
                 map_type: def.map_type,
                 key_size: def.key_size,
@@ -251,13 +263,24 @@ impl Parsed {
                 })
             })
             .collect();
-        let mut globals: Vec<(String, u64)> = self
+        let btf = btf_section_of_parsed(&self.obj).and_then(|b| BtfIndex::parse(b).ok());
+        let mut globals: Vec<GlobalSpec> = self
             .sections
             .data_symbol_sizes
             .iter()
-            .map(|(n, s)| (n.clone(), *s))
+            .map(|(name, &size)| GlobalSpec {
+                name: name.clone(),
+                section: self
+                    .sections
+                    .data_symbol_sections
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_default(),
+                size,
+                type_name: btf.as_ref().and_then(|b| b.var_type_name(name)),
+            })
             .collect();
-        globals.sort();
+        globals.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Spec {
             programs,
             maps,
@@ -361,15 +384,15 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
     // First, before anything indexes or allocates by what the object says.
     validate::check(data)?;
     let (mut bytes, sections) = elf_names::prepare(data)?;
+    core_matches::resolve(&mut bytes, &|| {
+        crate::btf_index::BtfIndex::kernel(opts.btf_path.as_deref())
+    })?;
     let kconfig = kconfig::plan(&bytes)?;
     kfuncs::link(
         &mut bytes,
         &|name| kconfig.as_ref().is_some_and(|k| k.has(name)),
-        &|name| {
-            let btf = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
-            Ok(btf
-                .id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
-                .ok())
+        &kfuncs::RunningKernel {
+            btf_path: opts.btf_path.as_deref(),
         },
     )?;
     if let Some(plan) = &kconfig {
@@ -623,6 +646,11 @@ fn sized_flexible_arrays(btf: &aya_obj::btf::Btf) -> Result<aya_obj::btf::Btf> {
     }
     aya_obj::btf::Btf::parse(&bytes, object::Endianness::Little)
         .map_err(|e| bad_object(format!("object BTF: {e}")))
+}
+
+/// The object's BTF as aya-obj parsed it.
+fn btf_section_of_parsed(obj: &aya_obj::Object) -> Option<Vec<u8>> {
+    obj.btf.as_ref().map(|b| b.to_bytes())
 }
 
 /// The object's `.BTF` section, if it has one.

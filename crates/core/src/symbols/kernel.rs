@@ -129,3 +129,20 @@ pub fn name_counts(functions: &[KernelFunction]) -> HashMap<&str, usize> {
     }
     counts
 }
+
+/// A kernel symbol's address from /proc/kallsyms (`typeless __ksym` externs), `None` when
+/// it is not listed, or listed as 0 (addresses hidden by kptr_restrict). Data symbols are
+/// listed only on kernels built with CONFIG_KALLSYMS_ALL.
+pub fn kallsyms_address(name: &str) -> Result<Option<u64>> {
+    let text =
+        std::fs::read("/proc/kallsyms").map_err(|e| Error::os("reading /proc/kallsyms", e))?;
+    Ok(text.split(|&b| b == b'\n').find_map(|line| {
+        // "ffffffff81000000 T name\t[module]"
+        let mut parts = line.split(|&b| b == b' ' || b == b'\t');
+        let (addr, _kind, sym) = (parts.next()?, parts.next()?, parts.next()?);
+        (sym == name.as_bytes())
+            .then(|| u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok())
+            .flatten()
+            .filter(|&a| a != 0)
+    }))
+}
