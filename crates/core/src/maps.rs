@@ -21,6 +21,8 @@ pub struct Map {
     pub pinned: Option<PathBuf>,
     /// Who consumes the map as a ring buffer: one consumer at a time.
     pub(crate) ring_claim: std::sync::Arc<crate::ringbuf::Claim>,
+    /// Which USDT spec ids are in use, when this is an object's `__bpf_usdt_specs`.
+    pub(crate) usdt_slots: std::sync::Arc<crate::usdt::SpecSlots>,
     data: MapData,
 }
 
@@ -44,6 +46,7 @@ impl Map {
             flags: obj.map_flags(),
             pinned,
             ring_claim: Default::default(),
+            usdt_slots: Default::default(),
             data,
         }
     }

@@ -66,7 +66,7 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             };
             attach_uprobe(
                 prog.fd()?,
-                &UprobeOptions { binary, symbol, offset, pid: None, retprobe: ret, cookie: None },
+                &UprobeOptions { binary, symbol, offset, pid: None, retprobe: ret, cookie: None, ref_ctr_offset: 0 },
             )
         }
         AttachKind::TpBtf | AttachKind::Fentry | AttachKind::Fexit | AttachKind::FmodRet
