@@ -33,14 +33,15 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
             elf::EM_BPF
         )));
     }
-    let shstrtab_offset = {
-        let idx = file.elf_header().e_shstrndx(endian) as usize;
-        let header = file
-            .elf_section_table()
-            .section(object::SectionIndex(idx))
-            .map_err(|e| bad_object(format!("section-name table: {e}")))?;
-        header.sh_offset(endian) as usize
-    };
+    let shstrndx = file.elf_header().e_shstrndx(endian) as usize;
+    let shstrtab = file
+        .elf_section_table()
+        .section(object::SectionIndex(shstrndx))
+        .map_err(|e| bad_object(format!("section-name table: {e}")))?;
+    let shstrtab_range = (
+        shstrtab.sh_offset(endian) as usize,
+        shstrtab.sh_size(endian) as usize,
+    );
 
     let mut names = BTreeMap::new();
     let mut renames = Vec::new();
@@ -65,10 +66,7 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
         }
         let index = section.index().0;
         if aya_obj::ProgramSection::from_str(name).is_err() {
-            let name_offset = shstrtab_offset
-                .checked_add(header.sh_name(endian) as usize)
-                .ok_or_else(|| bad_object(format!("section {index}: name offset overflows")))?;
-            renames.push((name_offset, name.to_string(), format!("tp/{index}")));
+            renames.push((index, name.to_string(), format!("tp/{index}")));
         }
         names.insert(index, name.to_string());
     }
@@ -82,13 +80,17 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
     let mut bytes = data.to_vec();
     if !renames.is_empty() {
         let btf_strings = btf_strings_range(&file)?;
-        for (name_offset, old, new) in &renames {
+        let new_names: Vec<(usize, &str)> = renames
+            .iter()
+            .map(|(i, _, new)| (*i, new.as_str()))
+            .collect();
+        rename_sections(&mut bytes, &file, shstrndx, shstrtab_range, &new_names)?;
+        for (_, old, new) in &renames {
             if new.len() > old.len() {
                 return Err(bad_object(format!(
                     "section name '{old}' is too short for nodebpf to remap"
                 )));
             }
-            overwrite_cstr(&mut bytes, *name_offset, old, new)?;
             if let Some((start, end)) = btf_strings {
                 let needle = [&[0u8][..], old.as_bytes(), &[0u8]].concat();
                 let strings = bytes
@@ -110,6 +112,71 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
             data_symbol_sizes,
         },
     ))
+}
+
+/// `struct Elf64_Shdr`: sh_name at 0, sh_offset at 24, sh_size at 32.
+const SH_NAME: usize = 0;
+const SH_OFFSET: usize = 24;
+const SH_SIZE: usize = 32;
+
+/// Gives sections new names without touching the old ones: the linker merges string tails
+/// (section "usdt" may be the end of symbol "on_usdt"), so a name overwritten in place
+/// would rename a symbol too. The section-name table is copied to the end of the file
+/// with the new names appended, and its header and the renamed sections' point there.
+fn rename_sections(
+    bytes: &mut Vec<u8>,
+    file: &ElfFile64<'_, LittleEndian>,
+    shstrndx: usize,
+    (table_offset, table_size): (usize, usize),
+    renames: &[(usize, &str)],
+) -> Result<()> {
+    let endian = LittleEndian;
+    let header = file.elf_header();
+    let shoff = header.e_shoff(endian) as usize;
+    let shentsize = header.e_shentsize(endian) as usize;
+    let shdr = |index: usize, field: usize| {
+        index
+            .checked_mul(shentsize)
+            .and_then(|o| o.checked_add(shoff))
+            .and_then(|o| o.checked_add(field))
+            .ok_or_else(|| bad_object(format!("section {index}: header offset overflows")))
+    };
+    let mut table = bytes
+        .get(table_offset..table_offset.saturating_add(table_size))
+        .ok_or_else(|| bad_object("the section-name table lies outside the file"))?
+        .to_vec();
+    let mut name_offsets = Vec::new();
+    for (index, name) in renames {
+        name_offsets.push((*index, table.len()));
+        table.extend_from_slice(name.as_bytes());
+        table.push(0);
+    }
+    let new_offset = bytes.len().next_multiple_of(8);
+    bytes.resize(new_offset, 0);
+    bytes.extend_from_slice(&table);
+    put(
+        bytes,
+        shdr(shstrndx, SH_OFFSET)?,
+        &(new_offset as u64).to_le_bytes(),
+    )?;
+    put(
+        bytes,
+        shdr(shstrndx, SH_SIZE)?,
+        &(table.len() as u64).to_le_bytes(),
+    )?;
+    for (index, at) in name_offsets {
+        let at = u32::try_from(at).map_err(|_| bad_object("section-name table too large"))?;
+        put(bytes, shdr(index, SH_NAME)?, &at.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+fn put(bytes: &mut [u8], at: usize, value: &[u8]) -> Result<()> {
+    bytes
+        .get_mut(at..at.saturating_add(value.len()))
+        .ok_or_else(|| bad_object("a section header lies outside the file"))?
+        .copy_from_slice(value);
+    Ok(())
 }
 
 fn overwrite_cstr(bytes: &mut [u8], at: usize, old: &str, new: &str) -> Result<()> {

@@ -3,6 +3,7 @@
 //! See crates/core/README.md for why the program-load step is ours.
 
 pub mod elf_names;
+mod hidden;
 mod kconfig;
 mod kfuncs;
 pub mod section;
@@ -309,6 +310,7 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
     // First, before anything indexes or allocates by what the object says.
     validate::check(data)?;
     let (mut bytes, sections) = elf_names::prepare(data)?;
+    hidden::make_static(&mut bytes)?;
     let kconfig = kconfig::plan(&bytes)?;
     kfuncs::link(
         &mut bytes,
