@@ -63,10 +63,7 @@ pub fn read(path: &Path) -> Result<Notes> {
             let raw = parse_desc(desc, le, word).ok_or_else(|| {
                 bad_object(format!("{}: malformed .note.stapsdt entry", path.display()))
             })?;
-            let address = match base {
-                Some(b) => raw.pc.wrapping_add(b).wrapping_sub(raw.base),
-                None => raw.pc,
-            };
+            let address = prelinked(raw.pc, raw.base, base);
             let what = |x: &str, addr: u64| {
                 bad_object(format!(
                     "{}: the {x} of USDT probe {}:{} ({addr:#x}) lies in no loadable segment",
@@ -96,6 +93,15 @@ pub fn read(path: &Path) -> Result<Notes> {
         arch,
         fixed_address: file.kind() == ObjectKind::Executable,
     })
+}
+
+/// A probe's address once the file was prelinked: moved as far as `.stapsdt.base` moved
+/// from where the note says it was (no `.stapsdt.base`: as the note says).
+fn prelinked(pc: u64, note_base: u64, section_base: Option<u64>) -> u64 {
+    match section_base {
+        Some(b) => pc.wrapping_add(b).wrapping_sub(note_base),
+        None => pc,
+    }
 }
 
 /// The descriptors of the section's `stapsdt` notes; malformed trailing bytes end it.
@@ -211,5 +217,37 @@ mod tests {
         assert_eq!((p.provider.as_str(), p.name.as_str()), ("prov", "probe"));
         assert_eq!(p.args, "-4@%eax 8@%rdx");
         assert!(parse_desc(&desc[..20], true, 8).is_none());
+    }
+
+    #[test]
+    fn prelinking_moves_probes_with_stapsdt_base() {
+        assert_eq!(prelinked(0x1130, 0x2000, Some(0x2000)), 0x1130);
+        assert_eq!(prelinked(0x1130, 0x2000, Some(0x12000)), 0x11130);
+        assert_eq!(prelinked(0x11130, 0x12000, Some(0x2000)), 0x1130);
+        assert_eq!(prelinked(0x1130, 0x2000, None), 0x1130);
+    }
+
+    /// Debian's libstdc++ carries USDT notes (libstdcxx:throw/rethrow/catch).
+    #[test]
+    fn reads_a_real_library() {
+        let path = Path::new("/usr/lib/x86_64-linux-gnu/libstdc++.so.6");
+        if !cfg!(target_arch = "x86_64") || !path.exists() {
+            return;
+        }
+        let notes = read(path).expect("notes");
+        assert!(!notes.fixed_address, "a shared library");
+        let throw = notes
+            .probes
+            .iter()
+            .find(|p| p.provider == "libstdcxx" && p.name == "throw")
+            .expect("libstdcxx:throw");
+        assert_eq!(throw.args, "8@%rdi 8@%rsi");
+        assert_eq!(throw.semaphore, 0);
+        let args = super::super::args::parse_args(notes.arch, "libstdcxx:throw", &throw.args)
+            .expect("specs");
+        assert_eq!(
+            args.iter().map(|a| a.reg_off).collect::<Vec<_>>(),
+            [112, 104]
+        );
     }
 }
