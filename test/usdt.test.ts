@@ -8,7 +8,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { load, type BpfObject, type MultiLink } from '../dist/index.js';
-import { Child, drain, fixture, kernelFeatures as f, rejects } from './helpers.js';
+import { Child, drain, fixture, kernelFeatures as f, openFds, rejects } from './helpers.js';
 
 const TARGET = fixture('usdt_target');
 const MAX_ARGS = 12;
@@ -97,6 +97,19 @@ const mechanisms = f.uprobeMulti ? [true, false] : [true];
 const mechanismOf = (forceFallback: boolean) => (forceFallback || !f.uprobeMulti ? 'uprobes' : 'uprobe_multi');
 
 describe('USDT', () => {
+  // First, before any child's pipes are open or closing.
+  it('leaves no fd behind: links, perf events, program instances and the address map\'s duplicate are closed', async () => {
+    const before = openFds();
+    const obj = await load(fixture('usdt.bpf.o'));
+    for (const forceFallback of mechanisms) {
+      const links = ['args', 'guarded'].map((name) => obj.program('on_usdt').attachUsdt({ binary: TARGET, provider: 'nodebpf', name, forceFallback }));
+      expect(openFds()).toBeGreaterThan(before);
+      await Promise.all(links.map((l) => l.closeAsync()));
+    }
+    await obj.closeAsync();
+    expect(openFds()).toBe(before);
+  });
+
   for (const forceFallback of mechanisms) {
     const mechanism = mechanismOf(forceFallback);
 
