@@ -8,7 +8,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { load, type BpfObject, type MultiLink } from '../dist/index.js';
-import { Child, drain, fixture, kernelFeatures as f, openFds, rejects } from './helpers.js';
+import { Child, drain, fixture, kernelFeatures as f, openFds, probeEvent, rejects } from './helpers.js';
 
 const TARGET = fixture('usdt_target');
 const MAX_ARGS = 12;
@@ -231,10 +231,22 @@ describe('USDT', () => {
     expect((await rejects(() => p.attachUsdt({ binary: TARGET, provider: 'nodebpf', name: 'args', cookie: 1n << 64n }))).code).toBe('RANGE');
     expect((await rejects(() => p.attachUsdt({ binary: TARGET, provider: 'nodebpf', name: 'args', cookie: 1.5 }))).code).toBe('RANGE');
 
-    using plain = await load(fixture('uprobe.bpf.o'));
-    const e = await rejects(() => plain.program('on_entry').attachUsdt({ binary: TARGET, provider: 'nodebpf', name: 'args' }));
+    using tp = await load(fixture('trace.bpf.o'));
+    const e = await rejects(() => tp.program('on_getppid').attachUsdt({ binary: TARGET, provider: 'nodebpf', name: 'args' }));
     expect(e.code).toBe('EINVAL');
-    expect(e.message).toContain('__bpf_usdt_specs');
-    expect(e.program).toBe('on_entry');
+    expect(e.message).toContain('not a kprobe/uprobe program');
+    expect(e.program).toBe('on_getppid');
+  });
+
+  // bcc's javagc: SEC("usdt") programs that read no arguments, built without usdt.bpf.h.
+  it('an object without usdt.bpf.h attaches too: the cookie is the BPF cookie, the semaphore is set', async () => {
+    using target = new Target();
+    using obj = await load(fixture('uprobe.bpf.o'));
+    using link = obj.program('on_entry').attachUsdt({ binary: TARGET, provider: 'nodebpf', name: 'guarded', cookie: 9 });
+    expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([['nodebpf:guarded', 9n]]);
+    expect(await target.fire(2)).toEqual({ sem: 1, guarded: 2 });
+    // on_entry reports its first argument register: nodebpf:guarded's first argument is in %rdi.
+    const seen = drain(obj.ringbuf('events')).map(probeEvent);
+    expect(seen).toEqual([0n, 1n].map((value) => ({ kind: 0, pid: target.pid, value, cookie: f.bpfCookie ? 9n : 0n })));
   });
 });

@@ -141,11 +141,6 @@ pub fn attach_auto(obj: &Object, prog: &Program) -> Result<MultiLink> {
     )
 }
 
-struct Site {
-    probe: note::Probe,
-    spec_index: usize,
-}
-
 pub fn attach_usdt(obj: &Object, prog: &Program, o: &UsdtOptions<'_>) -> Result<MultiLink> {
     let probe_name = format!("{}:{}", o.provider, o.name);
     let path = resolve_binary(o.binary, o.pid)?;
@@ -157,38 +152,80 @@ pub fn attach_usdt(obj: &Object, prog: &Program, o: &UsdtOptions<'_>) -> Result<
             notes.arch
         )));
     }
-    let specs = specs_map(obj, prog)?;
-
-    // One spec per distinct argument list; the sites of a probe often share one.
-    let mut distinct: Vec<Vec<ArgSpec>> = Vec::new();
-    let mut sites = Vec::new();
-    for p in notes
+    let sites: Vec<&note::Probe> = notes
         .probes
         .iter()
         .filter(|p| p.provider == o.provider && p.name == o.name)
-    {
+        .collect();
+    if sites.is_empty() {
+        return Err(no_such_probe(&path, &probe_name, &notes.probes));
+    }
+
+    // An object built without usdt.bpf.h (bcc's javagc reads no arguments) has no spec
+    // map: its sites get the user's cookie as their BPF cookie.
+    let (cookies, lease) = match specs_map(obj)? {
+        Some(specs) => {
+            let (ids, lease) = publish_specs(obj, specs, &path, &notes, &sites, o)?;
+            (ids, Some(lease))
+        }
+        None => (vec![o.cookie; sites.len()], None),
+    };
+    let targets: Vec<Target> = sites
+        .iter()
+        .zip(cookies)
+        .map(|(s, cookie)| Target {
+            name: probe_name.clone(),
+            address: s.offset,
+            cookie,
+        })
+        .collect();
+    let semaphores: HashMap<u64, u64> = sites.iter().map(|s| (s.offset, s.semaphore)).collect();
+
+    let mut link = if features().uprobe_multi && !o.force_fallback {
+        attach_multi(prog, &path, targets, &semaphores, o.pid)?
+    } else {
+        attach_per_site(prog, &path, targets, &semaphores, o.pid)?
+    };
+    if let Some(lease) = lease {
+        // What the program sees through bpf_usdt_cookie(), rather than the internal spec id.
+        for t in &mut link.targets {
+            t.cookie = o.cookie;
+        }
+        link.keep(Box::new(lease));
+    }
+    link.path = Some(path);
+    Ok(link)
+}
+
+/// Writes one `__bpf_usdt_spec` per distinct argument list of the sites (they often share
+/// one) into free slots of the spec map, and, without BPF cookies, each site's address
+/// into `__bpf_usdt_ip_to_spec_id`. Returns each site's spec id, and the lease that frees
+/// all this on detach.
+fn publish_specs(
+    obj: &Object,
+    specs: &Map,
+    path: &Path,
+    notes: &note::Notes,
+    sites: &[&note::Probe],
+    o: &UsdtOptions<'_>,
+) -> Result<(Vec<u64>, SpecLease)> {
+    let probe_name = format!("{}:{}", o.provider, o.name);
+    let mut distinct: Vec<Vec<ArgSpec>> = Vec::new();
+    let mut spec_of_site = Vec::new();
+    for p in sites {
         let args = parse_args(notes.arch, &probe_name, &p.args)?;
-        let spec_index = match distinct.iter().position(|d| *d == args) {
+        spec_of_site.push(match distinct.iter().position(|d| *d == args) {
             Some(i) => i,
             None => {
                 distinct.push(args);
                 distinct.len() - 1
             }
-        };
-        sites.push(Site {
-            probe: p.clone(),
-            spec_index,
         });
     }
-    if sites.is_empty() {
-        return Err(no_such_probe(&path, &probe_name, &notes.probes));
-    }
-
-    let cookies = features().bpf_cookie;
-    let ip_keys = if cookies {
+    let ip_keys = if features().bpf_cookie {
         None
     } else {
-        Some(absolute_addresses(&path, &notes, &sites, o.pid)?)
+        Some(absolute_addresses(path, notes, sites, o.pid)?)
     };
 
     let slots = specs.usdt_slots.clone();
@@ -201,45 +238,18 @@ pub fn attach_usdt(obj: &Object, prog: &Program, o: &UsdtOptions<'_>) -> Result<
     for (args, &id) in distinct.iter().zip(&lease.ids) {
         specs.update(&id.to_ne_bytes(), &encode_spec(args, o.cookie), 0)?;
     }
+    let site_ids: Vec<u32> = spec_of_site.iter().map(|&i| lease.ids[i]).collect();
     if let Some(keys) = ip_keys {
-        lease.ip_entries = Some(fill_ip_map(obj, &sites, &lease.ids, keys)?);
+        lease.ip_entries = Some(fill_ip_map(obj, &site_ids, keys)?);
     }
-
-    let targets: Vec<Target> = sites
-        .iter()
-        .map(|s| Target {
-            name: probe_name.clone(),
-            address: s.probe.offset,
-            cookie: u64::from(lease.ids[s.spec_index]),
-        })
-        .collect();
-    let semaphores: HashMap<u64, u64> = sites
-        .iter()
-        .map(|s| (s.probe.offset, s.probe.semaphore))
-        .collect();
-
-    let mut link = if features().uprobe_multi && !o.force_fallback {
-        attach_multi(prog, &path, targets, &semaphores, o.pid)?
-    } else {
-        attach_per_site(prog, &path, targets, &semaphores, o.pid, cookies)?
-    };
-    // What the program sees through bpf_usdt_cookie(), rather than the internal spec id.
-    for t in &mut link.targets {
-        t.cookie = o.cookie;
-    }
-    link.path = Some(path);
-    link.keep(Box::new(lease));
-    Ok(link)
+    Ok((site_ids.into_iter().map(u64::from).collect(), lease))
 }
 
-fn specs_map<'o>(obj: &'o Object, prog: &Program) -> Result<&'o Map> {
-    let specs = obj.map(SPECS_MAP).map_err(|_| {
-        einval(format!(
-            "program '{}': its object has no {SPECS_MAP} map; USDT programs are written with \
-             libbpf's <bpf/usdt.bpf.h> (BPF_USDT, bpf_usdt_arg)",
-            prog.name
-        ))
-    })?;
+/// The object's `__bpf_usdt_specs`, when it has one of the layout this library writes.
+fn specs_map(obj: &Object) -> Result<Option<&Map>> {
+    let Ok(specs) = obj.map(SPECS_MAP) else {
+        return Ok(None);
+    };
     if specs.value_size as usize != SPEC_SIZE || specs.key_size != 4 {
         return Err(bad_object(format!(
             "{SPECS_MAP} has {}-byte keys and {}-byte values; the usdt.bpf.h this library \
@@ -247,7 +257,7 @@ fn specs_map<'o>(obj: &'o Object, prog: &Program) -> Result<&'o Map> {
             specs.key_size, specs.value_size
         )));
     }
-    Ok(specs)
+    Ok(Some(specs))
 }
 
 fn no_such_probe(path: &Path, wanted: &str, probes: &[note::Probe]) -> Error {
@@ -280,11 +290,11 @@ fn no_such_probe(path: &Path, wanted: &str, probes: &[note::Probe]) -> Error {
 fn absolute_addresses(
     path: &Path,
     notes: &note::Notes,
-    sites: &[Site],
+    sites: &[&note::Probe],
     pid: Option<i32>,
 ) -> Result<Vec<u64>> {
     if notes.fixed_address {
-        return Ok(sites.iter().map(|s| s.probe.address).collect());
+        return Ok(sites.iter().map(|s| s.address).collect());
     }
     let Some(pid) = pid else {
         return Err(unsupported(format!(
@@ -303,11 +313,11 @@ fn absolute_addresses(
     sites
         .iter()
         .map(|s| {
-            mapped_address(&maps, inode, s.probe.offset).ok_or_else(|| {
+            mapped_address(&maps, inode, s.offset).ok_or_else(|| {
                 enoent(format!(
                     "process {pid} has not mapped the code of {} at file offset {:#x}",
                     path.display(),
-                    s.probe.offset
+                    s.offset
                 ))
             })
         })
@@ -332,12 +342,9 @@ fn mapped_address(maps: &str, inode: u64, offset: u64) -> Option<u64> {
     })
 }
 
-fn fill_ip_map(
-    obj: &Object,
-    sites: &[Site],
-    ids: &[u32],
-    keys: Vec<u64>,
-) -> Result<(OwnedFd, Vec<u64>)> {
+/// Adds (address, spec id) per site; the keys added, with a duplicate of the map's fd
+/// for removing them on detach.
+fn fill_ip_map(obj: &Object, site_ids: &[u32], keys: Vec<u64>) -> Result<(OwnedFd, Vec<u64>)> {
     let map = obj.map(IP_MAP).map_err(|_| {
         einval(format!(
             "this kernel has no BPF cookies and the object has no {IP_MAP} map to find USDT \
@@ -349,8 +356,7 @@ fn fill_ip_map(
         .try_clone_to_owned()
         .map_err(|e| Error::os(format!("duplicating the fd of {IP_MAP}"), e))?;
     let mut added = Vec::new();
-    for (site, key) in sites.iter().zip(keys) {
-        let id = ids[site.spec_index];
+    for (&id, key) in site_ids.iter().zip(keys) {
         // A site another attach already claimed would run with that attach's spec.
         if let Err(e) = map.update(&key.to_ne_bytes(), &id.to_ne_bytes(), sys::BPF_NOEXIST) {
             let mut e = if e.errno == Some(libc::EEXIST) {
@@ -411,9 +417,10 @@ fn attach_per_site(
     targets: Vec<Target>,
     semaphores: &HashMap<u64, u64>,
     pid: Option<i32>,
-    cookies: bool,
 ) -> Result<MultiLink> {
     let own = instance_for(prog, 0)?;
+    // Kernels before 5.15 take no cookie: usdt.bpf.h finds the spec by address there.
+    let cookies = features().bpf_cookie;
     let prog_fd = own.as_ref().map_or_else(|| prog.fd(), |f| Ok(f.as_fd()))?;
     let binary = path.to_string_lossy();
     let link = attach_each("uprobes", targets, Vec::new(), true, None, &mut |t| {
