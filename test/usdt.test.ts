@@ -188,6 +188,73 @@ describe('USDT', () => {
     });
   }
 
+  // Kernels before 5.15 have no BPF cookies: usdt.bpf.h finds the spec by the probe's
+  // address. usdt_ip.bpf.c is usdt.bpf.h built to do so on any kernel.
+  describe('specs by address (__bpf_usdt_ip_to_spec_id), as without BPF cookies', () => {
+    interface IpEvent {
+      ip: bigint;
+      cookie: bigint;
+      argc: number;
+      err: number;
+      args: bigint[];
+    }
+    const ipEvents = (obj: BpfObject): IpEvent[] =>
+      drain(obj.ringbuf('events')).map((r) => {
+        const v = new DataView(r.buffer, r.byteOffset, r.byteLength);
+        return {
+          ip: v.getBigUint64(0, true),
+          cookie: v.getBigUint64(8, true),
+          argc: v.getInt32(16, true),
+          err: v.getInt32(20, true),
+          args: [v.getBigInt64(24, true), v.getBigInt64(32, true)],
+        };
+      });
+    const ipMap = (obj: BpfObject) => obj.map('__bpf_usdt_ip_to_spec_id', { key: 'u64', value: 'u32' });
+
+    for (const forceFallback of mechanisms) {
+      const mechanism = mechanismOf(forceFallback);
+
+      it(`a fixed-address executable: its sites by their addresses, removed on detach (${mechanism}${forceFallback ? ', forced' : ''})`, async () => {
+        using target = new Target();
+        using obj = await load(fixture('usdt_ip.bpf.o'));
+        const link = obj.program('on_usdt_by_ip').attachUsdt({
+          binary: TARGET,
+          provider: 'nodebpf',
+          name: 'guarded',
+          cookie: 11,
+          forceFallback,
+          forceAddressLookup: true,
+        });
+        expect(link.mechanism).toBe(mechanism);
+        const keys = ipMap(obj).keys();
+        expect(keys).toHaveLength(1);
+        expect(await target.fire(2)).toEqual({ sem: 1, guarded: 2 });
+        expect(ipEvents(obj)).toEqual([0n, 1n].map((i) => ({ ip: keys[0], cookie: 11n, argc: 2, err: 0, args: [i, -i] })));
+        await link.closeAsync();
+        expect(ipMap(obj).keys()).toEqual([]);
+      });
+
+      it(`a shared library: its sites by their addresses in the pid's mapping (${mechanism}${forceFallback ? ', forced' : ''})`, async () => {
+        const child = new Child(fixture('usdt_cxx'), ['2']);
+        using obj = await load(fixture('usdt_ip.bpf.o'));
+        const options = { binary: 'libstdc++.so.6', provider: 'libstdcxx', name: 'throw', cookie: 12, forceFallback, forceAddressLookup: true };
+        const noPid = await rejects(() => obj.program('on_usdt_by_ip').attachUsdt(options));
+        expect(noPid.code).toBe('UNSUPPORTED');
+        expect(noPid.message).toContain('with a pid');
+        using _link = obj.program('on_usdt_by_ip').attachUsdt({ ...options, pid: child.pid });
+        const keys = ipMap(obj).keys();
+        expect(keys).toHaveLength(1);
+        const { code, stdout } = await child.run();
+        expect(code).toBe(0);
+        const printed = stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' ').map((a) => BigInt(a)));
+        expect(ipEvents(obj)).toEqual(printed.map((args) => ({ ip: keys[0], cookie: 12n, argc: 2, err: 0, args })));
+      });
+    }
+  });
+
   it('SEC("usdt/<binary>:<provider>:<name>") auto-attaches as a MultiLink', async () => {
     using target = new Target();
     using obj = await load(fixture('usdt.bpf.o'));

@@ -341,4 +341,6 @@ export interface UsdtOptions {
   cookie?: bigint
   /** One perf uprobe per site even where uprobe_multi exists (comparisons, tests). */
   forceFallback?: boolean
+  /** Fill `__bpf_usdt_ip_to_spec_id` as on kernels without BPF cookies (tests). */
+  forceAddressLookup?: boolean
 }

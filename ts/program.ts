@@ -136,6 +136,12 @@ export interface UsdtOptions {
   cookie?: Cookie;
   /** One perf uprobe per probe site even where the kernel has uprobe_multi (comparisons, tests). */
   forceFallback?: boolean;
+  /**
+   * Fill `__bpf_usdt_ip_to_spec_id` (specs by probe address) as on kernels without BPF
+   * cookies, even where they exist: for tests, with an object that looks specs up so.
+   * Libraries and PIEs then need a `pid`.
+   */
+  forceAddressLookup?: boolean;
 }
 
 export interface KprobeOptions {
@@ -205,6 +211,7 @@ export class Program {
       pid: optNum('pid', options.pid, PID),
       cookie: optBig('cookie', options.cookie, U64),
       forceFallback: options.forceFallback,
+      forceAddressLookup: options.forceAddressLookup,
     };
     return this.#multi((n) => n.attachUsdt(this.name, o));
   }

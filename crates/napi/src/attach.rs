@@ -191,6 +191,7 @@ impl NativeObject {
                 pid: pid_of(o.pid)?,
                 cookie: opt_u64("cookie", o.cookie.as_ref())?.unwrap_or(0),
                 force_fallback: o.force_fallback.unwrap_or(false),
+                force_address_lookup: o.force_address_lookup.unwrap_or(false),
             };
             core::usdt::attach_usdt(obj, obj.program(&prog)?, &options)
         })

@@ -236,6 +236,8 @@ pub struct UsdtOptions {
     pub cookie: Option<BigInt>,
     /// One perf uprobe per site even where uprobe_multi exists (comparisons, tests).
     pub force_fallback: Option<bool>,
+    /// Fill `__bpf_usdt_ip_to_spec_id` as on kernels without BPF cookies (tests).
+    pub force_address_lookup: Option<bool>,
 }
 
 /// Batch attach through tracing_multi (one fentry/fexit program per function where the kernel lacks it).

@@ -42,6 +42,9 @@ pub struct UsdtOptions<'a> {
     pub cookie: u64,
     /// One perf uprobe per site even where uprobe_multi exists (comparisons, tests).
     pub force_fallback: bool,
+    /// Fill `__bpf_usdt_ip_to_spec_id` as on kernels without BPF cookies, even where they
+    /// exist (tests, with an object that looks its specs up by address).
+    pub force_address_lookup: bool,
 }
 
 /// Which spec ids of one `__bpf_usdt_specs` map are taken, shared by the object's links.
@@ -137,6 +140,7 @@ pub fn attach_auto(obj: &Object, prog: &Program) -> Result<MultiLink> {
             pid: None,
             cookie: 0,
             force_fallback: false,
+            force_address_lookup: false,
         },
     )
 }
@@ -222,7 +226,7 @@ fn publish_specs(
             }
         });
     }
-    let ip_keys = if features().bpf_cookie {
+    let ip_keys = if features().bpf_cookie && !o.force_address_lookup {
         None
     } else {
         Some(absolute_addresses(path, notes, sites, o.pid)?)
