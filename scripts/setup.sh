@@ -7,10 +7,12 @@ need_apt=()
 # setcap: the non-root tests; objdump: the glibc floor check; script: the pty test.
 for pair in clang:clang llc:llvm bpftool:bpftool gcc:gcc setpriv:util-linux script:util-linux \
   make:make qemu-system-x86_64:qemu-system-x86 xz:xz-utils zstd:zstd setcap:libcap2-bin \
-  objdump:binutils; do
+  objdump:binutils g++:g++; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
+# The USDT fixtures' probes (<sys/sdt.h>).
+echo '#include <sys/sdt.h>' | gcc -E -x c - >/dev/null 2>&1 || need_apt+=(systemtap-sdt-dev)
 # The kernel matrix's guests run a static busybox as their init.
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need_apt+=(busybox-static); fi
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -62,8 +62,13 @@ export declare class NativeObject {
   attachKprobe(prog: string, o: KprobeOptions): NativeLink
   /** fentry/fexit/fmod_ret/tp_btf/lsm; `target_fn` overrides the SEC() target. */
   attachFentry(prog: string, targetFn?: string | undefined | null, cookie?: bigint | undefined | null): NativeLink
-  /** Attaches a batch kind where its SEC() name says. */
+  /** Attaches a batch kind (or `usdt/…`) where its SEC() name says. */
   attachMulti(prog: string): NativeMultiLink
+  /**
+   * A USDT probe of a binary, every site of it, for programs written with libbpf's
+   * `<bpf/usdt.bpf.h>`.
+   */
+  attachUsdt(prog: string, o: UsdtOptions): NativeMultiLink
   attachKprobeMulti(prog: string, o: KprobeMultiOptions): NativeMultiLink
   attachUprobeMulti(prog: string, o: UprobeMultiOptions): NativeMultiLink
   attachTracingMulti(prog: string, o: TracingMultiOptions): NativeMultiLink
@@ -402,4 +407,19 @@ export interface UprobeOptions {
   pid?: number
   retprobe?: boolean
   cookie?: bigint
+}
+
+/** A USDT probe: every site of `provider:name` in `binary`. */
+export interface UsdtOptions {
+  binary: string
+  provider: string
+  name: string
+  /** Only this process. */
+  pid?: number
+  /** What the program's `bpf_usdt_cookie()` returns. */
+  cookie?: bigint
+  /** One perf uprobe per site even where uprobe_multi exists (comparisons, tests). */
+  forceFallback?: boolean
+  /** Fill `__bpf_usdt_ip_to_spec_id` as on kernels without BPF cookies (tests). */
+  forceAddressLookup?: boolean
 }

@@ -107,6 +107,9 @@ function tracingOptions(given: TracingMultiOptions): binding.TracingMultiOptions
 /** Expected attach types of the batch kinds (kprobe.multi, uprobe.multi, sessions, fentry.multi...). */
 const MULTI_ATTACH_TYPES = new Set([42, 48, 56, 57, 59, 60, 61]);
 
+/** `SEC("usdt/…")` and `SEC("usdt.s/…")`: a USDT probe may have many sites, so a `MultiLink`. */
+const USDT_SECTION = /^usdt(\.s)?(\/|$)/;
+
 /** How often `onProgress` is called while a batch attach runs. */
 const PROGRESS_INTERVAL_MS = 100;
 
@@ -120,6 +123,25 @@ export interface UprobeOptions {
   pid?: number;
   retprobe?: boolean;
   cookie?: Cookie;
+}
+
+export interface UsdtOptions {
+  /** Path, or a name looked up in PATH (programs) or the library folders (`libstdc++.so.6`). */
+  binary: string;
+  provider: string;
+  name: string;
+  /** Only this process (default: every process running the binary). */
+  pid?: number;
+  /** What the program's `bpf_usdt_cookie()` returns (default 0). */
+  cookie?: Cookie;
+  /** One perf uprobe per probe site even where the kernel has uprobe_multi (comparisons, tests). */
+  forceFallback?: boolean;
+  /**
+   * Fill `__bpf_usdt_ip_to_spec_id` (specs by probe address) as on kernels without BPF
+   * cookies, even where they exist: for tests, with an object that looks specs up so.
+   * Libraries and PIEs then need a `pid`.
+   */
+  forceAddressLookup?: boolean;
 }
 
 export interface KprobeOptions {
@@ -165,19 +187,38 @@ export class Program {
     return this.#obj._trackMulti(native(attach), reattach ? attach : undefined);
   }
 
-  /** Whether `attach()` gives a `MultiLink` (kprobe.multi/…, uprobe.multi/…, fentry.multi/…, sessions). */
+  /** Whether `attach()` gives a `MultiLink` (kprobe.multi/…, uprobe.multi/…, fentry.multi/…, sessions, usdt/…). */
   get isMulti(): boolean {
-    return MULTI_ATTACH_TYPES.has(this.expectedAttachType);
+    return MULTI_ATTACH_TYPES.has(this.expectedAttachType) || USDT_SECTION.test(this.section);
   }
 
   /**
    * Attaches where the SEC() name says: `tp/…`, `raw_tp/…`, `uprobe/BIN:SYM`, `kprobe/SYM`,
    * `fentry/FN`, … give a `Link`; `kprobe.multi/PATTERN`, `uprobe.multi/BIN:PATTERN`,
-   * `fentry.multi/PATTERN` and the sessions give a `MultiLink`.
+   * `fentry.multi/PATTERN`, the sessions and `usdt/BIN:PROVIDER:NAME` give a `MultiLink`.
    */
   attach(): Link | MultiLink {
     if (this.isMulti) return this.#multi((o) => o.attachMulti(this.name));
     return this.#link((o) => o.attach(this.name));
+  }
+
+  /**
+   * Every site of USDT probe `provider:name` in `binary`, for programs written with libbpf's
+   * `<bpf/usdt.bpf.h>` (`BPF_USDT`, `bpf_usdt_arg`, `bpf_usdt_cookie`). Semaphore-guarded
+   * probes are enabled while attached. `targets` lists the sites (file offsets).
+   */
+  attachUsdt(given: UsdtOptions): MultiLink {
+    const options = opts('usdt options', given, true);
+    const o: binding.UsdtOptions = {
+      binary: str('binary', options.binary),
+      provider: str('provider', options.provider),
+      name: str('name', options.name),
+      pid: optNum('pid', options.pid, PID),
+      cookie: optBig('cookie', options.cookie, U64),
+      forceFallback: options.forceFallback,
+      forceAddressLookup: options.forceAddressLookup,
+    };
+    return this.#multi((n) => n.attachUsdt(this.name, o));
   }
 
   attachKprobeMulti(options: KprobeMultiOptions = {}): MultiLink {

@@ -16,6 +16,7 @@ pub mod ringbuf;
 pub mod symbols;
 pub mod sys;
 pub mod tracefs;
+pub mod usdt;
 
 pub use attach::Link;
 pub use error::{Code, Error, Result};

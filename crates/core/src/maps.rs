@@ -20,6 +20,8 @@ pub struct Map {
     pub pinned: Option<PathBuf>,
     /// Who consumes the map as a ring buffer: one consumer at a time.
     pub(crate) ring_claim: std::sync::Arc<crate::ringbuf::Claim>,
+    /// Which USDT spec ids are in use, when this is an object's `__bpf_usdt_specs`.
+    pub(crate) usdt_slots: std::sync::Arc<crate::usdt::SpecSlots>,
     fd: OwnedFd,
 }
 
@@ -38,6 +40,7 @@ impl Map {
             flags: def.flags,
             pinned,
             ring_claim: Default::default(),
+            usdt_slots: Default::default(),
             fd,
         }
     }

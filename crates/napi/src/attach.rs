@@ -15,7 +15,7 @@ use crate::link::{detach_in_background, NativeLink, NativeMultiLink};
 use crate::object::{NativeObject, Shared};
 use crate::options::{
     opt_u64, pid_of, KprobeMultiOptions, KprobeOptions, MultiRequest, TracingMultiOptions,
-    UprobeMultiOptions, UprobeOptions,
+    UprobeMultiOptions, UprobeOptions, UsdtOptions,
 };
 
 impl NativeObject {
@@ -118,6 +118,7 @@ impl NativeObject {
                     pid: pid_of(o.pid)?,
                     retprobe: o.retprobe.unwrap_or(false),
                     cookie: opt_u64("cookie", o.cookie.as_ref())?,
+                    ref_ctr_offset: 0,
                 },
             )
         })
@@ -159,13 +160,40 @@ impl NativeObject {
         })
     }
 
-    /// Attaches a batch kind where its SEC() name says.
+    /// Attaches a batch kind (or `usdt/…`) where its SEC() name says.
     #[napi]
     pub fn attach_multi(&self, env: Env, prog: String) -> Result<NativeMultiLink> {
         let btf = self.shared.btf_path.clone();
         let ctx = Ctx::op("attach").program(&prog);
         self.with(&env, &ctx, |o| {
-            core::attach::auto::attach_multi_auto(o.program(&prog)?, btf.as_deref())
+            let p = o.program(&prog)?;
+            if p.spec.kind == core::loader::section::AttachKind::Usdt {
+                return core::usdt::attach_auto(o, p);
+            }
+            core::attach::auto::attach_multi_auto(p, btf.as_deref())
+        })
+        .map(NativeMultiLink::new)
+    }
+
+    /// A USDT probe of a binary, every site of it, for programs written with libbpf's
+    /// `<bpf/usdt.bpf.h>`.
+    #[napi]
+    pub fn attach_usdt(&self, env: Env, prog: String, o: UsdtOptions) -> Result<NativeMultiLink> {
+        let ctx = Ctx::op("attachUsdt")
+            .program(&prog)
+            .path(Some(&o.binary))
+            .symbol(Some(&format!("{}:{}", o.provider, o.name)));
+        self.with(&env, &ctx, |obj| {
+            let options = core::usdt::UsdtOptions {
+                binary: &o.binary,
+                provider: &o.provider,
+                name: &o.name,
+                pid: pid_of(o.pid)?,
+                cookie: opt_u64("cookie", o.cookie.as_ref())?.unwrap_or(0),
+                force_fallback: o.force_fallback.unwrap_or(false),
+                force_address_lookup: o.force_address_lookup.unwrap_or(false),
+            };
+            core::usdt::attach_usdt(obj, obj.program(&prog)?, &options)
         })
         .map(NativeMultiLink::new)
     }

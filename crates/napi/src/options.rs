@@ -266,6 +266,22 @@ pub struct UprobeMultiOptions {
     pub force_fallback: Option<bool>,
 }
 
+/// A USDT probe: every site of `provider:name` in `binary`.
+#[napi(object)]
+pub struct UsdtOptions {
+    pub binary: String,
+    pub provider: String,
+    pub name: String,
+    /// Only this process.
+    pub pid: Option<f64>,
+    /// What the program's `bpf_usdt_cookie()` returns.
+    pub cookie: Option<BigInt>,
+    /// One perf uprobe per site even where uprobe_multi exists (comparisons, tests).
+    pub force_fallback: Option<bool>,
+    /// Fill `__bpf_usdt_ip_to_spec_id` as on kernels without BPF cookies (tests).
+    pub force_address_lookup: Option<bool>,
+}
+
 /// Batch attach through tracing_multi (one fentry/fexit program per function where the kernel lacks it).
 #[napi(object)]
 pub struct TracingMultiOptions {

@@ -66,7 +66,7 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             };
             attach_uprobe(
                 prog.fd()?,
-                &UprobeOptions { binary, symbol, offset, pid: None, retprobe: ret, cookie: None },
+                &UprobeOptions { binary, symbol, offset, pid: None, retprobe: ret, cookie: None, ref_ctr_offset: 0 },
             )
         }
         AttachKind::TpBtf | AttachKind::Fentry | AttachKind::Fexit | AttachKind::FmodRet
@@ -77,7 +77,11 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             "program '{}': SEC(\"{}\") attaches many targets: use attach_multi_auto",
             prog.name, prog.section
         ))),
-        AttachKind::Usdt | AttachKind::Iter => Err(unsupported(format!(
+        AttachKind::Usdt => Err(einval(format!(
+            "program '{}': SEC(\"{}\") attaches every site of a USDT probe: use usdt::attach_auto",
+            prog.name, prog.section
+        ))),
+        AttachKind::Iter => Err(unsupported(format!(
             "program '{}': attaching SEC(\"{}\") programs is not implemented in this version of nodebpf",
             prog.name, prog.section
         ))),

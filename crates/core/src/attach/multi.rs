@@ -57,6 +57,8 @@ pub struct MultiLink {
     /// Program instances loaded for this link (another attach type, or one per target).
     _programs: Vec<OwnedFd>,
     prog_fds: Vec<i32>,
+    /// State released once the kernel has let go (a USDT link's spec ids).
+    after_detach: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl MultiLink {
@@ -74,6 +76,7 @@ impl MultiLink {
             _perf_events: Vec::new(),
             _programs: Vec::new(),
             prog_fds: Vec::new(),
+            after_detach: Vec::new(),
         }
     }
 
@@ -95,6 +98,11 @@ impl MultiLink {
             None => self.prog_fds.push(object_fd),
         }
         self
+    }
+
+    /// Keeps `state` until every target is detached.
+    pub(crate) fn keep(&mut self, state: Box<dyn std::any::Any + Send + Sync>) {
+        self.after_detach.push(state);
     }
 
     pub(crate) fn add_link(&mut self, link: super::Link) {
@@ -119,6 +127,7 @@ impl MultiLink {
         close_in_parallel(std::mem::take(&mut self._perf_events));
         self._programs.clear();
         self.prog_fds.clear();
+        self.after_detach.clear();
     }
 
     /// Kernel links behind this one (1 for a multi link; more when split or per target).

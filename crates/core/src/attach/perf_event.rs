@@ -36,12 +36,29 @@ fn pmu_type(pmu: &str) -> Result<u32> {
 fn retprobe_bit(pmu: &str) -> Result<u64> {
     let path = format!("/sys/bus/event_source/devices/{pmu}/format/retprobe");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "config:0".into());
-    let bit: u32 = text
-        .trim()
+    Ok(1u64 << config_field_start(&text, &path)?)
+}
+
+/// Where in `config` a uprobe takes its reference counter's file offset (a USDT
+/// semaphore): "config:32-63" since 4.20.
+fn ref_ctr_shift() -> Result<u32> {
+    let path = "/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset";
+    let text = std::fs::read_to_string(path).map_err(|_| {
+        unsupported(format!(
+            "this kernel's uprobes take no reference counter ({path} is missing; Linux 4.20+):              semaphore-guarded USDT probes cannot be enabled"
+        ))
+    })?;
+    config_field_start(&text, path)
+}
+
+/// The first bit of a PMU format field ("config:0", "config:32-63").
+fn config_field_start(text: &str, path: &str) -> Result<u32> {
+    text.trim()
         .strip_prefix("config:")
+        .and_then(|b| b.split('-').next())
         .and_then(|b| b.parse().ok())
-        .ok_or_else(|| einval(format!("unexpected contents of {path}")))?;
-    Ok(1u64 << bit)
+        .filter(|&b: &u32| b < 64)
+        .ok_or_else(|| einval(format!("unexpected contents of {path}")))
 }
 
 fn bind(
@@ -140,6 +157,9 @@ pub struct UprobeOptions<'a> {
     pub pid: Option<i32>,
     pub retprobe: bool,
     pub cookie: Option<u64>,
+    /// File offset of a counter the kernel increments while the probe is in place (a
+    /// USDT semaphore); 0 for none.
+    pub ref_ctr_offset: u64,
 }
 
 pub fn attach_uprobe(prog: BorrowedFd<'_>, o: &UprobeOptions<'_>) -> Result<Link> {
@@ -155,6 +175,10 @@ pub fn attach_uprobe(prog: BorrowedFd<'_>, o: &UprobeOptions<'_>) -> Result<Link
         type_: pmu,
         config: if o.retprobe {
             retprobe_bit("uprobe")?
+        } else {
+            0
+        } | if o.ref_ctr_offset != 0 {
+            o.ref_ctr_offset << ref_ctr_shift()?
         } else {
             0
         },

@@ -194,6 +194,7 @@ fn fallback(
                 pid: o.pid,
                 retprobe: o.retprobe,
                 cookie: Some(t.cookie),
+                ref_ctr_offset: 0,
             };
             attach_uprobe(prog_fd, &uprobe)
         },

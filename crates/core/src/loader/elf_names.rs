@@ -5,7 +5,8 @@
 //! string table (`.BTF.ext` finds func/line info and CO-RE relocations by section name).
 //! The new names are appended (a longer copy of each table goes at the end of the file
 //! and the section headers point at it), so any name can be renamed and strings other
-//! uses share are left alone.
+//! uses share are left alone: the linker merges string tails (section "usdt" may be the
+//! end of symbol "on_usdt"), so a name overwritten in place would rename a symbol too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;

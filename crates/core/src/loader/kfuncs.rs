@@ -254,13 +254,24 @@ fn section_range(
     }
 }
 
-fn u32_at(d: &[u8], off: usize) -> Result<u32> {
+/// Bytes a BTF type of this kind and vlen has after its 12-byte common header.
+pub(super) fn type_extra(kind: u32, vlen: usize) -> usize {
+    match kind {
+        1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+        3 => 12,                      // ARRAY
+        4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+        6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
+        _ => 0,
+    }
+}
+
+pub(super) fn u32_at(d: &[u8], off: usize) -> Result<u32> {
     d.get(off..off.saturating_add(4))
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .ok_or_else(|| bad_object(".BTF is truncated"))
 }
 
-fn put_u32(d: &mut [u8], off: usize, v: u32) -> Result<()> {
+pub(super) fn put_u32(d: &mut [u8], off: usize, v: u32) -> Result<()> {
     d.get_mut(off..off.saturating_add(4))
         .ok_or_else(|| bad_object(".BTF is truncated"))?
         .copy_from_slice(&v.to_le_bytes());
@@ -346,13 +357,7 @@ pub fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
         let info = u32_at(btf, off + 4)?;
         let kind = (info >> 24) & 0x1f;
         let vlen = (info & 0xffff) as usize;
-        let extra = match kind {
-            1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
-            3 => 12,                      // ARRAY
-            4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
-            6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
-            _ => 0,
-        };
+        let extra = type_extra(kind, vlen);
         if off + 12 + extra > types + type_len {
             return Err(bad_object(".BTF type section is truncated"));
         }

@@ -4,6 +4,7 @@
 
 mod core_matches;
 pub mod elf_names;
+mod hidden;
 mod kconfig;
 mod kfuncs;
 pub mod section;
@@ -384,6 +385,7 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
     // First, before anything indexes or allocates by what the object says.
     validate::check(data)?;
     let (mut bytes, sections) = elf_names::prepare(data)?;
+    hidden::make_static(&mut bytes)?;
     core_matches::resolve(&mut bytes, &|| {
         crate::btf_index::BtfIndex::kernel(opts.btf_path.as_deref())
     })?;

@@ -90,7 +90,7 @@ fn parse_functions(path: &Path) -> Result<Vec<ElfFunction>> {
     Ok(out)
 }
 
-fn vaddr_to_file_offset(file: &object::File<'_>, vaddr: u64) -> Option<u64> {
+pub(crate) fn vaddr_to_file_offset(file: &object::File<'_>, vaddr: u64) -> Option<u64> {
     file.segments().find_map(|seg| {
         let (file_off, file_size) = seg.file_range();
         let start = seg.address();

@@ -119,6 +119,8 @@ pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 pub const BPF_F_KPROBE_MULTI_RETURN: u32 = 1;
 pub const BPF_F_UPROBE_MULTI_RETURN: u32 = 1;
+/// Map update flag: only add, never replace.
+pub const BPF_NOEXIST: u64 = 1;
 
 pub const BPF_MAP_TYPE_UNSPEC: u32 = 0;
 pub const BPF_MAP_TYPE_HASH: u32 = 1;
