@@ -37,6 +37,8 @@ export declare class NativeObject {
   attachRawTracepoint(prog: string, name: string): NativeLink
   attachUprobe(prog: string, o: UprobeOptions): NativeLink
   attachKprobe(prog: string, o: KprobeOptions): NativeLink
+  /** A `perf_event` program on sampling perf events (every online CPU, a pid or a cgroup). */
+  attachPerfEvent(prog: string, o: PerfEventOptions): NativeLink
   /** fentry/fexit/fmod_ret/tp_btf/lsm; `target_fn` overrides the SEC() target. */
   attachFentry(prog: string, targetFn?: string | undefined | null, cookie?: bigint | undefined | null): NativeLink
   /** Attaches a batch kind where its SEC() name says. */
@@ -258,6 +260,22 @@ export interface ObjectSpec {
  * programs, maps and globals, off the JS thread.
  */
 export declare function openObject(data: Uint8Array, options?: LoadOptions | undefined | null): Promise<ObjectSpec>
+
+/** A `perf_event` program on sampling perf events. */
+export interface PerfEventOptions {
+  /** A perf name (`'cpu-clock'`, `'cycles'`, ...); or `event_type` and `config`. */
+  event?: string
+  eventType?: number
+  config?: bigint
+  /** Samples per second; or `period`. */
+  frequency?: bigint
+  /** One sample every `period` events (nanoseconds for the clocks). */
+  period?: bigint
+  cpu?: number
+  pid?: number
+  /** A cgroup v2 directory. */
+  cgroup?: string
+}
 
 export declare function possibleCpus(): number
 

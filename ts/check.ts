@@ -21,6 +21,8 @@ export const U64 = range(64, false);
 export const I32 = range(32, true);
 /** A map's `max_entries` or `value_size`: a u32, at least 1. */
 export const MAX_ENTRIES = { min: 1n, max: (1n << 32n) - 1n, name: 'max_entries' } as const satisfies IntRange;
+/** CPU numbers, as `perf_event_open` takes them. */
+export const CPU = { min: 0n, max: (1n << 31n) - 1n, name: 'cpu' } as const satisfies IntRange;
 /** Process ids: positive `pid_t`. */
 export const PID = { min: 0n, max: (1n << 31n) - 1n, name: 'pid' } as const satisfies IntRange;
 

@@ -1,5 +1,5 @@
 import type * as binding from './binding.js';
-import { bigs, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
+import { bigs, CPU, num, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
 import { addon, type NativeLink, type NativeMultiLink, type NativeObject, type NativeProgress, type ProgramDesc } from './native.js';
@@ -127,6 +127,29 @@ export interface KprobeOptions {
   offset?: number | bigint;
   retprobe?: boolean;
   cookie?: Cookie;
+}
+
+/** A perf event by its `perf list` name, or a raw `{ type, config }`. */
+export type PerfEventName =
+  | 'cpu-clock' | 'task-clock' | 'page-faults' | 'faults' | 'context-switches' | 'cs'
+  | 'cpu-migrations' | 'migrations' | 'minor-faults' | 'major-faults' | 'alignment-faults'
+  | 'emulation-faults' | 'dummy' | 'bpf-output' | 'cgroup-switches'
+  | 'cpu-cycles' | 'cycles' | 'instructions' | 'cache-references' | 'cache-misses'
+  | 'branch-instructions' | 'branches' | 'branch-misses' | 'bus-cycles'
+  | 'stalled-cycles-frontend' | 'stalled-cycles-backend' | 'ref-cycles';
+
+export interface PerfEventOptions {
+  event: PerfEventName | { type: number; config?: number | bigint };
+  /** Samples per second (the kernel adjusts the period); or give `period`. */
+  frequency?: number | bigint;
+  /** One sample every `period` events (nanoseconds for the clocks). */
+  period?: number | bigint;
+  /** Only this CPU (default: every online CPU, or every CPU the process runs on). */
+  cpu?: number;
+  /** Only this process. */
+  pid?: number;
+  /** Only the tasks of this cgroup v2 directory (e.g. `/sys/fs/cgroup/my.slice`). */
+  cgroup?: string;
 }
 
 export class Program {
@@ -274,6 +297,27 @@ export class Program {
       cookie: optBig('cookie', options.cookie, U64),
     };
     return this.#link((n) => n.attachKprobe(this.name, o));
+  }
+
+  /**
+   * A `SEC("perf_event")` program on sampling perf events: one per online CPU, or one for
+   * `pid`, or one per CPU for a `cgroup`. The returned link owns them all.
+   */
+  attachPerfEvent(given: PerfEventOptions): Link {
+    const options = opts('perf event options', given, true);
+    const ev: unknown = options.event;
+    const raw = typeof ev === 'object' && ev !== null ? opts('perf event', ev as { type: number; config?: number | bigint }) : undefined;
+    const o: binding.PerfEventOptions = {
+      event: raw ? undefined : str('event', ev),
+      eventType: raw ? num('event.type', raw.type, U32) : undefined,
+      config: raw ? optBig('event.config', raw.config, U64) : undefined,
+      frequency: optBig('frequency', options.frequency, U64),
+      period: optBig('period', options.period, U64),
+      cpu: optNum('cpu', options.cpu, CPU),
+      pid: optNum('pid', options.pid, PID),
+      cgroup: optStr('cgroup', options.cgroup),
+    };
+    return this.#link((n) => n.attachPerfEvent(this.name, o));
   }
 
   /** fentry/fexit/fmod_ret/tp_btf/lsm, by the program's section; `function` overrides the SEC() target. */

@@ -7,6 +7,7 @@ pub mod kprobe_multi;
 pub mod multi;
 pub mod perf_event;
 pub mod raw_tracepoint;
+pub mod sampling;
 pub mod tracing;
 pub mod tracing_multi;
 pub mod uprobe_multi;
@@ -23,8 +24,15 @@ pub struct Link {
     /// Where, as the user would write it (e.g. "syscalls/sys_enter_getppid").
     pub target: String,
     pub cookie: Option<u64>,
+    /// The bpf link; for a program bound with `PERF_EVENT_IOC_SET_BPF` (kernels without
+    /// perf links), its first perf event.
     fd: OwnedFd,
-    _perf_event: Option<OwnedFd>,
+    /// `fd` is a perf event holding the program, not a bpf link.
+    legacy: bool,
+    /// Further bpf links of the same attachment (perf sampling on several CPUs); dropped
+    /// before the perf events under them.
+    _links: Vec<OwnedFd>,
+    _perf_events: Vec<OwnedFd>,
     _program: Option<OwnedFd>,
 }
 
@@ -42,7 +50,35 @@ impl Link {
             target,
             cookie: None,
             fd,
-            _perf_event: None,
+            legacy: false,
+            _links: Vec::new(),
+            _perf_events: Vec::new(),
+            _program: None,
+        }
+    }
+
+    /// One attachment over several perf events: a bpf link on each, or (`links` empty,
+    /// kernels without perf links) the program set on each event.
+    pub(crate) fn owning_perf_events(
+        kind: &'static str,
+        target: String,
+        links: Vec<OwnedFd>,
+        mut perf_events: Vec<OwnedFd>,
+    ) -> Self {
+        let (fd, legacy, links) = if links.is_empty() {
+            (perf_events.remove(0), true, links)
+        } else {
+            let mut links = links;
+            (links.remove(0), false, links)
+        };
+        Link {
+            kind,
+            target,
+            cookie: None,
+            fd,
+            legacy,
+            _links: links,
+            _perf_events: perf_events,
             _program: None,
         }
     }
@@ -56,7 +92,7 @@ impl Link {
     /// Whether dropping it waits on the kernel: a perf event's close waits for an RCU
     /// grace period.
     pub fn detach_is_slow(&self) -> bool {
-        self._perf_event.is_some()
+        self.legacy || !self._perf_events.is_empty()
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -64,6 +100,13 @@ impl Link {
     }
 
     pub fn info(&self) -> Result<LinkInfo> {
+        if self.legacy {
+            return Err(crate::error::unsupported(format!(
+                "{} {} is attached through PERF_EVENT_IOC_SET_BPF (this kernel has no perf \
+                 links, Linux 5.15+): there is no bpf link to describe",
+                self.kind, self.target
+            )));
+        }
         let info: sys::LinkInfo =
             sys::obj_info(self.fd.as_raw_fd()).map_err(|e| Error::os("reading link info", e))?;
         Ok(LinkInfo {

@@ -66,7 +66,7 @@ fn bind(
     })?;
     let mut link = Link::new(kind, target, fd);
     link.cookie = cookie;
-    link._perf_event = Some(perf);
+    link._perf_events = vec![perf];
     Ok(link)
 }
 
