@@ -159,6 +159,8 @@ export class Program {
   readonly expectedAttachType: number;
   /** False for tracing programs whose SEC() names no target: they load on attach. */
   readonly loaded: boolean;
+  /** Where it attaches: its SEC() target or the configured `attachTarget`. */
+  readonly attachTarget: string | undefined;
   /** False when configured not to load (`programs: { name: { autoload: false } }`). */
   readonly autoload: boolean;
   #obj: ProgramOwner;
@@ -171,6 +173,7 @@ export class Program {
     this.progType = d.progType;
     this.expectedAttachType = d.expectedAttachType;
     this.loaded = d.loaded;
+    this.attachTarget = d.attachTarget ?? undefined;
     this.autoload = d.autoload;
   }
 
@@ -318,6 +321,34 @@ export class Program {
       cgroup: optStr('cgroup', options.cgroup),
     };
     return this.#link((n) => n.attachPerfEvent(this.name, o));
+  }
+
+  /**
+   * Runs an `iter/…` program (a BPF iterator) once and yields what it printed
+   * (`bpf_seq_printf`), in chunks as the kernel produces them; `map` names the map an
+   * `iter/bpf_map_elem` program walks. Each call is a fresh iteration; leaving the loop
+   * early ends it.
+   */
+  async *iterate(given: { map?: string } = {}): AsyncGenerator<Buffer, void, undefined> {
+    const options = opts('iterate options', given);
+    const map = optStr('map', options.map);
+    const it = native(() => this.#obj._native().openIter(this.name, map));
+    try {
+      for (;;) {
+        const chunk = await nativeAsync(() => it.read());
+        if (chunk.length === 0) return;
+        yield chunk;
+      }
+    } finally {
+      it.close();
+    }
+  }
+
+  /** All of one iteration of an `iter/…` program, as one buffer (see `iterate`). */
+  async readIter(options: { map?: string } = {}): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.iterate(options)) chunks.push(c);
+    return Buffer.concat(chunks);
   }
 
   /** fentry/fexit/fmod_ret/tp_btf/lsm, by the program's section; `function` overrides the SEC() target. */

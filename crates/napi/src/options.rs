@@ -115,6 +115,12 @@ pub struct MapOptions {
 pub struct ProgramOptions {
     /// `bpf_program__set_autoload`: false leaves the program out of the load.
     pub autoload: Option<bool>,
+    /// `bpf_program__set_attach_target` (fentry/fexit/fmod_ret/tp_btf/lsm/iter).
+    pub attach_target: Option<String>,
+    /// `bpf_program__set_type`: a number (the facade turns libbpf's names into numbers).
+    pub prog_type: Option<f64>,
+    /// `bpf_program__set_expected_attach_type`: a number.
+    pub expected_attach_type: Option<f64>,
 }
 
 impl LoadOptions {
@@ -153,14 +159,22 @@ impl LoadOptions {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(name, p)| {
-                    (
-                        name,
-                        core::ProgramConfig {
-                            autoload: p.autoload,
-                        },
-                    )
+                    let u32_of = |param: &str, v: Option<f64>| {
+                        v.map(|v| {
+                            int_of(&format!("program '{name}' {param}"), v, 0, u32::MAX.into())
+                        })
+                        .transpose()
+                        .map(|v| v.map(|v| v as u32))
+                    };
+                    let config = core::ProgramConfig {
+                        autoload: p.autoload,
+                        prog_type: u32_of("type", p.prog_type)?,
+                        expected_attach_type: u32_of("expectedAttachType", p.expected_attach_type)?,
+                        attach_target: p.attach_target,
+                    };
+                    Ok((name, config))
                 })
-                .collect(),
+                .collect::<Checked<_>>()?,
         })
     }
 }

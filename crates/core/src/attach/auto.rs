@@ -45,7 +45,10 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
         }
         AttachKind::Ksyscall { ret } => {
             let name = target.ok_or_else(needs_target)?;
-            let symbol = format!("{}{name}", syscall_prefix());
+            // The syscall's kernel function, as libbpf resolves it: the arch wrapper where
+            // syscalls have them, else `sys_NAME`.
+            let prefix = crate::symbols::kernel::syscall_wrapper_prefix().unwrap_or("sys_");
+            let symbol = format!("{prefix}{name}");
             let mut link = attach_kprobe(
                 prog.fd()?,
                 &KprobeOptions { symbol: &symbol, offset: 0, retprobe: ret, cookie: None },
@@ -77,7 +80,8 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             "program '{}': SEC(\"{}\") attaches many targets: use attach_multi_auto",
             prog.name, prog.section
         ))),
-        AttachKind::Usdt | AttachKind::Iter => Err(unsupported(format!(
+        AttachKind::Iter => super::iter::attach_iter(prog, None),
+        AttachKind::Usdt => Err(unsupported(format!(
             "program '{}': attaching SEC(\"{}\") programs is not implemented in this version of nodebpf",
             prog.name, prog.section
         ))),
@@ -165,17 +169,6 @@ pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Mult
             "program '{}': SEC(\"{}\") is not a batch attach kind",
             prog.name, prog.section
         ))),
-    }
-}
-
-/// The prefix of syscall entry functions on this architecture (libbpf's ksyscall).
-pub fn syscall_prefix() -> &'static str {
-    if cfg!(target_arch = "x86_64") {
-        "__x64_sys_"
-    } else if cfg!(target_arch = "aarch64") {
-        "__arm64_sys_"
-    } else {
-        "sys_"
     }
 }
 

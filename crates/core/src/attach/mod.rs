@@ -3,6 +3,7 @@
 //! dropping it detaches completely.
 
 pub mod auto;
+pub mod iter;
 pub mod kprobe_multi;
 pub mod multi;
 pub mod perf_event;

@@ -129,3 +129,24 @@ pub fn name_counts(functions: &[KernelFunction]) -> HashMap<&str, usize> {
     }
     counts
 }
+
+/// The prefix of syscall entry functions where syscalls go through `__<arch>_sys_*`
+/// wrappers (taking the user's `pt_regs` in a register: `LINUX_HAS_SYSCALL_WRAPPER`), as
+/// libbpf finds out: the wrapper of `bpf()` is a kernel symbol. `None`: plain `sys_*`.
+/// Read from /proc/kallsyms once per process.
+pub fn syscall_wrapper_prefix() -> Option<&'static str> {
+    static PREFIX: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *PREFIX.get_or_init(|| {
+        let prefix = if cfg!(target_arch = "aarch64") {
+            "__arm64_sys_"
+        } else {
+            "__x64_sys_"
+        };
+        let wrapper = format!("{prefix}bpf");
+        let kallsyms = std::fs::read_to_string("/proc/kallsyms").ok()?;
+        kallsyms
+            .lines()
+            .any(|l| l.rsplit(' ').next() == Some(wrapper.as_str()))
+            .then_some(prefix)
+    })
+}

@@ -3,6 +3,7 @@
 //! the kernel accepts a shorter `bpf_attr` as long as the bytes it knows are given.
 
 pub mod consts;
+pub mod names;
 
 use std::ffi::CStr;
 use std::io;
@@ -181,6 +182,14 @@ impl LinkCreateAttr {
             ..Default::default()
         }
     }
+}
+
+/// `BPF_ITER_CREATE`'s attribute.
+#[repr(C)]
+#[derive(Default)]
+pub struct IterCreateAttr {
+    pub link_fd: u32,
+    pub flags: u32,
 }
 
 /// The head of `struct bpf_link_info`; the per-type union follows.
