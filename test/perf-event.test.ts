@@ -1,8 +1,10 @@
 // perf_event programs on sampling perf events: one process, every online CPU, a cgroup.
 // cpu-clock in frequency mode is an hrtimer the kernel runs at a fixed period of
 // 1e9/frequency ns of the sampled clock, so the expected count is frequency × the time
-// that clock ran. The bounds are loose (0.5×..1.5× plus 2) because the CPU time is read
-// from /proc in 10 ms ticks and the sampling window's edges are not exact.
+// that clock ran. The bounds are loose (0.25×..1.5× plus 2): the CPU time is read from
+// /proc in 10 ms ticks, the sampling window's edges are not exact, and under QEMU TCG
+// (the kernel matrix) the timer fires late: the 6.1, 6.12 and 7.2 guests counted
+// 0.39–0.48× of the expected samples where this host counts ~1×.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,7 +33,7 @@ function cpuSeconds(pid: number): number {
 function expectPlausible(samples: number, seconds: number): void {
   const expected = HZ * seconds;
   expect(samples).toBeGreaterThan(0);
-  expect(samples).toBeGreaterThanOrEqual(Math.floor(expected * 0.5) - 2);
+  expect(samples).toBeGreaterThanOrEqual(Math.floor(expected * 0.25) - 2);
   expect(samples).toBeLessThanOrEqual(Math.ceil(expected * 1.5) + 2);
 }
 

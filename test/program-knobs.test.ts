@@ -40,7 +40,6 @@ describe('program knobs before load', () => {
   it('a type override is what the kernel loads: a SEC("kprobe") program set to tracepoint counts a tracepoint', async () => {
     const child = syscalls('getppid', N);
     const o = await open(fixture('knobs.bpf.o'));
-    o.program('session_probe').autoload = false;
     const p = o.program('counted');
     p.progType = 'tracepoint';
     expect(p.progType).toBe(BPF_PROG_TYPE_TRACEPOINT);
@@ -52,7 +51,7 @@ describe('program knobs before load', () => {
   });
 
   it('without the override the kernel refuses it on a tracepoint (the kprobe type is real)', async () => {
-    using obj = await load(fixture('knobs.bpf.o'), { programs: { session_probe: { autoload: false } } });
+    using obj = await load(fixture('knobs.bpf.o'));
     expect(obj.program('counted').progType).toBe(BPF_PROG_TYPE_KPROBE);
     expect(() => obj.program('counted').attachTracepoint('syscalls', 'sys_enter_getppid')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
   });
@@ -61,7 +60,7 @@ describe('program knobs before load', () => {
     const child = syscalls('getppid', N);
     using obj = await load(fixture('knobs.bpf.o'), {
       globals: { target_tgid: child.pid },
-      programs: { session_probe: { autoload: false }, counted: { type: BPF_PROG_TYPE_TRACEPOINT } },
+      programs: { counted: { type: BPF_PROG_TYPE_TRACEPOINT } },
     });
     using _l = obj.program('counted').attachTracepoint('syscalls', 'sys_enter_getppid');
     await child.run();
@@ -69,8 +68,8 @@ describe('program knobs before load', () => {
   });
 
   it.skipIf(!f.uprobeSession)(`an expected attach type override is what the verifier checks: a session kfunc loads only as a uprobe session${lacks('uprobeSession', 'uprobe sessions')}`, async () => {
-    await expect(load(fixture('knobs.bpf.o'))).rejects.toMatchObject({ code: 'VERIFIER', program: 'session_probe' });
-    const o = await open(fixture('knobs.bpf.o'));
+    await expect(load(fixture('knobs_session.bpf.o'))).rejects.toMatchObject({ code: 'VERIFIER', program: 'session_probe' });
+    const o = await open(fixture('knobs_session.bpf.o'));
     o.program('session_probe').expectedAttachType = 'trace_uprobe_session';
     using obj = await o.load();
     expect(obj.program('session_probe')).toMatchObject({ loaded: true, expectedAttachType: BPF_TRACE_UPROBE_SESSION });
@@ -84,7 +83,6 @@ describe('program knobs before load', () => {
     expect(() => (p.expectedAttachType = -1)).toThrow(expect.objectContaining({ code: 'RANGE' }));
     await expect(load(fixture('knobs.bpf.o'), { programs: { counted: { expectedAttachType: 1.5 } } })).rejects.toMatchObject({ code: 'RANGE' });
     p.attachTarget = 'vfs_read';
-    o.program('session_probe').autoload = false;
     await expect(o.load()).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('attachTarget is for fentry') });
   });
 });

@@ -11,6 +11,9 @@ use crate::loader::section::AttachKind;
 use crate::program::Program;
 use crate::sys::{self, IterCreateAttr, LinkCreateAttr};
 
+/// The iterators that walk a map given at attach time (`bpf_iter_link_info.map`).
+const MAP_ITERATORS: &[&str] = &["bpf_map_elem", "bpf_sk_storage_map", "sockmap"];
+
 /// Attaches an iterator program; `map` is the map a `iter/bpf_map_elem` (or
 /// `iter/bpf_sk_storage_map`…) program walks.
 pub fn attach_iter(prog: &Program, map: Option<BorrowedFd<'_>>) -> Result<Link> {
@@ -21,6 +24,13 @@ pub fn attach_iter(prog: &Program, map: Option<BorrowedFd<'_>>) -> Result<Link> 
         )));
     }
     let target = prog.spec.target.clone().unwrap_or_default();
+    if MAP_ITERATORS.contains(&target.as_str()) != map.is_some() {
+        return Err(einval(if map.is_some() {
+            format!("iterator {target} (program '{}') walks no map: give none", prog.name)
+        } else {
+            format!("iterator {target} (program '{}') walks a map: give one", prog.name)
+        }));
+    }
     // `union bpf_iter_link_info`: its first member is `struct { __u32 map_fd; } map`.
     let map_fd: u32 = map.map_or(0, |m| m.as_raw_fd() as u32);
     let mut attr = LinkCreateAttr::new(prog.fd()?.as_raw_fd(), 0, sys::BPF_TRACE_ITER);
