@@ -26,9 +26,15 @@ pub fn attach_iter(prog: &Program, map: Option<BorrowedFd<'_>>) -> Result<Link> 
     let target = prog.spec.target.clone().unwrap_or_default();
     if MAP_ITERATORS.contains(&target.as_str()) != map.is_some() {
         return Err(einval(if map.is_some() {
-            format!("iterator {target} (program '{}') walks no map: give none", prog.name)
+            format!(
+                "iterator {target} (program '{}') walks no map: give none",
+                prog.name
+            )
         } else {
-            format!("iterator {target} (program '{}') walks a map: give one", prog.name)
+            format!(
+                "iterator {target} (program '{}') walks a map: give one",
+                prog.name
+            )
         }));
     }
     // `union bpf_iter_link_info`: its first member is `struct { __u32 map_fd; } map`.
