@@ -1,10 +1,11 @@
 // perf_event programs on sampling perf events: one process, every online CPU, a cgroup.
 // cpu-clock in frequency mode is an hrtimer the kernel runs at a fixed period of
 // 1e9/frequency ns of the sampled clock, so the expected count is frequency × the time
-// that clock ran. The bounds are loose (0.25×..1.5× plus 2): the CPU time is read from
-// /proc in 10 ms ticks, the sampling window's edges are not exact, and under QEMU TCG
-// (the kernel matrix) the timer fires late: the 6.1, 6.12 and 7.2 guests counted
-// 0.39–0.48× of the expected samples where this host counts ~1×.
+// that clock ran. The bounds are loose (0.5×..1.5× plus 2): the CPU time is read from
+// /proc in 10 ms ticks and the sampling window's edges are not exact. Under QEMU TCG (the
+// kernel matrix) the guest's timer fires late by a factor that varies with the host's
+// load: the 6.1, 6.12 and 7.2 guests counted 0.17–0.48× of the expected samples where
+// our 6.18 host counts ~1×, so in a guest the lower bound is 0.1×.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +18,7 @@ const HZ = 1000;
 const RUN_MS = 1000;
 /** USER_HZ: the unit of utime/stime in /proc/PID/stat. */
 const CLOCK_TICKS = 100;
+const LOWER = process.env.NODEBPF_GUEST_KERNEL === undefined ? 0.5 : 0.1;
 
 function busy(): ChildProcess {
   return spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
@@ -33,7 +35,7 @@ function cpuSeconds(pid: number): number {
 function expectPlausible(samples: number, seconds: number): void {
   const expected = HZ * seconds;
   expect(samples).toBeGreaterThan(0);
-  expect(samples).toBeGreaterThanOrEqual(Math.floor(expected * 0.25) - 2);
+  expect(samples).toBeGreaterThanOrEqual(Math.floor(expected * LOWER) - 2);
   expect(samples).toBeLessThanOrEqual(Math.ceil(expected * 1.5) + 2);
 }
 
