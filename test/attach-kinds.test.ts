@@ -98,6 +98,18 @@ describe('tp_btf, lsm, ksyscall', () => {
     ]);
   });
 
+  it.skipIf(!f.fentry)(`tp_btf without a target in its SEC() name loads on an explicit attach to the tracepoint given${TRACING}`, async () => {
+    using obj = await load(fixture('attach_kinds.bpf.o'));
+    const p = obj.program('on_any_tp_btf');
+    expect(p).toMatchObject({ loaded: false, attachTarget: undefined });
+    using link = p.attachFentry({ function: 'sched_process_exec' });
+    expect(link.info()).toMatchObject({ kind: 'tp_btf', target: 'sched_process_exec', linkType: 'raw_tracepoint' });
+    const pid = await exec('/bin/true');
+    expect(byKind(drain(obj.ringbuf('events')).map(probeEvent), 10).filter((e) => e.pid === pid)).toEqual([
+      expect.objectContaining({ pid, value: BigInt(pid) }),
+    ]);
+  });
+
   it.skipIf(!f.fentry)(`fentry with its target set before load (load({ programs: { attachTarget } }))${TRACING}`, async () => {
     const child = syscalls('getpgid', N, ARG);
     using obj = await load(fixture('fentry.bpf.o'), {

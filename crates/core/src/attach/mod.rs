@@ -25,11 +25,12 @@ pub struct Link {
     /// Where, as the user would write it (e.g. "syscalls/sys_enter_getppid").
     pub target: String,
     pub cookie: Option<u64>,
-    /// The bpf link; for a program bound with `PERF_EVENT_IOC_SET_BPF` (kernels without
-    /// perf links), its first perf event.
+    /// The bpf link; for a program set on perf events by ioctl (kernels without perf
+    /// links), its first perf event.
     fd: OwnedFd,
-    /// `fd` is a perf event holding the program, not a bpf link.
-    legacy: bool,
+    /// `fd` is a perf event the program was set on by ioctl (kernels before 5.15 have no
+    /// perf links): no BPF link to describe, and closing it waits like a perf event's.
+    perf_ioctl: bool,
     /// Further bpf links of the same attachment (perf sampling on several CPUs); dropped
     /// before the perf events under them.
     _links: Vec<OwnedFd>,
@@ -51,7 +52,7 @@ impl Link {
             target,
             cookie: None,
             fd,
-            legacy: false,
+            perf_ioctl: false,
             _links: Vec::new(),
             _perf_events: Vec::new(),
             _program: None,
@@ -63,25 +64,28 @@ impl Link {
     pub(crate) fn owning_perf_events(
         kind: &'static str,
         target: String,
-        links: Vec<OwnedFd>,
+        mut links: Vec<OwnedFd>,
         mut perf_events: Vec<OwnedFd>,
-    ) -> Self {
-        let (fd, legacy, links) = if links.is_empty() {
-            (perf_events.remove(0), true, links)
+    ) -> Result<Self> {
+        let (fd, perf_ioctl) = if !links.is_empty() {
+            (links.remove(0), false)
+        } else if !perf_events.is_empty() {
+            (perf_events.remove(0), true)
         } else {
-            let mut links = links;
-            (links.remove(0), false, links)
+            return Err(crate::error::einval(format!(
+                "{kind} {target}: no perf event to attach to"
+            )));
         };
-        Link {
+        Ok(Link {
             kind,
             target,
             cookie: None,
             fd,
-            legacy,
+            perf_ioctl,
             _links: links,
             _perf_events: perf_events,
             _program: None,
-        }
+        })
     }
 
     /// The link keeps the program instance it runs (loaded for this target alone).
@@ -93,7 +97,7 @@ impl Link {
     /// Whether dropping it waits on the kernel: a perf event's close waits for an RCU
     /// grace period.
     pub fn detach_is_slow(&self) -> bool {
-        self.legacy || !self._perf_events.is_empty()
+        self.perf_ioctl || !self._perf_events.is_empty()
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -101,12 +105,13 @@ impl Link {
     }
 
     pub fn info(&self) -> Result<LinkInfo> {
-        if self.legacy {
-            return Err(crate::error::unsupported(format!(
-                "{} {} is attached through PERF_EVENT_IOC_SET_BPF (this kernel has no perf \
-                 links, Linux 5.15+): there is no bpf link to describe",
-                self.kind, self.target
-            )));
+        if self.perf_ioctl {
+            // No BPF link to ask: no link id, and the program's id is the program's to tell.
+            return Ok(LinkInfo {
+                link_type: "perf_event_ioctl",
+                id: 0,
+                prog_id: 0,
+            });
         }
         let info: sys::LinkInfo =
             sys::obj_info(self.fd.as_raw_fd()).map_err(|e| Error::os("reading link info", e))?;

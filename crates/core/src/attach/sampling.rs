@@ -165,6 +165,9 @@ pub fn attach_perf_event(prog: BorrowedFd<'_>, o: &PerfEventOptions<'_>) -> Resu
             .map(cpu_arg)
             .collect::<Result<_>>()?,
     };
+    if cpus.is_empty() {
+        return Err(einval(format!("{ONLINE_CPUS} lists no CPU")));
+    }
     let (pid, flags) = match (&cgroup_dir, o.pid) {
         (Some(dir), _) => (dir.as_raw_fd(), sys::PERF_FLAG_PID_CGROUP),
         (None, Some(pid)) => (pid, 0),
@@ -188,16 +191,16 @@ pub fn attach_perf_event(prog: BorrowedFd<'_>, o: &PerfEventOptions<'_>) -> Resu
             Some(link) => links.push(link),
             None => {
                 // No perf links on this kernel: the events themselves hold the program.
-                legacy_bind(prog, perf, &target)?;
+                super::perf_event::set_bpf(prog, perf).map_err(|e| {
+                    Error::os(
+                        format!("attaching the program to perf event {target} (ioctl)"),
+                        e,
+                    )
+                })?;
             }
         }
     }
-    Ok(Link::owning_perf_events(
-        "perf_event",
-        target,
-        links,
-        perf_events,
-    ))
+    Link::owning_perf_events("perf_event", target, links, perf_events)
 }
 
 /// The kernel's CPU number for `perf_event_open`, range-checked.
@@ -238,18 +241,6 @@ fn bind_one(prog: BorrowedFd<'_>, perf: &OwnedFd, target: &str) -> Result<Option
         }
         Err(e) => Err(e),
     }
-}
-
-fn legacy_bind(prog: BorrowedFd<'_>, perf: &OwnedFd, target: &str) -> Result<()> {
-    let what = format!("attaching the program to perf event {target} (PERF_EVENT_IOC_SET_BPF)");
-    sys::perf_event_ioctl(
-        perf.as_raw_fd(),
-        sys::PERF_EVENT_IOC_SET_BPF,
-        prog.as_raw_fd(),
-    )
-    .map_err(|e| Error::os(&what, e))?;
-    sys::perf_event_ioctl(perf.as_raw_fd(), sys::PERF_EVENT_IOC_ENABLE, 0)
-        .map_err(|e| Error::os(&what, e))
 }
 
 #[cfg(test)]

@@ -339,16 +339,6 @@ pub fn perf_event_open_on(
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// `ioctl(perf_fd, request, arg)` for the perf event requests that take an int.
-pub fn perf_event_ioctl(perf: RawFd, request: u64, arg: i32) -> io::Result<()> {
-    // SAFETY: both requests take an int argument; `perf` is a live perf event fd.
-    let ret = unsafe { libc::ioctl(perf, request as _, arg) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 #[repr(C)]
 #[derive(Default)]
 pub struct MapCreateAttr {
