@@ -162,6 +162,7 @@ describe('perf_event programs', () => {
     expect(() => p.attachPerfEvent({ event: 'cpu-clock', frequency: HZ, pid: 1, cgroup: '/sys/fs/cgroup' })).toThrow(
       expect.objectContaining({ code: 'EINVAL' }),
     );
+    expect(() => p.attach()).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('attachPerfEvent') }));
     // A raw { type, config } is the same event as its name.
     p.attachPerfEvent({ event: { type: 1, config: 0 }, frequency: HZ, cpu: 0 }).close();
   });

@@ -85,6 +85,13 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             "program '{}': attaching SEC(\"{}\") programs is not implemented in this version of nodebpf",
             prog.name, prog.section
         ))),
+        AttachKind::Other if prog.spec.prog_type == crate::sys::BPF_PROG_TYPE_PERF_EVENT => {
+            Err(einval(format!(
+                "program '{}': SEC(\"{}\") programs run on sampling perf events: attach with \
+                 attachPerfEvent({{ event, frequency | period }})",
+                prog.name, prog.section
+            )))
+        }
         AttachKind::Other => Err(einval(format!(
             "program '{}': SEC(\"{}\") programs are not attached to a trace point; \
              nodebpf loads them but cannot auto-attach them",
