@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { load, open, type Link } from '../dist/index.js';
-import { drain, fixture, kernelFeatures as f, probeEvent, syscalls, type ProbeEvent } from './helpers.js';
+import { drain, fixture, kernelFeatures as f, openFds, probeEvent, syscalls, type ProbeEvent } from './helpers.js';
 
 const N = 6;
 const ARG = 999_999; // no such process: getpgid returns -ESRCH
@@ -54,6 +54,10 @@ describe('iterators', () => {
       streamed += c.toString();
     }
     expect(chunks).toBeGreaterThan(0);
+    // Each iteration's link and file are closed when it ends, or when the loop is left.
+    const fds = openFds();
+    for await (const _ of obj.program('dump_task').iterate()) break;
+    expect(openFds()).toBe(fds);
     expect(streamed.split('\n').filter((l) => l === `${process.pid} ${comm}`)).toHaveLength(1);
     // attach() gives the iterator's link.
     using link = obj.program('dump_task').attach() as Link;

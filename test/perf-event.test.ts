@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 import { load } from '../dist/index.js';
-import { fixture, kernelFeatures } from './helpers.js';
+import { fixture, kernelFeatures, openFds } from './helpers.js';
 
 const HZ = 1000;
 const RUN_MS = 1000;
@@ -34,10 +34,17 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-function expectPlausible(samples: number, seconds: number): void {
+/**
+ * `samples` against HZ × `seconds`: never above 1.5× (+2); at least `lower`× (+2) where
+ * the clock is a busy task's. A CPU-wide clock also runs while the CPU idles, and an
+ * idle vCPU of an overloaded VM gets its timer interrupt late (one sample per late
+ * wakeup): our 6.18 host, shared with QEMU guests at a load of 40+, counted 5% there.
+ * So CPU-wide, only "some" is asserted below.
+ */
+function expectPlausible(samples: number, seconds: number, lower = LOWER): void {
   const expected = HZ * seconds;
   expect(samples).toBeGreaterThan(0);
-  expect(samples).toBeGreaterThanOrEqual(Math.floor(expected * LOWER) - 2);
+  expect(samples).toBeGreaterThanOrEqual(Math.floor(expected * lower) - 2);
   expect(samples).toBeLessThanOrEqual(Math.ceil(expected * 1.5) + 2);
 }
 
@@ -94,7 +101,7 @@ describe('perf_event programs', () => {
     }
   });
 
-  it('samples every online CPU by default, each about HZ × the time it ran (not stolen)', async () => {
+  it('samples every online CPU by default: each sampled, never above HZ × the time it ran', async () => {
     using obj = await load(fixture('perf_sample.bpf.o'));
     const byCpu = obj.map<number, bigint>('by_cpu', { key: 'u32', value: 'u64' });
     const before = cpuRunSeconds();
@@ -102,7 +109,7 @@ describe('perf_event programs', () => {
     expect(link.info()).toMatchObject({ kind: 'perf_event', target: 'cpu-clock every CPU', linkType: LINK_TYPE });
     await sleep(RUN_MS);
     link.close();
-    for (const cpu of onlineCpus()) expectPlausible(Number(byCpu.get(cpu)), ranSince(before, cpu));
+    for (const cpu of onlineCpus()) expectPlausible(Number(byCpu.get(cpu)), ranSince(before, cpu), 0);
   });
 
   it('one CPU by period: only that CPU is sampled', async () => {
@@ -115,9 +122,20 @@ describe('perf_event programs', () => {
     await sleep(RUN_MS);
     link.close();
     for (const c of cpus) {
-      if (c === cpu) expectPlausible(Number(byCpu.get(c)), ranSince(before, c));
+      if (c === cpu) expectPlausible(Number(byCpu.get(c)), ranSince(before, c), 0);
       else expect(byCpu.get(c)).toBe(0n);
     }
+  });
+
+  it('one link owns every per-CPU perf event and link: closing it leaves no fd behind', async () => {
+    using obj = await load(fixture('perf_sample.bpf.o'));
+    const before = openFds();
+    const link = obj.program('on_sample').attachPerfEvent({ event: 'cpu-clock', frequency: HZ });
+    // A perf event and (with perf links) a bpf link per online CPU.
+    const perCpu = LINK_TYPE === 'perf_event' ? 2 : 1;
+    expect(openFds() - before).toBe(onlineCpus().length * perCpu);
+    await link.closeAsync();
+    expect(openFds()).toBe(before);
   });
 
   it.skipIf(!CGROUP2)('samples the tasks of one cgroup (v2) on every CPU: only the process put in it', async () => {
