@@ -23,6 +23,8 @@ export const I32 = range(32, true);
 export const MAX_ENTRIES = { min: 1n, max: (1n << 32n) - 1n, name: 'max_entries' } as const satisfies IntRange;
 /** File descriptors: non-negative ints. */
 export const FD = { min: 0n, max: (1n << 31n) - 1n, name: 'fd' } as const satisfies IntRange;
+/** CPU numbers, as `perf_event_open` takes them. */
+export const CPU = { min: 0n, max: (1n << 31n) - 1n, name: 'cpu' } as const satisfies IntRange;
 /** Process ids: positive `pid_t`. */
 export const PID = { min: 0n, max: (1n << 31n) - 1n, name: 'pid' } as const satisfies IntRange;
 

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 
 import { bytes, FD, MAX_ENTRIES, optNum, options, optStr, str, U32 } from './check.js';
+import { resolveCodec } from './codec.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
 import { BpfMap, type MapCodecs, type MapHandle } from './map.js';
@@ -15,6 +16,7 @@ import { addon, type MapDesc, type NativeLink, type NativeMultiLink, type Native
 import { Program } from './program.js';
 import { RingBuffer } from './ringbuf.js';
 import type * as binding from './binding.js';
+import { attachTypeOf, progTypeOf } from './types.js';
 
 export type GlobalValue = number | bigint | boolean | Uint8Array;
 
@@ -58,6 +60,15 @@ export interface MapConfig {
 
 export interface ProgramConfig {
   autoload?: boolean;
+  /**
+   * libbpf's `bpf_program__set_attach_target`: the function, tracepoint, LSM hook or
+   * iterator an fentry/fexit/fmod_ret/tp_btf/lsm/iter program is loaded for.
+   */
+  attachTarget?: string;
+  /** libbpf's `bpf_program__set_type`: a libbpf name (`'tracepoint'`, `'kprobe'`…) or a number. */
+  type?: string | number;
+  /** libbpf's `bpf_program__set_expected_attach_type`: a libbpf name (`'trace_fentry'`…) or a number. */
+  expectedAttachType?: string | number;
 }
 
 function mapOptions(maps: Record<string, MapConfig> | undefined): binding.LoadOptions['maps'] {
@@ -88,11 +99,19 @@ function programOptions(programs: Record<string, ProgramConfig> | undefined): bi
   if (programs === undefined) return undefined;
   return Object.fromEntries(
     Object.entries(options('programs', programs)).map(([name, c]) => {
-      const { autoload } = options(`program '${name}' options`, c, true);
+      const { autoload, attachTarget, type, expectedAttachType } = options(`program '${name}' options`, c, true);
       if (autoload !== undefined && typeof autoload !== 'boolean') {
         throw new BpfError('EINVAL', `program '${name}' autoload must be a boolean, got ${typeof autoload}`, { program: name });
       }
-      return [name, { autoload }];
+      return [
+        name,
+        {
+          autoload,
+          attachTarget: optStr(`program '${name}' attachTarget`, attachTarget),
+          progType: type === undefined ? undefined : progTypeOf(`program '${name}' type`, type),
+          expectedAttachType: expectedAttachType === undefined ? undefined : attachTypeOf(`program '${name}' expectedAttachType`, expectedAttachType),
+        },
+      ];
     }),
   );
 }

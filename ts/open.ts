@@ -4,25 +4,68 @@
 import { bytes, FD, MAX_ENTRIES, num, str, U32 } from './check.js';
 import { BpfError, nativeAsync } from './errors.js';
 import { addon } from './native.js';
-import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type GlobalValue, type LoadOptions, type MapConfig } from './object.js';
+import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type GlobalValue, type LoadOptions, type MapConfig, type ProgramConfig } from './object.js';
+import { attachTypeOf, progTypeOf } from './types.js';
 import type { MapHandle } from './map.js';
 import type { GlobalSpec, InnerMapSpec, MapSpec, ProgramSpec } from './binding.js';
 
-/** A program before load. */
+/** A program before load: what its SEC() name says, and what is configured. */
 export class OpenProgram {
   readonly name: string;
   readonly section: string;
-  readonly progType: number;
-  readonly expectedAttachType: number;
   /** `false` leaves the program out of the load (libbpf's `bpf_program__set_autoload`). */
   autoload = true;
+  #progType: number;
+  #expectedAttachType: number;
+  #attachTarget: string | undefined;
+  #config: ProgramConfig = {};
 
   /** @internal */
   constructor(p: ProgramSpec) {
     this.name = p.name;
     this.section = p.section;
-    this.progType = p.progType;
-    this.expectedAttachType = p.expectedAttachType;
+    this.#progType = p.progType;
+    this.#expectedAttachType = p.expectedAttachType;
+    this.#attachTarget = p.attachTarget ?? undefined;
+  }
+
+  /** The program type; set it (libbpf's `bpf_program__set_type`) with a libbpf name or a number. */
+  get progType(): number {
+    return this.#progType;
+  }
+
+  set progType(t: number | string) {
+    this.#progType = progTypeOf(`program '${this.name}' type`, t);
+    this.#config.type = this.#progType;
+  }
+
+  /** Set it with a libbpf name (`'trace_fentry'`…) or a number (`bpf_program__set_expected_attach_type`). */
+  get expectedAttachType(): number {
+    return this.#expectedAttachType;
+  }
+
+  set expectedAttachType(t: number | string) {
+    this.#expectedAttachType = attachTypeOf(`program '${this.name}' expectedAttachType`, t);
+    this.#config.expectedAttachType = this.#expectedAttachType;
+  }
+
+  /**
+   * What the SEC() name says to attach to; set it (libbpf's `bpf_program__set_attach_target`)
+   * for an fentry/fexit/fmod_ret/tp_btf/lsm/iter program.
+   */
+  get attachTarget(): string | undefined {
+    return this.#attachTarget;
+  }
+
+  set attachTarget(t: string) {
+    this.#attachTarget = str(`program '${this.name}' attachTarget`, t);
+    this.#config.attachTarget = this.#attachTarget;
+  }
+
+  /** @internal What was configured, as load options (undefined when nothing was). */
+  get config(): ProgramConfig | undefined {
+    const c: ProgramConfig = { ...this.#config, ...(this.autoload ? {} : { autoload: false }) };
+    return Object.keys(c).length > 0 ? c : undefined;
   }
 }
 
@@ -168,7 +211,7 @@ export class OpenObject {
   /** The configuration so far, merged with `extra` (whose entries win), as load options. */
   #configured(extra: LoadOptions = {}): LoadOptions {
     const maps = Object.fromEntries(this.maps.flatMap((m) => (m.config ? [[m.name, m.config]] : [])));
-    const programs = Object.fromEntries(this.programs.filter((p) => !p.autoload).map((p) => [p.name, { autoload: false }]));
+    const programs = Object.fromEntries(this.programs.flatMap((p) => (p.config ? [[p.name, p.config]] : [])));
     return {
       ...this.#options,
       ...extra,

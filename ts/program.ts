@@ -1,5 +1,5 @@
 import type * as binding from './binding.js';
-import { bigs, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
+import { bigs, CPU, num, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
 import { addon, type NativeLink, type NativeMultiLink, type NativeObject, type NativeProgress, type ProgramDesc } from './native.js';
@@ -151,6 +151,29 @@ export interface KprobeOptions {
   cookie?: Cookie;
 }
 
+/** A perf event by its `perf list` name, or a raw `{ type, config }`. */
+export type PerfEventName =
+  | 'cpu-clock' | 'task-clock' | 'page-faults' | 'faults' | 'context-switches' | 'cs'
+  | 'cpu-migrations' | 'migrations' | 'minor-faults' | 'major-faults' | 'alignment-faults'
+  | 'emulation-faults' | 'dummy' | 'bpf-output' | 'cgroup-switches'
+  | 'cpu-cycles' | 'cycles' | 'instructions' | 'cache-references' | 'cache-misses'
+  | 'branch-instructions' | 'branches' | 'branch-misses' | 'bus-cycles'
+  | 'stalled-cycles-frontend' | 'stalled-cycles-backend' | 'ref-cycles';
+
+export interface PerfEventOptions {
+  event: PerfEventName | { type: number; config?: number | bigint };
+  /** Samples per second (the kernel adjusts the period); or give `period`. */
+  frequency?: number | bigint;
+  /** One sample every `period` events (nanoseconds for the clocks). */
+  period?: number | bigint;
+  /** Only this CPU (default: every online CPU, or every CPU the process runs on). */
+  cpu?: number;
+  /** Only this process. */
+  pid?: number;
+  /** Only the tasks of this cgroup v2 directory (e.g. `/sys/fs/cgroup/my.slice`). */
+  cgroup?: string;
+}
+
 export class Program {
   readonly name: string;
   readonly section: string;
@@ -158,6 +181,8 @@ export class Program {
   readonly expectedAttachType: number;
   /** False for tracing programs whose SEC() names no target: they load on attach. */
   readonly loaded: boolean;
+  /** Where it attaches: its SEC() target or the configured `attachTarget`. */
+  readonly attachTarget: string | undefined;
   /** False when configured not to load (`programs: { name: { autoload: false } }`). */
   readonly autoload: boolean;
   #obj: ProgramOwner;
@@ -170,6 +195,7 @@ export class Program {
     this.progType = d.progType;
     this.expectedAttachType = d.expectedAttachType;
     this.loaded = d.loaded;
+    this.attachTarget = d.attachTarget ?? undefined;
     this.autoload = d.autoload;
   }
 
@@ -320,6 +346,55 @@ export class Program {
       cookie: optBig('cookie', options.cookie, U64),
     };
     return this.#link((n) => n.attachKprobe(this.name, o));
+  }
+
+  /**
+   * A `SEC("perf_event")` program on sampling perf events: one per online CPU, or one for
+   * `pid`, or one per CPU for a `cgroup`. The returned link owns them all.
+   */
+  attachPerfEvent(given: PerfEventOptions): Link {
+    const options = opts('perf event options', given, true);
+    const ev: unknown = options.event;
+    const raw = typeof ev === 'object' && ev !== null ? opts('perf event', ev as { type: number; config?: number | bigint }) : undefined;
+    const o: binding.PerfEventOptions = {
+      event: raw ? undefined : str('event', ev),
+      eventType: raw ? num('event.type', raw.type, U32) : undefined,
+      config: raw ? optBig('event.config', raw.config, U64) : undefined,
+      frequency: optBig('frequency', options.frequency, U64),
+      period: optBig('period', options.period, U64),
+      cpu: optNum('cpu', options.cpu, CPU),
+      pid: optNum('pid', options.pid, PID),
+      cgroup: optStr('cgroup', options.cgroup),
+    };
+    return this.#link((n) => n.attachPerfEvent(this.name, o));
+  }
+
+  /**
+   * Runs an `iter/…` program (a BPF iterator) once and yields what it printed
+   * (`bpf_seq_printf`), in chunks as the kernel produces them; `map` names the map an
+   * `iter/bpf_map_elem` program walks. Each call is a fresh iteration; leaving the loop
+   * early ends it.
+   */
+  async *iterate(given: { map?: string } = {}): AsyncGenerator<Buffer, void, undefined> {
+    const options = opts('iterate options', given);
+    const map = optStr('map', options.map);
+    const it = native(() => this.#obj._native().openIter(this.name, map));
+    try {
+      for (;;) {
+        const chunk = await nativeAsync(() => it.read());
+        if (chunk.length === 0) return;
+        yield chunk;
+      }
+    } finally {
+      it.close();
+    }
+  }
+
+  /** All of one iteration of an `iter/…` program, as one buffer (see `iterate`). */
+  async readIter(options: { map?: string } = {}): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.iterate(options)) chunks.push(c);
+    return Buffer.concat(chunks);
   }
 
   /** fentry/fexit/fmod_ret/tp_btf/lsm, by the program's section; `function` overrides the SEC() target. */

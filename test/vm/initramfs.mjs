@@ -99,6 +99,7 @@ $B mount -t tmpfs tmpfs /newroot/run
 $B mount -t tracefs nodev /newroot/sys/kernel/tracing
 $B mount -t debugfs nodev /newroot/sys/kernel/debug
 $B mount -t bpf bpf /newroot/sys/fs/bpf
+$B mount -t securityfs securityfs /newroot/sys/kernel/security
 $B mkdir -p /newroot/run/nodebpf-out
 $B mount --bind /out /newroot/run/nodebpf-out
 $B cp /run.sh /newroot/run/nodebpf-run.sh

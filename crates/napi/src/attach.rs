@@ -14,8 +14,8 @@ use crate::errors::{catch, closed, to_js, Ctx, Outcome};
 use crate::link::{detach_in_background, NativeLink, NativeMultiLink};
 use crate::object::{NativeObject, Shared};
 use crate::options::{
-    opt_u64, pid_of, KprobeMultiOptions, KprobeOptions, MultiRequest, TracingMultiOptions,
-    UprobeMultiOptions, UprobeOptions, UsdtOptions,
+    opt_u64, pid_of, KprobeMultiOptions, KprobeOptions, MultiRequest, PerfEventOptions,
+    TracingMultiOptions, UprobeMultiOptions, UprobeOptions, UsdtOptions,
 };
 
 impl NativeObject {
@@ -139,6 +139,22 @@ impl NativeObject {
                     cookie: opt_u64("cookie", o.cookie.as_ref())?,
                 },
             )
+        })
+    }
+
+    /// A `perf_event` program on sampling perf events (every online CPU, a pid or a cgroup).
+    #[napi]
+    pub fn attach_perf_event(
+        &self,
+        env: Env,
+        prog: String,
+        o: PerfEventOptions,
+    ) -> Result<NativeLink> {
+        let ctx = Ctx::op("attachPerfEvent")
+            .program(&prog)
+            .path(o.cgroup.as_deref());
+        self.link(&env, ctx, |p, _| {
+            core::attach::sampling::attach_perf_event(p.fd()?, &o.to_core()?)
         })
     }
 

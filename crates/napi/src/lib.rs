@@ -6,6 +6,7 @@
 pub mod attach;
 pub mod errors;
 pub mod features;
+pub mod iter;
 pub mod link;
 pub mod map;
 pub mod object;

@@ -12,6 +12,32 @@ use nodebpf_core as core;
 use crate::errors::{call, closed, to_js, CoreTask, Ctx, Outcome};
 use crate::options::LoadOptions;
 
+/// libbpf's names of program and attach types, with their numbers.
+#[napi(object)]
+pub struct TypeNames {
+    pub prog_types: Vec<BpfTypeName>,
+    pub attach_types: Vec<BpfTypeName>,
+}
+
+#[napi(object)]
+pub struct BpfTypeName {
+    pub name: String,
+    pub value: u32,
+}
+
+#[napi]
+pub fn type_names() -> TypeNames {
+    let rows = |v: Vec<(String, u32)>| {
+        v.into_iter()
+            .map(|(name, value)| BpfTypeName { name, value })
+            .collect()
+    };
+    TypeNames {
+        prog_types: rows(core::sys::names::prog_types()),
+        attach_types: rows(core::sys::names::attach_types()),
+    }
+}
+
 /// Loads off the JS thread.
 #[napi(ts_return_type = "Promise<NativeObject>")]
 pub fn load_object(
@@ -53,6 +79,8 @@ pub struct ProgramSpec {
     pub section: String,
     pub prog_type: u32,
     pub expected_attach_type: u32,
+    /// What the SEC() name says to attach to.
+    pub attach_target: Option<String>,
 }
 
 #[napi(object)]
@@ -130,6 +158,7 @@ impl From<core::Spec> for ObjectSpec {
                     section: p.section,
                     prog_type: p.prog_type,
                     expected_attach_type: p.expected_attach_type,
+                    attach_target: p.attach_target,
                 })
                 .collect(),
             maps: s.maps.into_iter().map(MapSpec::from).collect(),
@@ -168,6 +197,8 @@ pub struct ProgramDesc {
     pub prog_type: u32,
     pub expected_attach_type: u32,
     pub loaded: bool,
+    /// Where it attaches: its SEC() target, or the configured `attachTarget`.
+    pub attach_target: Option<String>,
     /// False when configured not to load (autoload off).
     pub autoload: bool,
     pub insn_count: u32,
@@ -246,6 +277,7 @@ impl NativeObject {
                     prog_type: p.spec.prog_type,
                     expected_attach_type: p.spec.expected_attach_type,
                     loaded: p.is_loaded(),
+                    attach_target: p.spec.target.clone(),
                     autoload: p.autoload,
                     insn_count: p.insn_count() as u32,
                 })

@@ -162,6 +162,12 @@ impl MapOptions {
 pub struct ProgramOptions {
     /// `bpf_program__set_autoload`: false leaves the program out of the load.
     pub autoload: Option<bool>,
+    /// `bpf_program__set_attach_target` (fentry/fexit/fmod_ret/tp_btf/lsm/iter).
+    pub attach_target: Option<String>,
+    /// `bpf_program__set_type`: a number (the facade turns libbpf's names into numbers).
+    pub prog_type: Option<f64>,
+    /// `bpf_program__set_expected_attach_type`: a number.
+    pub expected_attach_type: Option<f64>,
 }
 
 impl LoadOptions {
@@ -195,14 +201,22 @@ impl LoadOptions {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(name, p)| {
-                    (
-                        name,
-                        core::ProgramConfig {
-                            autoload: p.autoload,
-                        },
-                    )
+                    let u32_of = |param: &str, v: Option<f64>| {
+                        v.map(|v| {
+                            int_of(&format!("program '{name}' {param}"), v, 0, u32::MAX.into())
+                        })
+                        .transpose()
+                        .map(|v| v.map(|v| v as u32))
+                    };
+                    let config = core::ProgramConfig {
+                        autoload: p.autoload,
+                        prog_type: u32_of("type", p.prog_type)?,
+                        expected_attach_type: u32_of("expectedAttachType", p.expected_attach_type)?,
+                        attach_target: p.attach_target,
+                    };
+                    Ok((name, config))
                 })
-                .collect(),
+                .collect::<Checked<_>>()?,
         })
     }
 }
@@ -420,5 +434,64 @@ impl MultiRequest {
                 },
             ),
         }
+    }
+}
+
+/// A `perf_event` program on sampling perf events.
+#[napi(object)]
+pub struct PerfEventOptions {
+    /// A perf name (`'cpu-clock'`, `'cycles'`, ...); or `event_type` and `config`.
+    pub event: Option<String>,
+    pub event_type: Option<u32>,
+    pub config: Option<BigInt>,
+    /// Samples per second; or `period`.
+    pub frequency: Option<BigInt>,
+    /// One sample every `period` events (nanoseconds for the clocks).
+    pub period: Option<BigInt>,
+    pub cpu: Option<f64>,
+    pub pid: Option<f64>,
+    /// A cgroup v2 directory.
+    pub cgroup: Option<String>,
+}
+
+impl PerfEventOptions {
+    pub fn to_core(&self) -> Checked<core::attach::sampling::PerfEventOptions<'_>> {
+        use core::attach::sampling::{PerfEvent, Sampling};
+        let event = match (&self.event, self.event_type) {
+            (Some(name), None) => PerfEvent::Named(name.clone()),
+            (None, Some(type_)) => PerfEvent::Raw {
+                type_,
+                config: opt_u64("config", self.config.as_ref())?.unwrap_or(0),
+            },
+            _ => {
+                return Err(core::Error::new(
+                    core::Code::Einval,
+                    "perf event options: give event (a name) or type and config",
+                ))
+            }
+        };
+        let sampling = match (
+            opt_u64("frequency", self.frequency.as_ref())?,
+            opt_u64("period", self.period.as_ref())?,
+        ) {
+            (Some(hz), None) => Sampling::Frequency(hz),
+            (None, Some(n)) => Sampling::Period(n),
+            _ => {
+                return Err(core::Error::new(
+                    core::Code::Einval,
+                    "perf event options: give frequency or period (one of them)",
+                ))
+            }
+        };
+        Ok(core::attach::sampling::PerfEventOptions {
+            event,
+            sampling,
+            cpu: self
+                .cpu
+                .map(|c| int_of("cpu", c, 0, i32::MAX as i64).map(|c| c as u32))
+                .transpose()?,
+            pid: pid_of(self.pid)?,
+            cgroup: self.cgroup.as_deref().map(std::path::Path::new),
+        })
     }
 }

@@ -12,7 +12,7 @@ use super::tracing::attach_tracing;
 use super::tracing_multi::{attach_tracing_multi, TracingMultiOptions};
 use super::uprobe_multi::{attach_uprobe_multi, UprobeMultiOptions};
 use super::Link;
-use crate::error::{einval, unsupported, Result};
+use crate::error::{einval, Result};
 use crate::loader::section::AttachKind;
 use crate::program::Program;
 use crate::symbols::pattern::Selection;
@@ -29,7 +29,10 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
         AttachKind::Tracepoint => {
             let t = target.ok_or_else(needs_target)?;
             let (cat, name) = t.split_once('/').ok_or_else(|| {
-                einval(format!("SEC(\"{}\"): expected tp/<category>/<name>", prog.section))
+                einval(format!(
+                    "SEC(\"{}\"): expected tp/<category>/<name>",
+                    prog.section
+                ))
             })?;
             attach_tracepoint(prog.fd()?, cat, name, None)
         }
@@ -40,15 +43,28 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             let (symbol, offset) = split_offset(target.ok_or_else(needs_target)?)?;
             attach_kprobe(
                 prog.fd()?,
-                &KprobeOptions { symbol, offset, retprobe: ret, cookie: None },
+                &KprobeOptions {
+                    symbol,
+                    offset,
+                    retprobe: ret,
+                    cookie: None,
+                },
             )
         }
         AttachKind::Ksyscall { ret } => {
             let name = target.ok_or_else(needs_target)?;
-            let symbol = format!("{}{name}", syscall_prefix());
+            // The syscall's kernel function, as libbpf resolves it: the arch wrapper where
+            // syscalls have them, else `sys_NAME`.
+            let prefix = crate::symbols::kernel::syscall_wrapper_prefix().unwrap_or("sys_");
+            let symbol = format!("{prefix}{name}");
             let mut link = attach_kprobe(
                 prog.fd()?,
-                &KprobeOptions { symbol: &symbol, offset: 0, retprobe: ret, cookie: None },
+                &KprobeOptions {
+                    symbol: &symbol,
+                    offset: 0,
+                    retprobe: ret,
+                    cookie: None,
+                },
             )?;
             link.kind = if ret { "kretsyscall" } else { "ksyscall" };
             Ok(link)
@@ -56,7 +72,10 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
         AttachKind::Uprobe { ret } => {
             let t = target.ok_or_else(needs_target)?;
             let (binary, func) = t.rsplit_once(':').ok_or_else(|| {
-                einval(format!("SEC(\"{}\"): expected uprobe/<binary>:<function>[+offset]", prog.section))
+                einval(format!(
+                    "SEC(\"{}\"): expected uprobe/<binary>:<function>[+offset]",
+                    prog.section
+                ))
             })?;
             let (symbol, offset) = split_offset(func)?;
             // A bare number is an offset into the file, as in libbpf.
@@ -66,13 +85,29 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             };
             attach_uprobe(
                 prog.fd()?,
-                &UprobeOptions { binary, symbol, offset, pid: None, retprobe: ret, cookie: None, ref_ctr_offset: 0 },
+                &UprobeOptions {
+                    binary,
+                    symbol,
+                    offset,
+                    pid: None,
+                    retprobe: ret,
+                    cookie: None,
+                    ref_ctr_offset: 0,
+                },
             )
         }
-        AttachKind::TpBtf | AttachKind::Fentry | AttachKind::Fexit | AttachKind::FmodRet
-        | AttachKind::Fsession | AttachKind::Lsm => attach_tracing(prog, None, None, btf_path),
-        AttachKind::KprobeMulti { .. } | AttachKind::KprobeSession | AttachKind::UprobeMulti { .. }
-        | AttachKind::UprobeSession | AttachKind::FentryMulti | AttachKind::FexitMulti
+        AttachKind::TpBtf
+        | AttachKind::Fentry
+        | AttachKind::Fexit
+        | AttachKind::FmodRet
+        | AttachKind::Fsession
+        | AttachKind::Lsm => attach_tracing(prog, None, None, btf_path),
+        AttachKind::KprobeMulti { .. }
+        | AttachKind::KprobeSession
+        | AttachKind::UprobeMulti { .. }
+        | AttachKind::UprobeSession
+        | AttachKind::FentryMulti
+        | AttachKind::FexitMulti
         | AttachKind::FsessionMulti => Err(einval(format!(
             "program '{}': SEC(\"{}\") attaches many targets: use attach_multi_auto",
             prog.name, prog.section
@@ -81,10 +116,14 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             "program '{}': SEC(\"{}\") attaches every site of a USDT probe: use usdt::attach_auto",
             prog.name, prog.section
         ))),
-        AttachKind::Iter => Err(unsupported(format!(
-            "program '{}': attaching SEC(\"{}\") programs is not implemented in this version of nodebpf",
-            prog.name, prog.section
-        ))),
+        AttachKind::Iter => super::iter::attach_iter(prog, None),
+        AttachKind::Other if prog.spec.prog_type == crate::sys::BPF_PROG_TYPE_PERF_EVENT => {
+            Err(einval(format!(
+                "program '{}': SEC(\"{}\") programs run on sampling perf events: attach with \
+                 attachPerfEvent({{ event, frequency | period }})",
+                prog.name, prog.section
+            )))
+        }
         AttachKind::Other => Err(einval(format!(
             "program '{}': SEC(\"{}\") programs are not attached to a trace point; \
              nodebpf loads them but cannot auto-attach them",
@@ -169,17 +208,6 @@ pub fn attach_multi_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Mult
             "program '{}': SEC(\"{}\") is not a batch attach kind",
             prog.name, prog.section
         ))),
-    }
-}
-
-/// The prefix of syscall entry functions on this architecture (libbpf's ksyscall).
-pub fn syscall_prefix() -> &'static str {
-    if cfg!(target_arch = "x86_64") {
-        "__x64_sys_"
-    } else if cfg!(target_arch = "aarch64") {
-        "__arm64_sys_"
-    } else {
-        "sys_"
     }
 }
 

@@ -3,10 +3,12 @@
 //! dropping it detaches completely.
 
 pub mod auto;
+pub mod iter;
 pub mod kprobe_multi;
 pub mod multi;
 pub mod perf_event;
 pub mod raw_tracepoint;
+pub mod sampling;
 pub mod tracing;
 pub mod tracing_multi;
 pub mod uprobe_multi;
@@ -23,8 +25,16 @@ pub struct Link {
     /// Where, as the user would write it (e.g. "syscalls/sys_enter_getppid").
     pub target: String,
     pub cookie: Option<u64>,
+    /// The bpf link; for a program set on perf events by ioctl (kernels without perf
+    /// links), its first perf event.
     fd: OwnedFd,
-    _perf_event: Option<OwnedFd>,
+    /// `fd` is a perf event the program was set on by ioctl (kernels before 5.15 have no
+    /// perf links): no BPF link to describe, and closing it waits like a perf event's.
+    perf_ioctl: bool,
+    /// Further bpf links of the same attachment (perf sampling on several CPUs); dropped
+    /// before the perf events under them.
+    _links: Vec<OwnedFd>,
+    _perf_events: Vec<OwnedFd>,
     _program: Option<OwnedFd>,
 }
 
@@ -42,9 +52,40 @@ impl Link {
             target,
             cookie: None,
             fd,
-            _perf_event: None,
+            perf_ioctl: false,
+            _links: Vec::new(),
+            _perf_events: Vec::new(),
             _program: None,
         }
+    }
+
+    /// One attachment over several perf events: a bpf link on each, or (`links` empty,
+    /// kernels without perf links) the program set on each event.
+    pub(crate) fn owning_perf_events(
+        kind: &'static str,
+        target: String,
+        mut links: Vec<OwnedFd>,
+        mut perf_events: Vec<OwnedFd>,
+    ) -> Result<Self> {
+        let (fd, perf_ioctl) = if !links.is_empty() {
+            (links.remove(0), false)
+        } else if !perf_events.is_empty() {
+            (perf_events.remove(0), true)
+        } else {
+            return Err(crate::error::einval(format!(
+                "{kind} {target}: no perf event to attach to"
+            )));
+        };
+        Ok(Link {
+            kind,
+            target,
+            cookie: None,
+            fd,
+            perf_ioctl,
+            _links: links,
+            _perf_events: perf_events,
+            _program: None,
+        })
     }
 
     /// The link keeps the program instance it runs (loaded for this target alone).
@@ -56,7 +97,7 @@ impl Link {
     /// Whether dropping it waits on the kernel: a perf event's close waits for an RCU
     /// grace period.
     pub fn detach_is_slow(&self) -> bool {
-        self._perf_event.is_some()
+        self.perf_ioctl || !self._perf_events.is_empty()
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -64,6 +105,14 @@ impl Link {
     }
 
     pub fn info(&self) -> Result<LinkInfo> {
+        if self.perf_ioctl {
+            // No BPF link to ask: no link id, and the program's id is the program's to tell.
+            return Ok(LinkInfo {
+                link_type: "perf_event_ioctl",
+                id: 0,
+                prog_id: 0,
+            });
+        }
         let info: sys::LinkInfo =
             sys::obj_info(self.fd.as_raw_fd()).map_err(|e| Error::os("reading link info", e))?;
         Ok(LinkInfo {

@@ -108,12 +108,14 @@ impl MultiLink {
     pub(crate) fn add_link(&mut self, link: super::Link) {
         let super::Link {
             fd,
-            _perf_event,
+            _links,
+            _perf_events,
             _program,
             ..
         } = link;
         self.links.push(fd);
-        self._perf_events.extend(_perf_event);
+        self.links.extend(_links);
+        self._perf_events.extend(_perf_events);
         if let Some(p) = _program {
             self.own_program(p);
         }

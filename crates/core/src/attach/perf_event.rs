@@ -83,8 +83,23 @@ fn bind(
     })?;
     let mut link = Link::new(kind, target, fd);
     link.cookie = cookie;
-    link._perf_event = Some(perf);
+    link._perf_events = vec![perf];
     Ok(link)
+}
+
+/// The pre-5.15 attachment: the program set on the event, which is then enabled (it is
+/// opened enabled; enabling again is what libbpf does and harmless).
+pub(crate) fn set_bpf(prog: BorrowedFd<'_>, perf: &OwnedFd) -> std::io::Result<()> {
+    for (request, arg) in [
+        (sys::PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()),
+        (sys::PERF_EVENT_IOC_ENABLE, 0),
+    ] {
+        // SAFETY: both requests take an int argument, not a pointer; the fd is open.
+        if unsafe { libc::ioctl(perf.as_raw_fd(), request as libc::Ioctl, arg) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 pub fn attach_tracepoint(

@@ -225,7 +225,11 @@ pub fn kernel_value(name: &str) -> Result<Option<Value>> {
         "LINUX_HAS_BPF_COOKIE" => Some(Value::Tristate(
             crate::features::features().bpf_cookie.into(),
         )),
-        "LINUX_HAS_SYSCALL_WRAPPER" => Some(Value::Tristate(has_syscall_wrapper().into())),
+        "LINUX_HAS_SYSCALL_WRAPPER" => Some(Value::Tristate(
+            crate::symbols::kernel::syscall_wrapper_prefix()
+                .is_some()
+                .into(),
+        )),
         n if n.starts_with("CONFIG_") => config()?.get(n).cloned(),
         _ => None,
     })
@@ -243,20 +247,6 @@ fn kernel_version() -> u32 {
         parts.next().unwrap_or(0),
     );
     (a << 16) + (b << 8) + c.min(255)
-}
-
-/// Whether syscalls go through `__<arch>_sys_*` wrappers (pt_regs in a register), as
-/// libbpf finds out: the wrapper of `bpf()` is a kernel symbol.
-fn has_syscall_wrapper() -> bool {
-    let wrapper = if cfg!(target_arch = "aarch64") {
-        "__arm64_sys_bpf"
-    } else {
-        "__x64_sys_bpf"
-    };
-    std::fs::read_to_string("/proc/kallsyms").is_ok_and(|k| {
-        k.lines()
-            .any(|l| l.rsplit(' ').next().is_some_and(|s| s == wrapper))
-    })
 }
 
 /// The kernel's build configuration, `CONFIG_*` → value, read once per process.

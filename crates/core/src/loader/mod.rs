@@ -2,6 +2,7 @@
 //! map/call relocation → our own `BPF_PROG_LOAD` for every program.
 //! See crates/core/README.md for why the program-load step is ours.
 
+mod configure;
 mod core_matches;
 pub mod elf_names;
 mod hidden;
@@ -87,6 +88,13 @@ pub enum InnerMap {
 pub struct ProgramConfig {
     /// `false`: listed, not loaded (attaching it says so). Default `true`.
     pub autoload: Option<bool>,
+    /// `bpf_program__set_attach_target`: the function, tracepoint, LSM hook or iterator a
+    /// BTF-targeted program (fentry/fexit/fmod_ret/tp_btf/lsm/iter) is loaded for.
+    pub attach_target: Option<String>,
+    /// `bpf_program__set_type`.
+    pub prog_type: Option<u32>,
+    /// `bpf_program__set_expected_attach_type`.
+    pub expected_attach_type: Option<u32>,
 }
 
 /// Names in `configured` that are not in `present`: `ENOENT` naming the first and what
@@ -170,6 +178,8 @@ pub struct ProgramSpec {
     pub section: String,
     pub prog_type: u32,
     pub expected_attach_type: u32,
+    /// What the SEC() name says to attach to (`tp/sched/sched_switch` → `sched/sched_switch`).
+    pub attach_target: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +237,7 @@ impl Parsed {
                 section,
                 prog_type: spec.prog_type,
                 expected_attach_type: spec.expected_attach_type,
+                attach_target: spec.target,
             });
         }
         let btf = match &self.btf {
@@ -541,7 +552,10 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     let mut names: Vec<_> = obj.programs.keys().cloned().collect();
     names.sort();
     for name in names {
-        let (section, spec, function) = program_parts(&obj, &sections, &name)?;
+        let (section, mut spec, function) = program_parts(&obj, &sections, &name)?;
+        if let Some(config) = opts.programs.get(&name) {
+            config.apply(&name, &section, &mut spec)?;
+        }
         let Some(prog) = obj.programs.remove(&name) else {
             continue;
         };

@@ -134,6 +134,11 @@ pub fn name_counts(functions: &[KernelFunction]) -> HashMap<&str, usize> {
 /// it is not listed, or listed as 0 (addresses hidden by kptr_restrict). Data symbols are
 /// listed only on kernels built with CONFIG_KALLSYMS_ALL.
 pub fn kallsyms_address(name: &str) -> Result<Option<u64>> {
+    Ok(kallsyms_entry(name)?.filter(|&a| a != 0))
+}
+
+/// The address /proc/kallsyms lists for `name` (0 where kptr_restrict hides addresses).
+fn kallsyms_entry(name: &str) -> Result<Option<u64>> {
     let text =
         std::fs::read("/proc/kallsyms").map_err(|e| Error::os("reading /proc/kallsyms", e))?;
     Ok(text.split(|&b| b == b'\n').find_map(|line| {
@@ -143,6 +148,24 @@ pub fn kallsyms_address(name: &str) -> Result<Option<u64>> {
         (sym == name.as_bytes())
             .then(|| u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok())
             .flatten()
-            .filter(|&a| a != 0)
     }))
+}
+
+/// The prefix of syscall entry functions where syscalls go through `__<arch>_sys_*`
+/// wrappers (taking the user's `pt_regs` in a register: `LINUX_HAS_SYSCALL_WRAPPER`), as
+/// libbpf finds out: the wrapper of `bpf()` is a kernel symbol. `None`: plain `sys_*`.
+/// Read from /proc/kallsyms once per process.
+pub fn syscall_wrapper_prefix() -> Option<&'static str> {
+    static PREFIX: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *PREFIX.get_or_init(|| {
+        let prefix = if cfg!(target_arch = "aarch64") {
+            "__arm64_sys_"
+        } else {
+            "__x64_sys_"
+        };
+        kallsyms_entry(&format!("{prefix}bpf"))
+            .ok()
+            .flatten()
+            .map(|_| prefix)
+    })
 }

@@ -16,6 +16,7 @@ pub const BPF_BTF_GET_FD_BY_ID: u32 = 19;
 pub const BPF_MAP_FREEZE: u32 = 22;
 pub const BPF_BTF_GET_NEXT_ID: u32 = 23;
 pub const BPF_LINK_CREATE: u32 = 28;
+pub const BPF_ITER_CREATE: u32 = 33;
 pub const BPF_MAP_CREATE: u32 = 0;
 
 pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;

@@ -3,6 +3,7 @@
 //! the kernel accepts a shorter `bpf_attr` as long as the bytes it knows are given.
 
 pub mod consts;
+pub mod names;
 
 use std::ffi::CStr;
 use std::io;
@@ -183,6 +184,14 @@ impl LinkCreateAttr {
     }
 }
 
+/// `BPF_ITER_CREATE`'s attribute.
+#[repr(C)]
+#[derive(Default)]
+pub struct IterCreateAttr {
+    pub link_fd: u32,
+    pub flags: u32,
+}
+
 /// The head of `struct bpf_link_info`; the per-type union follows.
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
@@ -287,15 +296,31 @@ pub struct PerfEventAttr {
     pub config2: u64,
 }
 
+pub const PERF_TYPE_HARDWARE: u32 = 0;
+pub const PERF_TYPE_SOFTWARE: u32 = 1;
 pub const PERF_TYPE_TRACEPOINT: u32 = 2;
+pub const PERF_FLAG_PID_CGROUP: u64 = 4;
 pub const PERF_FLAG_FD_CLOEXEC: u64 = 8;
+/// `perf_event_attr.freq`: `sample_period` holds a frequency in Hz.
+pub const PERF_ATTR_FLAG_FREQ: u64 = 1 << 10;
 pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
 pub const PERF_EVENT_IOC_SET_BPF: u64 = 0x40042408;
 
 pub fn perf_event_open(attr: &mut PerfEventAttr, pid: i32) -> io::Result<OwnedFd> {
-    attr.size = size_of::<PerfEventAttr>() as u32;
     // cpu = -1 with a pid, cpu 0 for all processes: the kernel requires one of them.
     let cpu = if pid == -1 { 0 } else { -1 };
+    perf_event_open_on(attr, pid, cpu, 0)
+}
+
+/// `perf_event_open(attr, pid, cpu, -1, flags | PERF_FLAG_FD_CLOEXEC)`; with
+/// `PERF_FLAG_PID_CGROUP` in `flags`, `pid` is a cgroup directory's fd.
+pub fn perf_event_open_on(
+    attr: &mut PerfEventAttr,
+    pid: i32,
+    cpu: i32,
+    flags: u64,
+) -> io::Result<OwnedFd> {
+    attr.size = size_of::<PerfEventAttr>() as u32;
     // SAFETY: `attr` is a valid perf_event_attr prefix of the declared size.
     let fd = unsafe {
         libc::syscall(
@@ -304,7 +329,7 @@ pub fn perf_event_open(attr: &mut PerfEventAttr, pid: i32) -> io::Result<OwnedFd
             pid,
             cpu,
             -1,
-            PERF_FLAG_FD_CLOEXEC,
+            flags | PERF_FLAG_FD_CLOEXEC,
         )
     };
     if fd < 0 {
