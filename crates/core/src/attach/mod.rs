@@ -24,6 +24,9 @@ pub struct Link {
     pub target: String,
     pub cookie: Option<u64>,
     fd: OwnedFd,
+    /// `fd` is a perf event the program was set on by ioctl (kernels before 5.15 have no
+    /// perf links): no BPF link to describe, and closing it waits like a perf event's.
+    perf_ioctl: bool,
     _perf_event: Option<OwnedFd>,
     _program: Option<OwnedFd>,
 }
@@ -42,6 +45,7 @@ impl Link {
             target,
             cookie: None,
             fd,
+            perf_ioctl: false,
             _perf_event: None,
             _program: None,
         }
@@ -56,7 +60,7 @@ impl Link {
     /// Whether dropping it waits on the kernel: a perf event's close waits for an RCU
     /// grace period.
     pub fn detach_is_slow(&self) -> bool {
-        self._perf_event.is_some()
+        self._perf_event.is_some() || self.perf_ioctl
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -64,6 +68,14 @@ impl Link {
     }
 
     pub fn info(&self) -> Result<LinkInfo> {
+        if self.perf_ioctl {
+            // No BPF link to ask: no link id, and the program's id is the program's to tell.
+            return Ok(LinkInfo {
+                link_type: "perf_event_ioctl",
+                id: 0,
+                prog_id: 0,
+            });
+        }
         let info: sys::LinkInfo =
             sys::obj_info(self.fd.as_raw_fd()).map_err(|e| Error::os("reading link info", e))?;
         Ok(LinkInfo {

@@ -1,5 +1,7 @@
 //! Attachments that go through a perf event: tracepoints, kprobes and uprobes. The
-//! program is bound with a `BPF_LINK_TYPE_PERF_EVENT` link, which carries the cookie.
+//! program is bound with a `BPF_LINK_TYPE_PERF_EVENT` link, which carries the cookie;
+//! kernels before 5.15 have no such link and no cookies: there the program is set on the
+//! event by ioctl, as libbpf falls back, and the event's fd is the attachment.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -54,20 +56,52 @@ fn bind(
     let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), perf.as_raw_fd(), sys::BPF_PERF_EVENT);
     attr.u[0] = cookie.unwrap_or(0);
     let what = format!("attaching the program to {kind} {target}");
-    let fd = link_create(&mut attr, &what).map_err(|mut e| {
-        if e.errno == Some(libc::EEXIST) {
-            e.code = Code::Einval;
-            e.message = format!(
-                "the program is already attached to {kind} {target}; the kernel allows one \
-                 attachment of a program per event"
-            );
+    let fd = match link_create(&mut attr, &what) {
+        Ok(fd) => fd,
+        // EINVAL for the attach type itself: a kernel without perf links (before 5.15).
+        Err(e) if e.errno == Some(libc::EINVAL) && !crate::features::features().bpf_cookie => {
+            // A cookie of 0 is what the kernel gives without one.
+            if cookie.is_some_and(|c| c != 0) {
+                return Err(unsupported(format!(
+                    "attaching {kind} {target} with a cookie: {}",
+                    crate::features::lacking("bpfCookie")
+                )));
+            }
+            set_bpf(prog, &perf).map_err(|e| Error::os(&what, e))?;
+            let mut link = Link::new(kind, target, perf);
+            link.perf_ioctl = true;
+            return Ok(link);
         }
-        e
-    })?;
+        Err(mut e) => {
+            if e.errno == Some(libc::EEXIST) {
+                e.code = Code::Einval;
+                e.message = format!(
+                    "the program is already attached to {kind} {target}; the kernel allows \
+                     one attachment of a program per event"
+                );
+            }
+            return Err(e);
+        }
+    };
     let mut link = Link::new(kind, target, fd);
     link.cookie = cookie;
     link._perf_event = Some(perf);
     Ok(link)
+}
+
+/// The pre-5.15 attachment: the program set on the event, which is then enabled (it is
+/// opened enabled; enabling again is what libbpf does and harmless).
+fn set_bpf(prog: BorrowedFd<'_>, perf: &OwnedFd) -> std::io::Result<()> {
+    for (request, arg) in [
+        (sys::PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()),
+        (sys::PERF_EVENT_IOC_ENABLE, 0),
+    ] {
+        // SAFETY: both requests take an int argument, not a pointer; the fd is open.
+        if unsafe { libc::ioctl(perf.as_raw_fd(), request as libc::Ioctl, arg) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 pub fn attach_tracepoint(
