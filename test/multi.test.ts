@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { load, type BpfObject, type MultiLink, type ReattachEvent } from '../dist/index.js';
-import { Child, fixture, kernelFeatures as f, syscalls, waitFor } from './helpers.js';
+import { Child, fixture, funcArgHelpers, kernelFeatures as f, syscalls, waitFor } from './helpers.js';
 
 const counts = (obj: BpfObject) => obj.map('counts', { key: 'u32', value: 'u64' });
 const values = (obj: BpfObject) => obj.map('values', { key: 'u32', value: 'i64' });
@@ -318,11 +318,14 @@ describe('kprobe_multi', () => {
 
 describe('tracing_multi', () => {
   const mechanism = (kind: string) => (f.tracingMulti ? 'tracing_multi' : kind);
-  const noTrampolines = skipReason(f.fentry, 'no BPF trampolines (features().fentry is false)');
+  const noTrampolines =
+    skipReason(f.fentry, 'no BPF trampolines (features().fentry is false)') ||
+    skipReason(funcArgHelpers, 'no bpf_get_func_arg/ret (5.17): the fixture reads arguments with them');
+  const trampolines = f.fentry && funcArgHelpers;
 
   // Where tracing_multi exists, the per-function fentry fallback runs too and must count the same.
   for (const forceFallback of f.tracingMulti ? [false, true] : [false]) {
-  it.skipIf(!f.fentry)(`fentry.multi counts per function with bpf_get_func_arg (${forceFallback ? 'fentry, forced' : mechanism('fentry')})${noTrampolines}`, async () => {
+  it.skipIf(!trampolines)(`fentry.multi counts per function with bpf_get_func_arg (${forceFallback ? 'fentry, forced' : mechanism('fentry')})${noTrampolines}`, async () => {
     const N = 5;
     const child = syscalls('mixed', N, ARG);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
@@ -337,7 +340,7 @@ describe('tracing_multi', () => {
   });
   }
 
-  it.skipIf(!f.fentry)(`the per-function fallback, attached off the JS thread, reports progress${noTrampolines}`, async () => {
+  it.skipIf(!trampolines)(`the per-function fallback, attached off the JS thread, reports progress${noTrampolines}`, async () => {
     const N = 3;
     const child = syscalls('mixed', N, ARG);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
@@ -365,7 +368,7 @@ describe('tracing_multi', () => {
     });
   });
 
-  it.skipIf(!f.fentry)(`fexit.multi sees return values with bpf_get_func_ret${noTrampolines}`, async () => {
+  it.skipIf(!trampolines)(`fexit.multi sees return values with bpf_get_func_ret${noTrampolines}`, async () => {
     const child = syscalls('getpgid', 3, ARG);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
     using link = obj.program('on_exit').attachTracingMulti({ functions: ['__x64_sys_getpgid'] });

@@ -56,6 +56,16 @@ fn bind(
     let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), perf.as_raw_fd(), sys::BPF_PERF_EVENT);
     attr.u[0] = cookie.unwrap_or(0);
     let what = format!("attaching the program to {kind} {target}");
+    let already = |mut e: Error| {
+        if e.errno == Some(libc::EEXIST) {
+            e.code = Code::Einval;
+            e.message = format!(
+                "the program is already attached to {kind} {target}; the kernel allows one \
+                 attachment of a program per event"
+            );
+        }
+        e
+    };
     let fd = match link_create(&mut attr, &what) {
         Ok(fd) => fd,
         // EINVAL for the attach type itself: a kernel without perf links (before 5.15).
@@ -67,21 +77,12 @@ fn bind(
                     crate::features::lacking("bpfCookie")
                 )));
             }
-            set_bpf(prog, &perf).map_err(|e| Error::os(&what, e))?;
+            set_bpf(prog, &perf).map_err(|e| already(Error::os(&what, e)))?;
             let mut link = Link::new(kind, target, perf);
             link.perf_ioctl = true;
             return Ok(link);
         }
-        Err(mut e) => {
-            if e.errno == Some(libc::EEXIST) {
-                e.code = Code::Einval;
-                e.message = format!(
-                    "the program is already attached to {kind} {target}; the kernel allows \
-                     one attachment of a program per event"
-                );
-            }
-            return Err(e);
-        }
+        Err(e) => return Err(already(e)),
     };
     let mut link = Link::new(kind, target, fd);
     link.cookie = cookie;
