@@ -25,10 +25,15 @@ static __always_inline int mine(void)
 	return !target_tgid || (bpf_get_current_pid_tgid() >> 32) == target_tgid;
 }
 
+/* Kernels without attach cookies (before 5.15) refuse the helper: this frozen .kconfig
+ * value lets the verifier drop the call there, and nodebpf refuses to attach a second
+ * target (its cookie 1) on them, UNSUPPORTED, so every hit is target 0's. */
+extern bool LINUX_HAS_BPF_COOKIE __kconfig;
+
 /* Which target fired; out-of-range cookies (never ours) map past the end. */
 static __always_inline __u32 target_of(void *ctx)
 {
-	__u64 c = bpf_get_attach_cookie(ctx);
+	__u64 c = LINUX_HAS_BPF_COOKIE ? bpf_get_attach_cookie(ctx) : 0;
 	return c < MAX_TARGETS ? (__u32)c : MAX_TARGETS;
 }
 #endif

@@ -3,12 +3,33 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { BpfError, features, type RingBuffer } from '../dist/index.js';
+import { BpfError, features, load, type RingBuffer } from '../dist/index.js';
 
 export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'build');
 export const fixture = (name: string) => path.join(FIXTURES, name);
 
 export const kernelFeatures = await features();
+
+/**
+ * Where there are trampolines: whether the verifier knows bpf_get_func_arg/ret (5.17),
+ * with which the fentry.multi fixtures and the CLI's fentry programs read arguments. 5.10
+ * refuses them as unknown helpers; any other failure leaves this true, for tests to fail.
+ */
+export const funcArgHelpers =
+  !kernelFeatures.fentry ||
+  (await load(fixture('tracing_multi.bpf.o')).then(
+    (o) => {
+      try {
+        o.program('on_exit').attachTracingMulti({ functions: ['__x64_sys_getpgid'] }).close();
+        return true;
+      } catch (e) {
+        return !(e instanceof BpfError && e.code === 'VERIFIER' && /invalid func|unknown func/.test(e.verifierLog ?? ''));
+      } finally {
+        o.close();
+      }
+    },
+    () => true,
+  ));
 
 /**
  * A child that waits for a line on stdin before doing its work, so probes can be set up

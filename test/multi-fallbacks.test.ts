@@ -8,6 +8,7 @@ import { load, type RingBuffer } from '../dist/index.js';
 import { Child, drain, fixture, kernelFeatures as f, probeEvent, syscalls } from './helpers.js';
 
 const skipReason = (ok: boolean, why: string) => (ok ? '' : ` [skipped: ${f.kernel}: ${why}]`);
+const noCookies = skipReason(f.bpfCookie, 'no attach cookies (5.15)');
 /** struct event's kind (probe_event.h). */
 const ENTRY = 0;
 const RETURN = 1;
@@ -36,7 +37,7 @@ describe('uprobe_multi and its perf-uprobe fallback: custom cookies, entries and
   // The fallback always; the batch link too where the kernel has it (the same events).
   for (const forceFallback of f.uprobeMulti ? [true, false] : [true]) {
     const mechanism = forceFallback || !f.uprobeMulti ? 'uprobes' : 'uprobe_multi';
-    it(`each target's own cookie at entry and return, with the argument and the return value (${mechanism}${forceFallback ? ', forced' : ''})`, async () => {
+    it.skipIf(!f.bpfCookie)(`each target's own cookie at entry and return, with the argument and the return value (${mechanism}${forceFallback ? ', forced' : ''})${noCookies}`, async () => {
       const child = new Child(fixture('many'), []);
       using obj = await load(fixture('fallbacks.bpf.o'), { globals: { target_tgid: child.pid } });
       const common = { binary: fixture('many'), symbols: TARGETS.map((t) => t.name), cookies: TARGETS.map((t) => t.cookie), forceFallback };
@@ -71,7 +72,7 @@ describe('kprobe_multi and its perf-kprobe fallback: custom cookies, entries and
 
   for (const forceFallback of f.kprobeMulti ? [true, false] : [true]) {
     const mechanism = forceFallback || !f.kprobeMulti ? 'kprobes' : 'kprobe_multi';
-    it.skipIf(!f.kprobe)(`each target's own cookie at entry and return, with the argument and the return value (${mechanism}${forceFallback ? ', forced' : ''})${skipReason(f.kprobe, 'no kprobes (features().kprobe is false)')}`, async () => {
+    it.skipIf(!f.kprobe || !f.bpfCookie)(`each target's own cookie at entry and return, with the argument and the return value (${mechanism}${forceFallback ? ', forced' : ''})${skipReason(f.kprobe, 'no kprobes (features().kprobe is false)') || noCookies}`, async () => {
       const child = syscalls('mixed', ROUNDS, String(ARG));
       using obj = await load(fixture('fallbacks.bpf.o'), { globals: { target_tgid: child.pid } });
       const common = { symbols: TARGETS.map((t) => t.name), cookies: TARGETS.map((t) => t.cookie), forceFallback };

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { load, type BpfObject, type MultiLink, type ReattachEvent } from '../dist/index.js';
-import { Child, fixture, kernelFeatures as f, syscalls, waitFor } from './helpers.js';
+import { Child, fixture, funcArgHelpers, kernelFeatures as f, syscalls, waitFor } from './helpers.js';
 
 const counts = (obj: BpfObject) => obj.map('counts', { key: 'u32', value: 'u64' });
 const values = (obj: BpfObject) => obj.map('values', { key: 'u32', value: 'i64' });
@@ -17,6 +17,10 @@ const countOf = (obj: BpfObject, link: MultiLink, name: string) => {
   return counts(obj).get(Number(t.cookie));
 };
 const skipReason = (ok: boolean, why: string) => (ok ? '' : ` [skipped: ${f.kernel}: ${why}]`);
+// Without attach cookies (before 5.15) every target's default cookie is 0: the fixtures'
+// counts, keyed by the cookie, then add up at key 0.
+const noCookies = skipReason(f.bpfCookie, 'no attach cookies (5.15): the counts per target are keyed by the cookie');
+const sum = (xs: bigint[]) => xs.reduce((a, b) => a + b, 0n);
 
 describe('uprobe_multi', () => {
   // 50,000 uprobes through one link; kernels without uprobe_multi fall back to one perf
@@ -33,10 +37,13 @@ describe('uprobe_multi', () => {
     expect(link.skipped).toEqual([]);
     expect((await child.run()).code).toBe(0);
     const c = counts(obj);
-    const wrong = link.targets.filter((t) => {
-      const i = Number(t.name.slice('many_'.length));
-      return c.get(Number(t.cookie)) !== BigInt((i % 3) + 1);
-    });
+    const expected = (t: { name: string }) => BigInt((Number(t.name.slice('many_'.length)) % 3) + 1);
+    if (!f.bpfCookie) {
+      expect(link.targets.map((t) => t.cookie)).toEqual(link.targets.map(() => 0n));
+      expect(c.get(0)).toBe(sum(link.targets.map(expected)));
+      return;
+    }
+    const wrong = link.targets.filter((t) => c.get(Number(t.cookie)) !== expected(t));
     expect(wrong).toEqual([]);
     expect(link.targets.map((t) => t.cookie)).toEqual(link.targets.map((_, i) => BigInt(i)));
   });
@@ -71,10 +78,19 @@ describe('uprobe_multi', () => {
     expect(link.mechanism).toBe('uprobes');
     expect(seen.at(-1)).toEqual([40, 40]);
     await child.run();
-    expect(link.targets.map((t) => counts(obj).get(Number(t.cookie)))).toEqual(symbols.map((_, i) => BigInt((i % 3) + 1)));
+    const expected = symbols.map((_, i) => BigInt((i % 3) + 1));
+    if (f.bpfCookie) expect(link.targets.map((t) => counts(obj).get(Number(t.cookie)))).toEqual(expected);
+    else expect(counts(obj).get(0)).toBe(sum(expected));
   });
 
-  it('cookies, argument and return values, and skipped names', async () => {
+  it.skipIf(f.bpfCookie)(`without attach cookies, cookies given are UNSUPPORTED naming the feature${skipReason(!f.bpfCookie, 'has attach cookies')}`, async () => {
+    using obj = await load(fixture('uprobe_multi.bpf.o'));
+    expect(() => obj.program('on_entry').attachUprobeMulti({ binary: fixture('target'), symbols: ['nodebpf_target'], cookies: [77] })).toThrow(
+      expect.objectContaining({ code: 'UNSUPPORTED', message: expect.stringContaining('features().bpfCookie is false') }),
+    );
+  });
+
+  it.skipIf(!f.bpfCookie)(`cookies, argument and return values, and skipped names${noCookies}`, async () => {
     const child = new Child(fixture('target'), ['5', '40']);
     using obj = await load(fixture('uprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
     const binary = fixture('target');
@@ -94,7 +110,7 @@ describe('uprobe_multi', () => {
     expect(values(obj).get(78)).toBe(89n); // last return: 2 * 44 + 1
   });
 
-  it('a pid filter on a shared library counts only that process', async () => {
+  it.skipIf(!f.bpfCookie)(`a pid filter on a shared library counts only that process${noCookies}`, async () => {
     const a = new Child(fixture('libuser'), ['5']);
     const b = new Child(fixture('libuser'), ['9']);
     using obj = await load(fixture('uprobe_multi.bpf.o'));
@@ -107,7 +123,7 @@ describe('uprobe_multi', () => {
     expect(countOf(obj, link, 'nodebpf_lib_fn')).toBe(5n);
   });
 
-  it('includeClones also attaches name.part.N and name.cold, which run the calls a plain probe misses', async () => {
+  it.skipIf(!f.bpfCookie)(`includeClones also attaches name.part.N and name.cold, which run the calls a plain probe misses${noCookies}`, async () => {
     const N = 4;
     const attachRun = async (includeClones: boolean) => {
       const child = new Child(fixture('clones'), [String(N)]);
@@ -131,7 +147,7 @@ describe('uprobe_multi', () => {
     });
   });
 
-  it('reattach: a library replaced on disk is probed again at its new offsets', async () => {
+  it.skipIf(!f.bpfCookie)(`reattach: a library replaced on disk is probed again at its new offsets${noCookies}`, async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'nodebpf-reattach-'));
     try {
       const lib = path.join(dir, 'libnodebpf_test.so');
@@ -198,7 +214,7 @@ describe('uprobe_multi', () => {
     try {
       using obj = await load(fixture('uprobe_multi.bpf.o'));
       using link = obj.program('on_entry').attachUprobeMulti({ binary: fixture('cli_target'), symbols: ['cli_count_a', 'unprobeable_int3', 'cli_sleep'] });
-      expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([['cli_count_a', 0n], ['cli_sleep', 1n]]);
+      expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([['cli_count_a', 0n], ['cli_sleep', f.bpfCookie ? 1n : 0n]]);
       expect(link.skipped).toEqual([{ name: 'unprobeable_int3', reason: expect.stringMatching(/524|not supported/i) }]);
       // The loop calls cli_count_a every 10 ms: wait for the first hit, however busy the machine.
       await waitFor('a hit on cli_count_a', () => (counts(obj).get(0) ?? 0n) > 0n, 20_000);
@@ -250,10 +266,12 @@ describe('kprobe_multi', () => {
     using obj = await load(fixture('kprobe_multi.bpf.o'), { globals: { target_tgid: child.pid } });
     using link = obj.program('on_entry').attachKprobeMulti({ symbols: SYSCALLS, forceFallback });
     expect(link.mechanism).toBe(forceFallback ? 'kprobes' : mechanism);
-    expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([[SYSCALLS[0], 0n], [SYSCALLS[1], 1n]]);
+    expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([[SYSCALLS[0], 0n], [SYSCALLS[1], f.bpfCookie ? 1n : 0n]]);
     await child.run();
-    expect(counts(obj).get(0)).toBe(BigInt(N));
-    expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+    if (f.bpfCookie) {
+      expect(counts(obj).get(0)).toBe(BigInt(N));
+      expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+    } else expect(counts(obj).get(0)).toBe(BigInt(3 * N));
     expect(values(obj).get(0)).toBe(BigInt(ARG));
   });
   }
@@ -300,24 +318,29 @@ describe('kprobe_multi', () => {
 
 describe('tracing_multi', () => {
   const mechanism = (kind: string) => (f.tracingMulti ? 'tracing_multi' : kind);
-  const noTrampolines = skipReason(f.fentry, 'no BPF trampolines (features().fentry is false)');
+  const noTrampolines =
+    skipReason(f.fentry, 'no BPF trampolines (features().fentry is false)') ||
+    skipReason(funcArgHelpers, 'no bpf_get_func_arg/ret (5.17): the fixture reads arguments with them');
+  const trampolines = f.fentry && funcArgHelpers;
 
   // Where tracing_multi exists, the per-function fentry fallback runs too and must count the same.
   for (const forceFallback of f.tracingMulti ? [false, true] : [false]) {
-  it.skipIf(!f.fentry)(`fentry.multi counts per function with bpf_get_func_arg (${forceFallback ? 'fentry, forced' : mechanism('fentry')})${noTrampolines}`, async () => {
+  it.skipIf(!trampolines)(`fentry.multi counts per function with bpf_get_func_arg (${forceFallback ? 'fentry, forced' : mechanism('fentry')})${noTrampolines}`, async () => {
     const N = 5;
     const child = syscalls('mixed', N, ARG);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
     using link = obj.program('on_entry').attachTracingMulti({ functions: SYSCALLS, forceFallback });
     expect(link.mechanism).toBe(forceFallback ? 'fentry' : mechanism('fentry'));
     await child.run();
-    expect(counts(obj).get(0)).toBe(BigInt(N));
-    expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+    if (f.bpfCookie) {
+      expect(counts(obj).get(0)).toBe(BigInt(N));
+      expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+    } else expect(counts(obj).get(0)).toBe(BigInt(3 * N));
     expect(values(obj).get(0)).toBe(BigInt(ARG));
   });
   }
 
-  it.skipIf(!f.fentry)(`the per-function fallback, attached off the JS thread, reports progress${noTrampolines}`, async () => {
+  it.skipIf(!trampolines)(`the per-function fallback, attached off the JS thread, reports progress${noTrampolines}`, async () => {
     const N = 3;
     const child = syscalls('mixed', N, ARG);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
@@ -331,8 +354,10 @@ describe('tracing_multi', () => {
     expect(link.kernelLinks).toBe(2);
     expect(seen.at(-1)).toEqual([2, 2]);
     await child.run();
-    expect(counts(obj).get(0)).toBe(BigInt(N));
-    expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+    if (f.bpfCookie) {
+      expect(counts(obj).get(0)).toBe(BigInt(N));
+      expect(counts(obj).get(1)).toBe(BigInt(2 * N));
+    } else expect(counts(obj).get(0)).toBe(BigInt(3 * N));
   });
 
   it.skipIf(f.fentry)(`the async attach rejects with UNSUPPORTED where there are no trampolines${skipReason(!f.fentry, 'has fentry')}`, async () => {
@@ -343,7 +368,7 @@ describe('tracing_multi', () => {
     });
   });
 
-  it.skipIf(!f.fentry)(`fexit.multi sees return values with bpf_get_func_ret${noTrampolines}`, async () => {
+  it.skipIf(!trampolines)(`fexit.multi sees return values with bpf_get_func_ret${noTrampolines}`, async () => {
     const child = syscalls('getpgid', 3, ARG);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });
     using link = obj.program('on_exit').attachTracingMulti({ functions: ['__x64_sys_getpgid'] });
@@ -379,7 +404,7 @@ describe('tracing_multi', () => {
     expect(countOf(obj, link, 'ovl_llseek')).toBe(BigInt(N));
   });
 
-  it.skipIf(!f.fentry || !overlay)(`a module's function through the module option and per-function fentry, and plain fentry on it by name${noOverlay}`, async () => {
+  it.skipIf(!f.fentry || !overlay || !f.bpfCookie)(`a module's function through the module option and per-function fentry, and plain fentry on it by name${noOverlay || noCookies}`, async () => {
     const N = 4;
     const child = syscalls('lseek', N);
     using obj = await load(fixture('tracing_multi.bpf.o'), { globals: { target_tgid: child.pid } });

@@ -6,12 +6,17 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync, statSync } from 'nod
 import path from 'node:path';
 
 export const SUITES = {
+  '5.10': 'bullseye',
   '6.1': 'bookworm',
   '6.12': 'trixie',
   '7.2': 'sid',
 };
 
 const MIRROR = 'http://deb.debian.org/debian';
+/** Where a suite's kernel is updated after release: bullseye's only moves in its security suite. */
+const EXTRA_SOURCES = {
+  bullseye: ['deb http://deb.debian.org/debian-security bullseye-security main'],
+};
 
 function aptOptions(dir) {
   return [
@@ -47,7 +52,7 @@ export function ensureKernel(cacheRoot, label, log = () => {}) {
   if (!suite) throw new Error(`unknown kernel '${label}' (known: ${Object.keys(SUITES).join(', ')})`);
   const dir = path.resolve(cacheRoot, suite);
   for (const d of ['lists/partial', 'cache/archives/partial', 'debs']) mkdirSync(path.join(dir, d), { recursive: true });
-  writeFileSync(path.join(dir, 'sources.list'), `deb ${MIRROR} ${suite} main\n`);
+  writeFileSync(path.join(dir, 'sources.list'), [`deb ${MIRROR} ${suite} main`, ...(EXTRA_SOURCES[suite] ?? [])].join('\n') + '\n');
   const opts = aptOptions(dir);
   log(`${label}: resolving linux-image-amd64 in ${suite}`);
   run('apt-get', [...opts, 'update', '-qq']);

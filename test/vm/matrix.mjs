@@ -71,7 +71,7 @@ for (const label of labels) {
             row.failures.push(`${t.fullName}: ${(t.failureMessages[0] ?? '').split('\n')[0]}`);
           } else {
             row.skipped++;
-            row.skips.push(t.title);
+            row.skips.push(t.fullName);
           }
         }
       }

@@ -3,7 +3,7 @@
 import { readdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 
-import { type BpfObject, type Link, type MultiLink, type MultiSkipped } from 'nodebpf';
+import { BpfError, features, type BpfObject, type Link, type MultiLink, type MultiSkipped } from 'nodebpf';
 
 import { Status, int } from './term.js';
 import { UsageError } from './usage.js';
@@ -161,6 +161,16 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
     }
     case 'tracepoint':
       return attachTracepoints(obj, program, spec, started);
+  }
+  // The programs tell targets apart by cookie: a kernel without cookies (before 5.15)
+  // gives them all 0, so counting several would be counting them as one.
+  const f = await features();
+  if (!f.bpfCookie && link.targets.length > 1) {
+    await link.closeAsync();
+    throw new BpfError(
+      'UNSUPPORTED',
+      `${spec.text} matched ${int(link.targets.length)} functions, and this kernel (${f.kernel}) has no attach cookies to tell them apart (features().bpfCookie is false; Linux 5.15+): name one function per spec`,
+    );
   }
   // The programs index by cookie; the return side's targets carry the entry side's names
   // (and cookies).

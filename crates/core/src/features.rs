@@ -2,7 +2,7 @@
 //! program, try the link, read the errno. Cached for the life of the process.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 use crate::error::{Code, Error, Result};
@@ -289,8 +289,7 @@ mod probes {
         ) else {
             return false;
         };
-        let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), 0, sys::BPF_TRACE_FENTRY);
-        sys::bpf_fd(sys::BPF_LINK_CREATE, &mut attr).is_ok()
+        crate::attach::tracing::tracing_link(prog.as_fd(), sys::BPF_TRACE_FENTRY, None).is_ok()
     }
 
     pub(super) fn tracing_multi() -> bool {

@@ -203,13 +203,16 @@ pub(crate) fn attach_each(
     let mut links = Vec::new();
     let total = targets.len();
     let mut first_error = None;
+    // A kernel without attach cookies (before 5.15) takes none: the default cookies are
+    // then 0 (what the program reads there); given ones fail UNSUPPORTED at the first.
+    let cookies = crate::features::features().bpf_cookie;
     for (i, mut t) in targets.into_iter().enumerate() {
         if progress.is_some_and(|go_on| !go_on(i, total)) {
             return Err(stopped(mechanism));
         }
         // The default cookie stays the index in `targets`, past the ones that failed.
         if !user_cookies {
-            t.cookie = attached.len() as u64;
+            t.cookie = if cookies { attached.len() as u64 } else { 0 };
         }
         match attach_one(&t) {
             Ok(l) => {

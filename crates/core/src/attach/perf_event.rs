@@ -1,5 +1,7 @@
 //! Attachments that go through a perf event: tracepoints, kprobes and uprobes. The
-//! program is bound with a `BPF_LINK_TYPE_PERF_EVENT` link, which carries the cookie.
+//! program is bound with a `BPF_LINK_TYPE_PERF_EVENT` link, which carries the cookie;
+//! kernels before 5.15 have no such link and no cookies: there the program is set on the
+//! event by ioctl, as libbpf falls back, and the event's fd is the attachment.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -71,7 +73,7 @@ fn bind(
     let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), perf.as_raw_fd(), sys::BPF_PERF_EVENT);
     attr.u[0] = cookie.unwrap_or(0);
     let what = format!("attaching the program to {kind} {target}");
-    let fd = link_create(&mut attr, &what).map_err(|mut e| {
+    let already = |mut e: Error| {
         if e.errno == Some(libc::EEXIST) {
             e.code = Code::Einval;
             e.message = format!(
@@ -80,7 +82,25 @@ fn bind(
             );
         }
         e
-    })?;
+    };
+    let fd = match link_create(&mut attr, &what) {
+        Ok(fd) => fd,
+        // EINVAL for the attach type itself: a kernel without perf links (before 5.15).
+        Err(e) if e.errno == Some(libc::EINVAL) && !crate::features::features().bpf_cookie => {
+            // A cookie of 0 is what the kernel gives without one.
+            if cookie.is_some_and(|c| c != 0) {
+                return Err(unsupported(format!(
+                    "attaching {kind} {target} with a cookie: {}",
+                    crate::features::lacking("bpfCookie")
+                )));
+            }
+            set_bpf(prog, &perf).map_err(|e| already(Error::os(&what, e)))?;
+            let mut link = Link::new(kind, target, perf);
+            link.perf_ioctl = true;
+            return Ok(link);
+        }
+        Err(e) => return Err(already(e)),
+    };
     let mut link = Link::new(kind, target, fd);
     link.cookie = cookie;
     link._perf_events = vec![perf];

@@ -2,14 +2,49 @@
 //! when the program is loaded, so attaching elsewhere than the SEC() target loads a
 //! fresh instance of the program that the link then owns.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use super::{link_create, Link};
-use crate::error::{einval, Result};
+use super::Link;
+use crate::error::{einval, Error, Result};
 use crate::loader::section::AttachKind;
 use crate::program::Program;
-use crate::sys::LinkCreateAttr;
+use crate::sys::{self, LinkCreateAttr, RawTpOpenAttr};
+
+/// A tracing link for a loaded BTF-targeted program. `BPF_LINK_CREATE` takes tracing
+/// programs from 5.13 on; before that (Debian 11's 5.10) it says EINVAL and
+/// `BPF_RAW_TRACEPOINT_OPEN` without a name makes the same tracing link, as libbpf falls
+/// back. That path has no cookie, so a cookie (other than 0, the kernel's default) keeps
+/// the first error.
+pub(crate) fn tracing_link(
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    cookie: Option<u64>,
+) -> std::io::Result<OwnedFd> {
+    let mut attr = LinkCreateAttr::new(prog.as_raw_fd(), 0, attach_type);
+    // `tracing.cookie` follows the 4-byte target_btf_id and its padding.
+    attr.u[1] = cookie.unwrap_or(0);
+    let err = match sys::bpf_fd(sys::BPF_LINK_CREATE, &mut attr) {
+        Ok(fd) => return Ok(fd),
+        Err(e) => e,
+    };
+    let raw_tp_attaches = matches!(
+        attach_type,
+        sys::BPF_TRACE_RAW_TP
+            | sys::BPF_TRACE_FENTRY
+            | sys::BPF_TRACE_FEXIT
+            | sys::BPF_MODIFY_RETURN
+            | sys::BPF_LSM_MAC
+    );
+    if err.raw_os_error() != Some(libc::EINVAL) || cookie.unwrap_or(0) != 0 || !raw_tp_attaches {
+        return Err(err);
+    }
+    let mut raw = RawTpOpenAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    sys::bpf_fd(sys::BPF_RAW_TRACEPOINT_OPEN, &mut raw)
+}
 
 pub fn attach_tracing(
     prog: &Program,
@@ -50,10 +85,8 @@ pub fn attach_tracing(
         Some(fd) => fd.as_fd(),
         None => prog.fd()?,
     };
-    let mut attr = LinkCreateAttr::new(prog_fd.as_raw_fd(), 0, prog.spec.expected_attach_type);
-    // `tracing.cookie` follows the 4-byte target_btf_id and its padding.
-    attr.u[1] = cookie.unwrap_or(0);
-    let fd = link_create(&mut attr, &format!("attaching {kind_name} to {target}"))?;
+    let fd = tracing_link(prog_fd, prog.spec.expected_attach_type, cookie)
+        .map_err(|e| Error::os(format!("attaching {kind_name} to {target}"), e))?;
     let mut link = Link::new(kind_name, target.to_string(), fd);
     link.cookie = cookie;
     link._program = own_instance;

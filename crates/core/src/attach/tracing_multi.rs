@@ -15,7 +15,7 @@ use super::multi::{
     Resolved, Skipped, Target,
 };
 use crate::btf_index::BtfIndex;
-use crate::error::{einval, enoent, unsupported, Result};
+use crate::error::{einval, enoent, unsupported, Error, Result};
 use crate::features::{features, lacking};
 use crate::loader::section::AttachKind;
 use crate::program::{BtfTarget, Program};
@@ -300,9 +300,8 @@ fn fallback(
                 .next()
                 .flatten()
                 .unwrap_or_else(|| Err(crate::error::einval("not attempted")))?;
-            let mut attr = LinkCreateAttr::new(program.as_raw_fd(), 0, attach_type);
-            attr.u[1] = t.cookie;
-            let fd = link_create(&mut attr, &format!("attaching {name} to {}", t.name))?;
+            let fd = super::tracing::tracing_link(program.as_fd(), attach_type, Some(t.cookie))
+                .map_err(|e| Error::os(format!("attaching {name} to {}", t.name), e))?;
             Ok(super::Link::new(name, t.name.clone(), fd).owning_program(program))
         },
     )

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use object::read::elf::{ElfFile64, ElfSymbol64};
 use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationTarget};
 
-use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC, KIND_TYPEDEF, KIND_VAR};
+use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC, KIND_PTR, KIND_TYPEDEF, KIND_VAR};
 use crate::btf_index::{BtfIndex, DatasecEntry};
 use crate::error::{bad_object, Code, Error, Result};
 
@@ -324,11 +324,13 @@ pub fn btf_range(bytes: &[u8]) -> Result<Option<(usize, usize)>> {
     section_range(&file, bytes)
 }
 
-/// Makes extern FUNCs static and extern VARs typedefs, and empties the `.ksyms` and
-/// `.kconfig` DATASECs (the kernel refuses extern linkage, and nodebpf lays out
-/// `.kconfig` in a map of its own). A DATASEC's entries are cut out and the bytes after
-/// them moved up; the string section grows by as many NUL bytes, so `.BTF` keeps its size
-/// in the file.
+/// Makes extern FUNCs static and extern VARs typedefs, and turns the `.ksyms` and
+/// `.kconfig` DATASECs into an unnamed `void *` nothing refers to (the kernel refuses
+/// extern linkage, nodebpf lays out `.kconfig` in a map of its own, kernels before 5.12
+/// refuse an empty DATASEC, and aya-obj would size a DATASEC by its ELF section, which
+/// externs do not have). A DATASEC's entries are cut out and the bytes after them moved
+/// up; the string section grows by as many NUL bytes, so `.BTF` keeps its size in the
+/// file.
 pub fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
     let hdr_len = u32_at(btf, 4)? as usize;
     let type_off = u32_at(btf, 8)? as usize;
@@ -371,9 +373,9 @@ pub fn drop_extern_btf(btf: &mut [u8]) -> Result<()> {
             cuts.push((off + 12, 4));
         }
         if kind == KIND_DATASEC && vlen > 0 && is_extern_sec(btf, u32_at(btf, off)?) {
-            put_u32(btf, off + 4, info & !0xffff)?;
-            // A size keeps aya-obj from looking for an ELF section to size it by.
-            put_u32(btf, off + 8, u32_at(btf, off + 8)?.max(1))?;
+            put_u32(btf, off, 0)?;
+            put_u32(btf, off + 4, KIND_PTR << 24)?;
+            put_u32(btf, off + 8, 0)?; // to void
             cuts.push((off + 12, extra));
         }
         off += 12 + extra;
@@ -435,9 +437,9 @@ mod tests {
         assert_eq!((u(12), u(16), u(20)), (36, 36, 23));
         assert_eq!(u(24 + 12 + 4), 12 << 24, "FUNC linkage is static");
         assert_eq!(
-            (u(24 + 24 + 4), u(24 + 24 + 8)),
-            (15 << 24, 1),
-            "empty DATASEC, size 1"
+            (u(24 + 24), u(24 + 24 + 4), u(24 + 24 + 8)),
+            (0, KIND_PTR << 24, 0),
+            "the DATASEC is an unnamed void *"
         );
         assert_eq!(&btf[24 + 36..24 + 36 + 11], b"\0kf\0.ksyms\0");
     }
