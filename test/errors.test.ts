@@ -29,6 +29,14 @@ describe('errors', () => {
     });
   });
 
+  it('a load error names its program or map as a property', async () => {
+    // ENOENT where the kernel has trampolines, UNSUPPORTED where it has none.
+    await expect(load(fixture('fentry_missing.bpf.o'))).rejects.toMatchObject({ program: 'on_missing' });
+    // A stack map its front-end has not sized yet.
+    await expect(load(fixture('profile.bpf.o'))).rejects.toMatchObject({ code: 'EINVAL', map: 'stackmap' });
+    await expect(load(fixture('bad.bpf.o'))).rejects.toMatchObject({ code: 'VERIFIER', program: 'unchecked' });
+  });
+
   it('a program the verifier rejects → VERIFIER with the log', async () => {
     const err = await load(fixture('bad.bpf.o')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BpfError);

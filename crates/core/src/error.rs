@@ -125,6 +125,18 @@ impl Error {
         self
     }
 
+    /// Names the program the error is about, unless a deeper layer already did.
+    pub fn for_program(mut self, name: &str) -> Self {
+        self.subject.program.get_or_insert_with(|| name.to_string());
+        self
+    }
+
+    /// Names the map the error is about, unless a deeper layer already did.
+    pub fn for_map(mut self, name: &str) -> Self {
+        self.subject.map.get_or_insert_with(|| name.to_string());
+        self
+    }
+
     /// A number out of its parameter's range: names the parameter, the value and the range.
     pub fn range(param: &str, value: impl fmt::Display, allowed: impl fmt::Display) -> Self {
         Error::new(

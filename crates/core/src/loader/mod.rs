@@ -528,7 +528,8 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             &config,
             btf_fd.as_deref(),
             opts,
-        )?;
+        )
+        .map_err(|e| e.for_map(&name))?;
         map_objs.push((name, map_obj));
         maps.push(map);
     }
@@ -572,7 +573,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         if autoload == Some(false) {
             program.autoload = false;
         } else {
-            load_eagerly(&mut program, opts)?;
+            load_eagerly(&mut program, opts).map_err(|e| e.for_program(&program.name))?;
         }
         programs.push(program);
     }
