@@ -14,22 +14,22 @@ export const kernelFeatures = await features();
  * Where there are trampolines: whether the verifier knows bpf_get_func_arg/ret (5.17),
  * with which the fentry.multi fixtures and the CLI's fentry programs read arguments. 5.10
  * refuses them as unknown helpers; any other failure leaves this true, for tests to fail.
+ * Everything it opens is gone when it resolves (suites count open fds).
  */
-export const funcArgHelpers =
-  !kernelFeatures.fentry ||
-  (await load(fixture('tracing_multi.bpf.o')).then(
-    (o) => {
-      try {
-        o.program('on_exit').attachTracingMulti({ functions: ['__x64_sys_getpgid'] }).close();
-        return true;
-      } catch (e) {
-        return !(e instanceof BpfError && e.code === 'VERIFIER' && /invalid func|unknown func/.test(e.verifierLog ?? ''));
-      } finally {
-        o.close();
-      }
-    },
-    () => true,
-  ));
+export const funcArgHelpers = !kernelFeatures.fentry || (await probeFuncArgHelpers());
+
+async function probeFuncArgHelpers(): Promise<boolean> {
+  const o = await load(fixture('tracing_multi.bpf.o')).catch(() => undefined);
+  if (!o) return true;
+  try {
+    await o.program('on_exit').attachTracingMulti({ functions: ['__x64_sys_getpgid'] }).closeAsync();
+    return true;
+  } catch (e) {
+    return !(e instanceof BpfError && e.code === 'VERIFIER' && /invalid func|unknown func/.test(e.verifierLog ?? ''));
+  } finally {
+    await o.closeAsync();
+  }
+}
 
 /**
  * A child that waits for a line on stdin before doing its work, so probes can be set up
