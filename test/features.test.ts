@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { features, load, type BpfError, type Program } from '../dist/index.js';
@@ -35,6 +36,15 @@ describe('features() agrees with what the kernel does', () => {
     });
     if (f.fentry) expect(r).toBe(true);
     else expect(r).toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining('fentry') });
+  });
+
+  it('memcgAccounting: where BPF memory is charged to RLIMIT_MEMLOCK (before 5.11) a load lifts it, as libbpf does; elsewhere it is left alone', async () => {
+    /** The soft "Max locked memory" of this process. */
+    const memlock = () => /^Max locked memory\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    const before = memlock();
+    using obj = await load(fixture('maps.bpf.o'));
+    expect(obj.maps.length).toBeGreaterThan(0);
+    expect(memlock()).toBe(f.memcgAccounting ? before : 'unlimited');
   });
 
   it('bpfCookie', async () => {

@@ -76,10 +76,10 @@ describe('kernel probes', () => {
  * BPF_RAW_TRACEPOINT_OPEN: LINK_CREATE takes tracing programs from 5.13).
  */
 const EXPECTED: Record<string, Partial<typeof f>> = {
-  '5.10': { bpfCookie: false, kprobe: true, kprobeMulti: false, kprobeSession: false, uprobeMulti: false, uprobeSession: false, fentry: true, tracingMulti: false },
-  '6.1': { kprobe: true, kprobeMulti: false, kprobeSession: false, uprobeMulti: false, uprobeSession: false, fentry: true, tracingMulti: false },
-  '6.12': { kprobe: true, kprobeMulti: true, kprobeSession: true, uprobeMulti: true, uprobeSession: false, fentry: true, tracingMulti: false },
-  '7.2': { kprobe: true, kprobeMulti: true, kprobeSession: true, uprobeMulti: true, uprobeSession: true, fentry: true, tracingMulti: true },
+  '5.10': { memcgAccounting: false, bpfCookie: false, kprobe: true, kprobeMulti: false, kprobeSession: false, uprobeMulti: false, uprobeSession: false, fentry: true, tracingMulti: false },
+  '6.1': { memcgAccounting: true, kprobe: true, kprobeMulti: false, kprobeSession: false, uprobeMulti: false, uprobeSession: false, fentry: true, tracingMulti: false },
+  '6.12': { memcgAccounting: true, kprobe: true, kprobeMulti: true, kprobeSession: true, uprobeMulti: true, uprobeSession: false, fentry: true, tracingMulti: false },
+  '7.2': { memcgAccounting: true, kprobe: true, kprobeMulti: true, kprobeSession: true, uprobeMulti: true, uprobeSession: true, fentry: true, tracingMulti: true },
 };
 const guest = process.env.NODEBPF_GUEST_KERNEL;
 

@@ -178,6 +178,7 @@ export interface Features {
   uprobeSession: boolean
   fentry: boolean
   tracingMulti: boolean
+  memcgAccounting: boolean
 }
 
 /** The feature table, in order. */

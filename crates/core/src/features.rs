@@ -33,6 +33,8 @@ macro_rules! for_each_feature {
                 "Linux 5.5+ (x86_64; arm64 6.0+), not under lockdown=confidentiality";
             tracing_multi, "tracingMulti", "tracing_multi links (batch fentry/fexit)",
                 "Linux 7.2+";
+            memcg_accounting, "memcgAccounting",
+                "BPF memory charged to memory cgroups, not to RLIMIT_MEMLOCK", "Linux 5.11+";
         }
     };
 }
@@ -210,6 +212,16 @@ mod probes {
             ..Default::default()
         };
         sys::bpf_fd(sys::BPF_MAP_CREATE, &mut attr).is_ok()
+    }
+
+    /// libbpf's probe: `bpf_ktime_get_coarse_ns` came in the release (5.11) that charged
+    /// BPF memory to memory cgroups instead of the locked-memory rlimit.
+    pub(super) fn memcg_accounting() -> bool {
+        let insns = [
+            sys::insn_call(sys::BPF_FUNC_KTIME_GET_COARSE_NS),
+            sys::INSN_EXIT,
+        ];
+        load(sys::BPF_PROG_TYPE_SOCKET_FILTER, 0, 0, &insns).is_some()
     }
 
     pub(super) fn bpf_cookie() -> bool {

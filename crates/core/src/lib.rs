@@ -11,6 +11,7 @@ pub mod globals;
 pub mod loader;
 pub mod map_create;
 pub mod maps;
+pub mod memlock;
 pub mod program;
 pub mod ringbuf;
 pub mod symbols;

@@ -111,6 +111,7 @@ pub fn create(
     btf: Option<BorrowedFd<'_>>,
     inner: Option<BorrowedFd<'_>>,
 ) -> Result<OwnedFd> {
+    crate::memlock::lift_where_charged();
     let mut attr = sys::MapCreateAttr {
         map_type: def.map_type,
         key_size: def.key_size,

@@ -459,6 +459,7 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
 }
 
 pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
+    crate::memlock::lift_where_charged();
     // A last net under the checks: a panic the validator does not foresee becomes an
     // error instead of killing Node (the binding cannot unwind across N-API). It cannot
     // catch an aborting allocation or undefined behaviour: those are `validate`'s job, and

@@ -165,3 +165,4 @@ pub const BPF_F_NUMA_NODE: u32 = 1 << 2;
 pub const BPF_MAP_LOOKUP_AND_DELETE_ELEM: u32 = 21;
 
 pub const BPF_FUNC_GET_ATTACH_COOKIE: i32 = 174;
+pub const BPF_FUNC_KTIME_GET_COARSE_NS: i32 = 160;
