@@ -57,7 +57,11 @@ pub fn dup_prog_fd(param: &str, raw: i64) -> Result<OwnedFd> {
 
 /// The target program's name as the kernel has it (15 bytes at most), for messages.
 fn prog_name(info: &sys::ProgInfo) -> String {
-    let len = info.name.iter().position(|&b| b == 0).unwrap_or(info.name.len());
+    let len = info
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(info.name.len());
     String::from_utf8_lossy(&info.name[..len]).into_owned()
 }
 
@@ -192,7 +196,10 @@ pub fn attach_freplace(
     );
     // `link_create.target_btf_id`: the first 4 bytes of the union (little-endian).
     attr.u[0] = u64::from(t.btf_id);
-    let fd = link_create(&mut attr, &format!("attaching freplace in place of {function}"))?;
+    let fd = link_create(
+        &mut attr,
+        &format!("attaching freplace in place of {function}"),
+    )?;
     let mut link = Link::new("freplace", function.to_string(), fd);
     link._program = own_instance;
     Ok(link)
