@@ -63,6 +63,16 @@ export declare class NativeMultiLink {
 export declare class NativeObject {
   /** Attaches where the program's SEC() name says (a single-target kind). */
   attach(prog: string): NativeLink
+  /**
+   * An freplace program in place of function `func` of the program `target_fd` (each
+   * defaulting to the configured one).
+   */
+  attachFreplace(prog: string, targetFd?: number | undefined | null, func?: string | undefined | null): NativeLink
+  /**
+   * The fd of a program loaded with the object (another object's freplace target),
+   * valid while the object is open.
+   */
+  programFd(prog: string): number
   attachTracepoint(prog: string, category: string, name: string, cookie?: bigint | undefined | null): NativeLink
   attachRawTracepoint(prog: string, name: string): NativeLink
   attachUprobe(prog: string, o: UprobeOptions): NativeLink
@@ -398,8 +408,13 @@ export interface ProgramDesc {
 export interface ProgramOptions {
   /** `bpf_program__set_autoload`: false leaves the program out of the load. */
   autoload?: boolean
-  /** `bpf_program__set_attach_target` (fentry/fexit/fmod_ret/tp_btf/lsm/iter). */
+  /** `bpf_program__set_attach_target` (fentry/fexit/fmod_ret/tp_btf/lsm/iter; freplace's function). */
   attachTarget?: string
+  /**
+   * freplace: the target program's fd (`bpf_program__set_attach_target`'s
+   * `attach_prog_fd`), duplicated here.
+   */
+  attachProgFd?: number
   /** `bpf_program__set_type`: a number (the facade turns libbpf's names into numbers). */
   progType?: number
   /** `bpf_program__set_expected_attach_type`: a number. */

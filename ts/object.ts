@@ -13,7 +13,7 @@ function definitionOf(m: MapHandle): binding.MapDefinition {
   return { mapType: m.mapType, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags };
 }
 import { addon, type MapDesc, type NativeLink, type NativeMultiLink, type NativeObject } from './native.js';
-import { Program } from './program.js';
+import { Program, targetFd, type FreplaceTarget } from './program.js';
 import { RingBuffer } from './ringbuf.js';
 import type * as binding from './binding.js';
 import { attachTypeOf, progTypeOf } from './types.js';
@@ -62,9 +62,10 @@ export interface ProgramConfig {
   autoload?: boolean;
   /**
    * libbpf's `bpf_program__set_attach_target`: the function, tracepoint, LSM hook or
-   * iterator an fentry/fexit/fmod_ret/tp_btf/lsm/iter program is loaded for.
+   * iterator an fentry/fexit/fmod_ret/tp_btf/lsm/iter program is loaded for; for freplace,
+   * `{ program, function }`, a global function of another object's loaded program.
    */
-  attachTarget?: string;
+  attachTarget?: string | FreplaceTarget;
   /** libbpf's `bpf_program__set_type`: a libbpf name (`'tracepoint'`, `'kprobe'`…) or a number. */
   type?: string | number;
   /** libbpf's `bpf_program__set_expected_attach_type`: a libbpf name (`'trace_fentry'`…) or a number. */
@@ -95,6 +96,14 @@ function mapOptions(maps: Record<string, MapConfig> | undefined): binding.LoadOp
   );
 }
 
+/** `attachTarget` as the binding takes it: a name, and for freplace the target program's fd. */
+function attachTargetOptions(name: string, t: unknown): { attachTarget?: string; attachProgFd?: number } {
+  const param = `program '${name}' attachTarget`;
+  if (typeof t !== 'object' || t === null) return { attachTarget: optStr(param, t) };
+  const o = options(param, t as FreplaceTarget, true);
+  return { attachTarget: optStr(`${param}.function`, o.function), attachProgFd: targetFd(`${param}.program`, o.program) };
+}
+
 function programOptions(programs: Record<string, ProgramConfig> | undefined): binding.LoadOptions['programs'] {
   if (programs === undefined) return undefined;
   return Object.fromEntries(
@@ -107,7 +116,7 @@ function programOptions(programs: Record<string, ProgramConfig> | undefined): bi
         name,
         {
           autoload,
-          attachTarget: optStr(`program '${name}' attachTarget`, attachTarget),
+          ...attachTargetOptions(name, attachTarget),
           progType: type === undefined ? undefined : progTypeOf(`program '${name}' type`, type),
           expectedAttachType: expectedAttachType === undefined ? undefined : attachTypeOf(`program '${name}' expectedAttachType`, expectedAttachType),
         },

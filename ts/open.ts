@@ -1,12 +1,13 @@
 // The spec stage, as libbpf users know it: open → configure → load. `open()` parses and
 // checks an object without making any kernel object; its programs and maps are then
 // configured (autoload, max_entries) and `load()` makes a `BpfObject` of it.
-import { bytes, FD, MAX_ENTRIES, num, str, U32 } from './check.js';
+import { bytes, FD, MAX_ENTRIES, num, options, str, U32 } from './check.js';
 import { BpfError, nativeAsync } from './errors.js';
 import { addon } from './native.js';
 import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type GlobalValue, type LoadOptions, type MapConfig, type ProgramConfig } from './object.js';
 import { attachTypeOf, progTypeOf } from './types.js';
 import type { MapHandle } from './map.js';
+import { targetFd, type FreplaceTarget } from './program.js';
 import type { GlobalSpec, InnerMapSpec, MapSpec, ProgramSpec } from './binding.js';
 
 /** A program before load: what its SEC() name says, and what is configured. */
@@ -51,15 +52,24 @@ export class OpenProgram {
 
   /**
    * What the SEC() name says to attach to; set it (libbpf's `bpf_program__set_attach_target`)
-   * for an fentry/fexit/fmod_ret/tp_btf/lsm/iter program.
+   * for an fentry/fexit/fmod_ret/tp_btf/lsm/iter program, or for freplace to
+   * `{ program, function }` (a loaded program of another object and its global function).
    */
   get attachTarget(): string | undefined {
     return this.#attachTarget;
   }
 
-  set attachTarget(t: string) {
-    this.#attachTarget = str(`program '${this.name}' attachTarget`, t);
-    this.#config.attachTarget = this.#attachTarget;
+  set attachTarget(t: string | FreplaceTarget) {
+    const param = `program '${this.name}' attachTarget`;
+    if (typeof t === 'object' && t !== null) {
+      const o = options(param, t, true);
+      targetFd(`${param}.program`, o.program);
+      this.#attachTarget = o.function === undefined ? this.#attachTarget : str(`${param}.function`, o.function);
+      this.#config.attachTarget = { program: o.program, function: this.#attachTarget };
+    } else {
+      this.#attachTarget = str(param, t);
+      this.#config.attachTarget = this.#attachTarget;
+    }
   }
 
   /** @internal What was configured, as load options (undefined when nothing was). */

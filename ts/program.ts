@@ -1,5 +1,5 @@
 import type * as binding from './binding.js';
-import { bigs, CPU, num, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
+import { bigs, CPU, FD, num, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
 import { addon, type NativeLink, type NativeMultiLink, type NativeObject, type NativeProgress, type ProgramDesc } from './native.js';
@@ -172,6 +172,23 @@ export interface PerfEventOptions {
   pid?: number;
   /** Only the tasks of this cgroup v2 directory (e.g. `/sys/fs/cgroup/my.slice`). */
   cgroup?: string;
+}
+
+/**
+ * freplace's target: a global function of another object's loaded program (a `Program`,
+ * or a program fd), as libbpf's `bpf_program__set_attach_target(prog, target_fd, "func")`.
+ * `function` defaults to the one the SEC() name gives (`SEC("freplace/func")`).
+ */
+export interface FreplaceTarget {
+  program: Program | number;
+  function?: string;
+}
+
+/** @internal A freplace target program as the binding takes it: an fd. */
+export function targetFd(param: string, program: unknown): number {
+  if (program instanceof Program) return program.fd;
+  if (typeof program === 'number') return num(param, program, FD);
+  throw new BpfError('EINVAL', `${param} must be a loaded Program or a program fd, got ${program === null ? 'null' : typeof program}`);
 }
 
 export class Program {
@@ -395,6 +412,27 @@ export class Program {
     const chunks: Buffer[] = [];
     for await (const c of this.iterate(options)) chunks.push(c);
     return Buffer.concat(chunks);
+  }
+
+  /**
+   * The program's fd (libbpf's `bpf_program__fd`), valid while its object is open: e.g. the
+   * target of another object's freplace program.
+   */
+  get fd(): number {
+    return native(() => this.#obj._native().programFd(this.name));
+  }
+
+  /**
+   * An freplace program in place of a global function of another loaded program (libbpf's
+   * `bpf_program__attach_freplace`). `program` and `function` default to the configured
+   * `attachTarget` and the SEC() name's function; a program loaded for no target yet is
+   * loaded for this one, owned by the link.
+   */
+  attachFreplace(given: Partial<FreplaceTarget> = {}): Link {
+    const options = opts('freplace options', given);
+    const target = options.program === undefined ? undefined : targetFd('program', options.program);
+    const fn = optStr('function', options.function);
+    return this.#link((o) => o.attachFreplace(this.name, target, fn));
   }
 
   /** fentry/fexit/fmod_ret/tp_btf/lsm, by the program's section; `function` overrides the SEC() target. */

@@ -63,7 +63,7 @@ pub fn tracing_target(btf: &Btf, kind: AttachKind, name: &str) -> Result<BtfTarg
     if let Ok(btf_id) = btf.id_by_type_name_kind(&type_name, btf_kind) {
         return Ok(BtfTarget {
             btf_id,
-            module_btf: None,
+            ..Default::default()
         });
     }
     // Like libbpf, look through the loaded modules after vmlinux.
@@ -103,6 +103,7 @@ fn module_function(module: &str, func: &str) -> Result<BtfTarget> {
     Ok(BtfTarget {
         btf_id,
         module_btf: Some(Arc::new(module_btf_fd(module)?)),
+        ..Default::default()
     })
 }
 

@@ -128,7 +128,9 @@ pub fn requirement(kind: AttachKind) -> Option<(&'static str, &'static str)> {
         AttachKind::KprobeSession => "kprobeSession",
         AttachKind::UprobeMulti { .. } => "uprobeMulti",
         AttachKind::UprobeSession => "uprobeSession",
-        AttachKind::Fentry | AttachKind::Fexit | AttachKind::FmodRet => "fentry",
+        AttachKind::Fentry | AttachKind::Fexit | AttachKind::FmodRet | AttachKind::Freplace => {
+            "fentry"
+        }
         AttachKind::FentryMulti | AttachKind::FexitMulti | AttachKind::FsessionMulti => {
             "tracingMulti"
         }

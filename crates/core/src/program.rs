@@ -33,6 +33,8 @@ pub struct Program {
     fd: Option<OwnedFd>,
     /// `false` when configured not to load (libbpf's autoload): never loaded or attached.
     pub autoload: bool,
+    /// freplace: the program whose function this one replaces, when configured.
+    pub attach_prog: Option<Arc<OwnedFd>>,
 }
 
 /// Where a tracing program attaches, resolved to BTF before loading.
@@ -41,6 +43,8 @@ pub struct BtfTarget {
     pub btf_id: u32,
     /// The module's BTF object when the target is a module's; `None` for vmlinux.
     pub module_btf: Option<Arc<OwnedFd>>,
+    /// freplace: the program whose function `btf_id` (in its BTF) is replaced.
+    pub target_prog: Option<Arc<OwnedFd>>,
 }
 
 pub(crate) struct ProgramParts {
@@ -70,6 +74,7 @@ impl Program {
             btf_fd: parts.btf_fd,
             fd: None,
             autoload: true,
+            attach_prog: None,
         }
     }
 
@@ -134,9 +139,11 @@ impl Program {
             prog_flags: self.spec.prog_flags,
             expected_attach_type,
             attach_btf_id: target.btf_id,
+            // One field of `bpf_attr`: `attach_btf_obj_fd`, or `attach_prog_fd` for freplace.
             attach_btf_obj_fd: target
                 .module_btf
                 .as_ref()
+                .or(target.target_prog.as_ref())
                 .map_or(0, |f| f.as_raw_fd() as u32),
             ..Default::default()
         };

@@ -14,7 +14,7 @@ use crate::errors::{catch, closed, to_js, Ctx, Outcome};
 use crate::link::{detach_in_background, NativeLink, NativeMultiLink};
 use crate::object::{NativeObject, Shared};
 use crate::options::{
-    opt_u64, pid_of, KprobeMultiOptions, KprobeOptions, MultiRequest, PerfEventOptions,
+    int_of, opt_u64, pid_of, KprobeMultiOptions, KprobeOptions, MultiRequest, PerfEventOptions,
     TracingMultiOptions, UprobeMultiOptions, UprobeOptions, UsdtOptions,
 };
 
@@ -71,6 +71,39 @@ impl NativeObject {
         self.link(&env, Ctx::op("attach").program(&prog), |p, btf| {
             core::attach::auto::attach_auto(p, btf)
         })
+    }
+
+    /// An freplace program in place of function `func` of the program `target_fd` (each
+    /// defaulting to the configured one).
+    #[napi]
+    pub fn attach_freplace(
+        &self,
+        env: Env,
+        prog: String,
+        target_fd: Option<f64>,
+        func: Option<String>,
+    ) -> Result<NativeLink> {
+        let ctx = Ctx::op("attachFreplace")
+            .program(&prog)
+            .symbol(func.as_deref());
+        self.link(&env, ctx, |p, _| {
+            let target = target_fd
+                .map(|v| {
+                    let fd = int_of("program", v, 0, i32::MAX.into())?;
+                    core::attach::freplace::dup_prog_fd("program", fd).map(Arc::new)
+                })
+                .transpose()?;
+            core::attach::freplace::attach_freplace(p, target, func.as_deref())
+        })
+    }
+
+    /// The fd of a program loaded with the object (another object's freplace target),
+    /// valid while the object is open.
+    #[napi]
+    pub fn program_fd(&self, env: Env, prog: String) -> Result<i32> {
+        use std::os::fd::AsRawFd;
+        let ctx = Ctx::op("fd").program(&prog);
+        self.with(&env, &ctx, |o| Ok(o.program(&prog)?.fd()?.as_raw_fd()))
     }
 
     #[napi]

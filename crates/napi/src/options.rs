@@ -3,6 +3,7 @@
 //! `RANGE` error naming the parameter, never a wrapped or truncated number.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -162,8 +163,11 @@ impl MapOptions {
 pub struct ProgramOptions {
     /// `bpf_program__set_autoload`: false leaves the program out of the load.
     pub autoload: Option<bool>,
-    /// `bpf_program__set_attach_target` (fentry/fexit/fmod_ret/tp_btf/lsm/iter).
+    /// `bpf_program__set_attach_target` (fentry/fexit/fmod_ret/tp_btf/lsm/iter; freplace's function).
     pub attach_target: Option<String>,
+    /// freplace: the target program's fd (`bpf_program__set_attach_target`'s
+    /// `attach_prog_fd`), duplicated here.
+    pub attach_prog_fd: Option<f64>,
     /// `bpf_program__set_type`: a number (the facade turns libbpf's names into numbers).
     pub prog_type: Option<f64>,
     /// `bpf_program__set_expected_attach_type`: a number.
@@ -208,8 +212,17 @@ impl LoadOptions {
                         .transpose()
                         .map(|v| v.map(|v| v as u32))
                     };
+                    let attach_prog = p
+                        .attach_prog_fd
+                        .map(|v| {
+                            let param = format!("program '{name}' attachTarget program");
+                            let fd = int_of(&param, v, 0, i32::MAX.into())?;
+                            core::attach::freplace::dup_prog_fd(&param, fd).map(Arc::new)
+                        })
+                        .transpose()?;
                     let config = core::ProgramConfig {
                         autoload: p.autoload,
+                        attach_prog,
                         prog_type: u32_of("type", p.prog_type)?,
                         expected_attach_type: u32_of("expectedAttachType", p.expected_attach_type)?,
                         attach_target: p.attach_target,

@@ -117,6 +117,7 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
             prog.name, prog.section
         ))),
         AttachKind::Iter => super::iter::attach_iter(prog, None),
+        AttachKind::Freplace => super::freplace::attach_freplace(prog, None, None),
         AttachKind::Other if prog.spec.prog_type == crate::sys::BPF_PROG_TYPE_PERF_EVENT => {
             Err(einval(format!(
                 "program '{}': SEC(\"{}\") programs run on sampling perf events: attach with \

@@ -3,6 +3,7 @@
 //! dropping it detaches completely.
 
 pub mod auto;
+pub mod freplace;
 pub mod iter;
 pub mod kprobe_multi;
 pub mod multi;

@@ -78,6 +78,7 @@ pub fn attach_tracing_multi(prog: &Program, o: &TracingMultiOptions<'_>) -> Resu
     let module_target = |btf_id| BtfTarget {
         btf_id,
         module_btf: module_btf.clone(),
+        ..Default::default()
     };
     let user_cookies = o.cookies.is_some();
     let cookies = cookies_for(targets.len(), o.cookies.as_deref())?;

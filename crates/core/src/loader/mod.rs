@@ -91,6 +91,9 @@ pub struct ProgramConfig {
     /// `bpf_program__set_attach_target`: the function, tracepoint, LSM hook or iterator a
     /// BTF-targeted program (fentry/fexit/fmod_ret/tp_btf/lsm/iter) is loaded for.
     pub attach_target: Option<String>,
+    /// freplace: the program whose function (`attach_target`, else the SEC() name's) this
+    /// one replaces (`bpf_program__set_attach_target`'s `attach_prog_fd`).
+    pub attach_prog: Option<Arc<OwnedFd>>,
     /// `bpf_program__set_type`.
     pub prog_type: Option<u32>,
     /// `bpf_program__set_expected_attach_type`.
@@ -554,10 +557,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     let mut names: Vec<_> = obj.programs.keys().cloned().collect();
     names.sort();
     for name in names {
-        let (section, mut spec, function) = program_parts(&obj, &sections, &name)?;
-        if let Some(config) = opts.programs.get(&name) {
-            config.apply(&name, &section, &mut spec)?;
-        }
+        let (section, spec, function) = program_parts(&obj, &sections, &name)?;
         let Some(prog) = obj.programs.remove(&name) else {
             continue;
         };
@@ -570,6 +570,9 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             kern_version: prog.kernel_version.unwrap_or(0),
             btf_fd: btf_fd.clone(),
         });
+        if let Some(config) = opts.programs.get(&program.name) {
+            config.apply(&mut program)?;
+        }
         let autoload = opts.programs.get(&program.name).and_then(|c| c.autoload);
         if autoload == Some(false) {
             program.autoload = false;
@@ -599,7 +602,8 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
 }
 
 /// Programs are loaded with the object, like libbpf, except BTF-targeted tracing programs
-/// whose SEC() names no target (they wait for `attach_fentry` to say where), and
+/// whose SEC() names no target (they wait for `attach_fentry` to say where), freplace
+/// programs with no target program configured (they wait for `attach_freplace`), and
 /// fentry/fexit/fsession.multi programs on kernels without tracing_multi (their fallback
 /// loads one instance per function).
 fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
@@ -609,7 +613,12 @@ fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
     {
         return Ok(());
     }
-    let target = if program.spec.kind.needs_btf_target() {
+    let target = if program.spec.kind == section::AttachKind::Freplace {
+        match crate::attach::freplace::load_target(program)? {
+            None => return Ok(()),
+            Some(t) => t,
+        }
+    } else if program.spec.kind.needs_btf_target() {
         match program.spec.target.clone() {
             None => return Ok(()),
             Some(t) => {

@@ -37,6 +37,8 @@ pub enum AttachKind {
     FsessionMulti,
     Lsm,
     Iter,
+    /// `BPF_PROG_TYPE_EXT`: replaces a global function of another BPF program.
+    Freplace,
     /// Attached by other means (networking, cgroups, struct_ops...): loadable, not auto-attachable.
     Other,
 }
@@ -149,7 +151,7 @@ const DEFS: &[Def] = &[
     def("fentry.multi", BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY_MULTI, 0, K::FentryMulti, true),
     def("fexit.multi", BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT_MULTI, 0, K::FexitMulti, true),
     def("fsession.multi", BPF_PROG_TYPE_TRACING, BPF_TRACE_FSESSION_MULTI, 0, K::FsessionMulti, true),
-    def("freplace", BPF_PROG_TYPE_EXT, 0, 0, K::Other, true),
+    def("freplace", BPF_PROG_TYPE_EXT, 0, 0, K::Freplace, true),
     def("lsm", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, 0, K::Lsm, true),
     def("lsm.s", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, S, K::Lsm, true),
     def("lsm_cgroup", BPF_PROG_TYPE_LSM, BPF_LSM_CGROUP, 0, K::Other, true),

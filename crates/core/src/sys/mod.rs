@@ -245,6 +245,9 @@ pub struct ProgInfo {
     pub verified_insns: u32,
     pub attach_btf_obj_id: u32,
     pub attach_btf_id: u32,
+    /// Declared so the struct has no padding: a kernel whose `bpf_prog_info` ends at
+    /// `attach_btf_id` refuses (E2BIG) non-zero bytes past it.
+    pub _pad: u32,
 }
 
 pub fn obj_info<T: Default>(fd: RawFd) -> io::Result<T> {
@@ -444,6 +447,7 @@ mod tests {
         assert_eq!(std::mem::offset_of!(ProgLoadAttr, expected_attach_type), 68);
         assert_eq!(std::mem::offset_of!(ProgLoadAttr, attach_btf_id), 108);
         assert_eq!(std::mem::offset_of!(ProgInfo, run_cnt), 200);
+        assert_eq!(std::mem::size_of::<ProgInfo>(), 232);
         assert_eq!(std::mem::size_of::<PerfEventAttr>(), 72);
     }
 }
