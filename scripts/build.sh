@@ -4,8 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+# napi-rs's CLI can exit 0 when its type generation fails after cargo succeeded: remove
+# its outputs first, so a failed build leaves nothing stale to be tested.
+rm -f target/napi/index.d.ts target/napi/nodebpf.node
 npx napi build --release --manifest-path crates/napi/Cargo.toml --package-json-path package.json \
   --output-dir target/napi --strip >/dev/null
+for out in target/napi/index.d.ts target/napi/nodebpf.node; do
+  [ -s "$out" ] || { echo "build: napi build left no $out" >&2; exit 1; }
+done
 # The boundary's TypeScript types are napi-rs's, checked in as ts/binding.ts: a change
 # on the Rust side shows up here and fails test/unit/boundary.test.ts until reviewed
 # and copied (cp target/napi/index.d.ts ts/binding.ts).
