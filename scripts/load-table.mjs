@@ -12,6 +12,13 @@
 //               stack trace maps without a value size given 127 frames, and programs the
 //               kernel refuses turned off one by one (named) while at least one program is
 //               left; blank when it is the same as `load`
+//   attach      what a skeleton's `__attach()` does, on the object as loaded (configured
+//               where needed): every loaded program whose SEC() names its target attached
+//               (`perf_event` ones to cpu-clock at 49 Hz on every CPU), then all closed;
+//               sections that name no target (`uprobe`, `usdt`, bare `kprobe`…) are left
+//               to the front-end's own code, as libbpf leaves them; a program that does
+//               not attach is turned off (as front-ends turn off the variant the kernel
+//               lacks) and the rest tried again while one is left
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -87,6 +94,33 @@ const verdict = (e) => {
   };
 };
 
+/** Sections a skeleton cannot attach by itself: nothing after the kind names a target. */
+const needsFrontEnd = (section) => !section.includes('/') && section !== 'perf_event';
+
+/** Loads with `options` and attaches what a skeleton would; ok with the number of links. */
+async function nodebpfAttach(obj, options) {
+  let o;
+  try {
+    o = await load(obj, options);
+  } catch (e) {
+    return verdict(e);
+  }
+  const links = [];
+  try {
+    for (const p of o.programs.filter((p) => p.loaded !== false && p.autoload !== false && !needsFrontEnd(p.section))) {
+      try {
+        links.push(p.section === 'perf_event' ? p.attachPerfEvent({ event: 'cpu-clock', frequency: 49 }) : p.attach());
+      } catch (e) {
+        return { ...verdict(e), program: p.name };
+      }
+    }
+    return { ok: true, links: links.length };
+  } finally {
+    for (const l of links) await l.closeAsync();
+    o.close();
+  }
+}
+
 async function nodebpfLoad(obj, options) {
   try {
     const o = await load(obj, options);
@@ -126,7 +160,7 @@ async function nodebpfConfigured(obj, plain) {
     off.push(culprit);
     last = await nodebpfLoad(obj, { maps, programs: Object.fromEntries(off.map((p) => [p, { autoload: false }])) });
   }
-  return off.length === 0 && sized.length === 0 ? undefined : { ...last, off, sized };
+  return off.length === 0 && sized.length === 0 ? undefined : { ...last, off, sized, maps };
 }
 
 const kernel = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
@@ -135,8 +169,23 @@ for (const obj of objects(dir)) {
   const name = path.relative(dir, obj);
   const b = bpftool(obj);
   const n = await nodebpfLoad(obj);
-  rows.push({ name, bpftool: b, load: n, configured: n.ok ? undefined : await nodebpfConfigured(obj, n) });
-  process.stderr.write(`load-table: ${name}: bpftool ${b.ok ? 'ok' : 'error'}, nodebpf ${n.ok ? 'ok' : n.code}\n`);
+  const configured = n.ok ? undefined : await nodebpfConfigured(obj, n);
+  const options = configured?.ok
+    ? { maps: configured.maps, programs: Object.fromEntries(configured.off.map((p) => [p, { autoload: false }])) }
+    : {};
+  let attached = n.ok || configured?.ok ? await nodebpfAttach(obj, options) : undefined;
+  const attachOff = [];
+  while (attached && !attached.ok && attached.program && !attachOff.includes(attached.program)) {
+    const loadedOff = Object.keys(options.programs ?? {});
+    const candidates = (await open(obj)).programs.filter((p) => !needsFrontEnd(p.section) && !loadedOff.includes(p.name) && !attachOff.includes(p.name));
+    if (candidates.length <= 1) break;
+    attachOff.push(attached.program);
+    const programs = { ...options.programs, ...Object.fromEntries(attachOff.map((p) => [p, { autoload: false }])) };
+    const retry = await nodebpfAttach(obj, { ...options, programs });
+    attached = retry.ok ? { ...retry, off: [...attachOff] } : retry;
+  }
+  rows.push({ name, bpftool: b, load: n, configured, attached });
+  process.stderr.write(`load-table: ${name}: bpftool ${b.ok ? 'ok' : 'error'}, nodebpf ${n.ok ? 'ok' : n.code}, attach ${attached ? (attached.ok ? 'ok' : attached.code) : '-'}\n`);
 }
 
 const cell = (v) => (v.ok ? 'ok' : `✗ ${v.error}`).replace(/\|/g, '\\|');
@@ -148,10 +197,11 @@ const configuredCell = (c) => {
 const count = (f) => rows.filter(f).length;
 const out = [];
 out.push(`### load table: ${dir} on ${kernel}`, '');
-out.push('| object | bpftool | nodebpf load | nodebpf configured |', '| --- | --- | --- | --- |');
-for (const r of rows) out.push(`| ${r.name} | ${cell(r.bpftool)} | ${cell(r.load)} | ${configuredCell(r.configured)} |`);
+const attachCell = (a) => (!a ? '' : a.ok ? `ok (${a.links} links${a.off ? `; off ${a.off.join(', ')}` : ''})` : `✗ ${a.program ? `${a.program}: ` : ''}${a.error}`).replace(/\|/g, '\\|');
+out.push('| object | bpftool | nodebpf load | nodebpf configured | nodebpf attach |', '| --- | --- | --- | --- | --- |');
+for (const r of rows) out.push(`| ${r.name} | ${cell(r.bpftool)} | ${cell(r.load)} | ${configuredCell(r.configured)} | ${attachCell(r.attached)} |`);
 const configuredOk = count((r) => r.load.ok || r.configured?.ok);
-out.push(`| **total ${rows.length}** | **${count((r) => r.bpftool.ok)} ok** | **${count((r) => r.load.ok)} ok** | **${configuredOk} ok (load or configured)** |`);
+out.push(`| **total ${rows.length}** | **${count((r) => r.bpftool.ok)} ok** | **${count((r) => r.load.ok)} ok** | **${configuredOk} ok (load or configured)** | **${count((r) => r.attached?.ok)} attached** |`);
 const refused = rows.filter((r) => r.bpftool.ok && !r.load.ok);
 out.push('', `bpftool loads, nodebpf refuses (${refused.length}):`);
 for (const r of refused) out.push(`- ${r.name}: ${r.load.error}${r.configured?.ok ? ` (loads configured: ${configuredCell(r.configured)})` : ''}`);
@@ -159,3 +209,8 @@ const extra = rows.filter((r) => !r.bpftool.ok && r.load.ok);
 if (extra.length) out.push('', `nodebpf loads, bpftool refuses (${extra.length}): ${extra.map((r) => r.name).join(', ')}`);
 console.log(out.join('\n'));
 if (values.json) writeFileSync(values.json, JSON.stringify({ kernel, dir, rows }, null, 1));
+const unattached = rows.filter((r) => r.attached && !r.attached.ok);
+if (unattached.length) {
+  console.log('', `loaded, not attached (${unattached.length}):`);
+  for (const r of unattached) console.log(`- ${r.name}: ${attachCell(r.attached)}`);
+}
