@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,4 +115,20 @@ export async function rejects(p: Promise<unknown> | (() => unknown)): Promise<Bp
     return e;
   }
   throw new Error('did not throw');
+}
+
+/**
+ * A non-PIE executable's functions by its symbols (`nm -S`): which one an address lies in
+ * (a user stack's frames as names), and where one starts.
+ */
+export function symbolizer(binary: string): { inside: (ip: bigint) => string | undefined; start: (name: string) => bigint | undefined } {
+  const symbols = new Map<string, [bigint, bigint]>();
+  for (const line of execFileSync('nm', ['-S', '--defined-only', binary], { encoding: 'utf8' }).split('\n')) {
+    const [addr, size, , name] = line.split(' ');
+    if (name && size) symbols.set(name, [BigInt(`0x${addr}`), BigInt(`0x${addr}`) + BigInt(`0x${size}`)]);
+  }
+  return {
+    inside: (ip) => [...symbols].find(([, [lo, hi]]) => ip >= lo && ip < hi)?.[0],
+    start: (name) => symbols.get(name)?.[0],
+  };
 }

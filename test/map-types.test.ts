@@ -4,7 +4,7 @@ import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 
 import { createMap, load, MapType, open, pidfdOpen } from '../dist/index.js';
-import { Child, fixture, syscalls } from './helpers.js';
+import { Child, fixture, symbolizer, syscalls } from './helpers.js';
 
 const OBJ = fixture('map_types.bpf.o');
 const cpus = Number(readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split('-').pop()) + 1;
@@ -158,12 +158,7 @@ describe('map types', () => {
 
   it('STACK_TRACE: a user stack by id, frame 0 in the probed function, frame 1 in its caller, frame 2 in main', async () => {
     const target = fixture('stack_target');
-    const symbols = new Map<string, [bigint, bigint]>();
-    for (const line of execFileSync('nm', ['-S', '--defined-only', target], { encoding: 'utf8' }).split('\n')) {
-      const [addr, size, , name] = line.split(' ');
-      if (name && size) symbols.set(name, [BigInt(`0x${addr}`), BigInt(`0x${addr}`) + BigInt(`0x${size}`)]);
-    }
-    const inside = (ip: bigint) => [...symbols].find(([, [lo, hi]]) => ip >= lo && ip < hi)?.[0];
+    const { inside, start } = symbolizer(target);
     const child = new Child(target, []);
     using obj = await load(OBJ);
     // Past the prologue (push %rbp; mov %rsp,%rbp): the frame-pointer chain then starts at the probed function.
@@ -174,7 +169,7 @@ describe('map types', () => {
     expect(id).toBeGreaterThanOrEqual(0n);
     const stack = obj.map('stacks').stack(Number(id));
     expect(stack).toBeDefined();
-    expect(stack![0]).toBe(symbols.get('nodebpf_leaf')![0] + 4n);
+    expect(stack![0]).toBe(start('nodebpf_leaf')! + 4n);
     expect(stack!.slice(0, 3).map(inside)).toEqual(['nodebpf_leaf', 'nodebpf_mid', 'main']);
     expect(obj.map('stacks').stack(Number(id) + 1)).toBeUndefined();
   });

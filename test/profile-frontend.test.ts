@@ -2,11 +2,10 @@
 // size the stack map before load (value size for the stack depth, max_entries for the
 // number of stacks), set the target pid, load, sample on cpu-clock, then read the stacks
 // back by id. The hottest stack must be the busy function under main.
-import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { open } from '../dist/index.js';
-import { Child, fixture } from './helpers.js';
+import { Child, fixture, symbolizer } from './helpers.js';
 
 /** libbpf-tools' profile: 127 frames (PERF_MAX_STACK_DEPTH) of 8 bytes, 1024 stacks. */
 const STACK_DEPTH = 127;
@@ -17,12 +16,7 @@ const SPIN = 400_000_000;
 describe('profile, configured as its front-end does', () => {
   it('stack map sized before load, cpu-clock samples of one process, hottest user stack is nodebpf_spin ← main', async () => {
     const target = fixture('stack_target');
-    const symbols = new Map<string, [bigint, bigint]>();
-    for (const line of execFileSync('nm', ['-S', '--defined-only', target], { encoding: 'utf8' }).split('\n')) {
-      const [addr, size, , name] = line.split(' ');
-      if (name && size) symbols.set(name, [BigInt(`0x${addr}`), BigInt(`0x${addr}`) + BigInt(`0x${size}`)]);
-    }
-    const inside = (ip: bigint) => [...symbols].find(([, [lo, hi]]) => ip >= lo && ip < hi)?.[0];
+    const { inside } = symbolizer(target);
 
     const o = await open(fixture('profile.bpf.o'));
     expect([o.map('stackmap').valueSize, o.map('stackmap').maxEntries]).toEqual([0, 0]);
