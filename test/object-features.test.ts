@@ -208,3 +208,28 @@ describe('CO-RE type matches (BPF_CORE_TYPE_MATCHES)', () => {
     expect(Array.from({ length: 7 }, (_, i) => v.getUint32(4 * i, true))).toEqual([1, 1, 0, 0, 1, 0, 0]);
   });
 });
+
+describe('event maps declared with their record type (cilium/ebpf, bpf2go)', () => {
+  it('a ring buffer and a perf event array with __type(value, struct event) load as the kernel wants them, and the ring buffer carries the records', async () => {
+    const child = syscalls('getppid', 3);
+    await using obj = await load(fixture('typed_events.bpf.o'), { globals: { target_tgid: child.pid } });
+    const sizes = obj.maps.filter((m) => m.name === 'events' || m.name === 'perf_events').map((m) => [m.name, m.keySize, m.valueSize]);
+    expect(sizes.sort()).toEqual([
+      ['events', 0, 0],
+      ['perf_events', 4, 4],
+    ]);
+    const link = obj.program('emit').attach();
+    const done = child.run();
+    const pids: number[] = [];
+    for await (const batch of obj.ringbuf('events').batches()) {
+      batch.forEach((view, off, len) => {
+        expect(len).toBe(20);
+        pids.push(view.getUint32(off, true));
+      });
+      if (pids.length === 3) break;
+    }
+    await done;
+    await link.closeAsync();
+    expect(pids).toEqual([child.pid, child.pid, child.pid]);
+  });
+});

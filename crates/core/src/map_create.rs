@@ -8,6 +8,9 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use crate::error::{Code, Error, Result};
 use crate::sys;
 
+/// A perf event array's key (a CPU) and value (a perf event fd), in bytes.
+const FD_SLOT_SIZE: u32 = 4;
+
 /// A map's definition as it is created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MapDef {
@@ -43,15 +46,25 @@ impl MapDef {
         }
     }
 
-    /// What the kernel is asked for where it differs from the declaration, as libbpf does:
-    /// a perf event array declared with 0 (or more than there are) entries gets one per
-    /// possible CPU.
+    /// What the kernel is asked for where it differs from the declaration, as libbpf and
+    /// cilium/ebpf do: a perf event array declared with 0 (or more than there are) entries
+    /// gets one per possible CPU. The record type declared on a perf event array or a ring
+    /// buffer (`__type(value, struct event)`, cilium/ebpf's examples and bpf2go name the
+    /// events so) only documents the records: the kernel takes u32 fd slots for the one
+    /// and no key or value for the other.
     pub fn normalize(&mut self) -> Result<()> {
-        if self.map_type == sys::BPF_MAP_TYPE_PERF_EVENT_ARRAY {
-            let cpus = u32::try_from(crate::maps::possible_cpus()?).unwrap_or(u32::MAX);
-            if self.max_entries == 0 || self.max_entries > cpus {
-                self.max_entries = cpus;
+        match self.map_type {
+            sys::BPF_MAP_TYPE_PERF_EVENT_ARRAY => {
+                let cpus = u32::try_from(crate::maps::possible_cpus()?).unwrap_or(u32::MAX);
+                if self.max_entries == 0 || self.max_entries > cpus {
+                    self.max_entries = cpus;
+                }
+                (self.key_size, self.value_size) = (FD_SLOT_SIZE, FD_SLOT_SIZE);
             }
+            sys::BPF_MAP_TYPE_RINGBUF | sys::BPF_MAP_TYPE_USER_RINGBUF => {
+                (self.key_size, self.value_size) = (0, 0);
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -265,6 +278,24 @@ mod tests {
             };
             d.normalize().unwrap();
             assert_eq!(d.max_entries, cpus);
+        }
+    }
+
+    #[test]
+    fn record_types_declared_on_event_maps_are_documentation() {
+        for (map_type, sizes) in [
+            (sys::BPF_MAP_TYPE_PERF_EVENT_ARRAY, (4, 4)),
+            (sys::BPF_MAP_TYPE_RINGBUF, (0, 0)),
+        ] {
+            let mut d = MapDef {
+                map_type,
+                key_size: 4,
+                value_size: 24,
+                max_entries: 1,
+                ..Default::default()
+            };
+            d.normalize().unwrap();
+            assert_eq!((d.key_size, d.value_size), sizes);
         }
     }
 }
