@@ -26,6 +26,19 @@ function busy(): ChildProcess {
   return spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
 }
 
+/**
+ * Runs `f` with a busy task pinned to each of `cpus`, so each one's clock runs: an idle
+ * vCPU of a loaded VM can go a whole second without a tick reaching it.
+ */
+async function busyOn(cpus: number[], f: () => Promise<void>): Promise<void> {
+  const spinners = cpus.map((cpu) => spawn('taskset', ['-c', String(cpu), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  try {
+    await f();
+  } finally {
+    await Promise.all(spinners.map((s) => new Promise((resolve) => (s.exitCode !== null ? resolve(null) : (s.once('exit', resolve), s.kill())))));
+  }
+}
+
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -104,12 +117,14 @@ describe('perf_event programs', () => {
   it('samples every online CPU by default: each sampled, never above HZ × the time it ran', async () => {
     using obj = await load(fixture('perf_sample.bpf.o'));
     const byCpu = obj.map<number, bigint>('by_cpu', { key: 'u32', value: 'u64' });
-    const before = cpuRunSeconds();
-    const link = obj.program('on_sample').attachPerfEvent({ event: 'cpu-clock', frequency: HZ });
-    expect(link.info()).toMatchObject({ kind: 'perf_event', target: 'cpu-clock every CPU', linkType: LINK_TYPE });
-    await sleep(RUN_MS);
-    link.close();
-    for (const cpu of onlineCpus()) expectPlausible(Number(byCpu.get(cpu)), ranSince(before, cpu), 0);
+    await busyOn(onlineCpus(), async () => {
+      const before = cpuRunSeconds();
+      const link = obj.program('on_sample').attachPerfEvent({ event: 'cpu-clock', frequency: HZ });
+      expect(link.info()).toMatchObject({ kind: 'perf_event', target: 'cpu-clock every CPU', linkType: LINK_TYPE });
+      await sleep(RUN_MS);
+      link.close();
+      for (const cpu of onlineCpus()) expectPlausible(Number(byCpu.get(cpu)), ranSince(before, cpu), 0);
+    });
   });
 
   it('one CPU by period: only that CPU is sampled', async () => {
@@ -117,14 +132,16 @@ describe('perf_event programs', () => {
     const byCpu = obj.map<number, bigint>('by_cpu', { key: 'u32', value: 'u64' });
     const cpus = onlineCpus();
     const cpu = cpus[cpus.length - 1];
-    const before = cpuRunSeconds();
-    const link = obj.program('on_sample').attachPerfEvent({ event: 'cpu-clock', period: 1_000_000_000 / HZ, cpu });
-    await sleep(RUN_MS);
-    link.close();
-    for (const c of cpus) {
-      if (c === cpu) expectPlausible(Number(byCpu.get(c)), ranSince(before, c), 0);
-      else expect(byCpu.get(c)).toBe(0n);
-    }
+    await busyOn([cpu], async () => {
+      const before = cpuRunSeconds();
+      const link = obj.program('on_sample').attachPerfEvent({ event: 'cpu-clock', period: 1_000_000_000 / HZ, cpu });
+      await sleep(RUN_MS);
+      link.close();
+      for (const c of cpus) {
+        if (c === cpu) expectPlausible(Number(byCpu.get(c)), ranSince(before, c), 0);
+        else expect(byCpu.get(c)).toBe(0n);
+      }
+    });
   });
 
   it('one link owns every per-CPU perf event and link: closing it leaves no fd behind', async () => {
