@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { load, open, type Link } from '../dist/index.js';
-import { drain, fixture, kernelFeatures as f, openFds, probeEvent, syscalls, type ProbeEvent } from './helpers.js';
+import { drain, fixture, kernelFeatures as f, LSM, lsmActive, openFds, probeEvent, syscalls, type ProbeEvent } from './helpers.js';
 
 const N = 6;
 const ARG = 999_999; // no such process: getpgid returns -ESRCH
@@ -16,16 +16,6 @@ const lacks = (feature: keyof typeof f, what: string) =>
   f[feature] ? '' : ` [skipped: this kernel (${f.kernel}) has no ${what}: features().${feature} is false]`;
 const TRACING = lacks('fentry', 'loadable tracing programs (BPF trampolines)');
 
-/** Whether `bpf` is among the active LSMs (securityfs; unreadable counts as no). */
-function bpfLsm(): boolean {
-  try {
-    return readFileSync('/sys/kernel/security/lsm', 'utf8').trim().split(',').includes('bpf');
-  } catch {
-    return false;
-  }
-}
-const lsmActive = f.fentry && bpfLsm();
-const LSM = lsmActive ? '' : ` [skipped: this kernel (${f.kernel}) has no BPF LSM active (bpf not in /sys/kernel/security/lsm, or no trampolines)]`;
 
 const byKind = (events: ProbeEvent[], kind: number) => events.filter((e) => e.kind === kind);
 

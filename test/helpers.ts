@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -9,6 +9,18 @@ export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 
 export const fixture = (name: string) => path.join(FIXTURES, name);
 
 export const kernelFeatures = await features();
+
+/** Whether `bpf` is among the active LSMs (securityfs; unreadable counts as no). */
+function bpfLsm(): boolean {
+  try {
+    return readFileSync('/sys/kernel/security/lsm', 'utf8').trim().split(',').includes('bpf');
+  } catch {
+    return false;
+  }
+}
+/** Whether lsm/… programs load and attach here, and the skip reason where they do not. */
+export const lsmActive = kernelFeatures.fentry && bpfLsm();
+export const LSM = lsmActive ? '' : ` [skipped: this kernel (${kernelFeatures.kernel}) has no BPF LSM active (bpf not in /sys/kernel/security/lsm, or no trampolines)]`;
 
 /**
  * Where there are trampolines: whether the verifier knows bpf_get_func_arg/ret (5.17),

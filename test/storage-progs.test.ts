@@ -2,26 +2,16 @@
 // and read from JS keyed by fds. Tracing and LSM programs do not load on our own kernel
 // (lockdown): the kernel matrix runs this
 // (node test/vm/matrix.mjs --kernel 6.12 --exec 'npx vitest run test/storage-progs.test.ts').
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket, type Socket } from 'node:dgram';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { load } from '../dist/index.js';
-import { fixture, kernelFeatures as f } from './helpers.js';
+import { fixture, kernelFeatures as f, LSM, lsmActive } from './helpers.js';
 
 const N = 5;
 
-/** Whether `bpf` is among the active LSMs (securityfs; unreadable counts as no). */
-function bpfLsm(): boolean {
-  try {
-    return readFileSync('/sys/kernel/security/lsm', 'utf8').trim().split(',').includes('bpf');
-  } catch {
-    return false;
-  }
-}
-const lsmActive = f.fentry && bpfLsm();
-const LSM = lsmActive ? '' : ` [skipped: this kernel (${f.kernel}) has no BPF LSM active (bpf not in /sys/kernel/security/lsm, or no trampolines)]`;
 
 /** bpf_sk_storage_get from tracing programs came in 5.11. */
 const [major, minor] = f.kernel.split('.').map(Number);
