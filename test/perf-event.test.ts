@@ -39,6 +39,25 @@ async function busyOn(cpus: number[], f: () => Promise<void>): Promise<void> {
   }
 }
 
+/**
+ * Samples cpu-clock at HZ for RUN_MS with `target` (a pid or a cgroup): the busy process
+ * `pid` must be the only one sampled, about HZ × its CPU time. Returns the link's info.
+ */
+async function sampleOnly(pid: number, target: { pid: number } | { cgroup: string }) {
+  using obj = await load(fixture('perf_sample.bpf.o'));
+  const by = obj.map<number, bigint>('by_pid', { key: 'u32', value: 'u64' });
+  const before = cpuSeconds(pid);
+  const link = obj.program('on_sample').attachPerfEvent({ event: 'cpu-clock', frequency: HZ, ...target });
+  const info = link.info();
+  await sleep(RUN_MS);
+  link.close();
+  const ran = cpuSeconds(pid) - before;
+  const seen = new Map(by.entries() as Iterable<[number, bigint]>);
+  expect([...seen.keys()]).toEqual([pid]);
+  expectPlausible(Number(seen.get(pid)), ran);
+  return info;
+}
+
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -98,17 +117,8 @@ describe('perf_event programs', () => {
     const child = busy();
     const pid = child.pid!;
     try {
-      using obj = await load(fixture('perf_sample.bpf.o'));
-      const by = obj.map<number, bigint>('by_pid', { key: 'u32', value: 'u64' });
-      const before = cpuSeconds(pid);
-      const link = obj.program('on_sample').attachPerfEvent({ event: 'cpu-clock', frequency: HZ, pid });
-      expect(link.info()).toMatchObject({ kind: 'perf_event', target: `cpu-clock pid ${pid}`, linkType: LINK_TYPE });
-      await sleep(RUN_MS);
-      link.close();
-      const ran = cpuSeconds(pid) - before;
-      const seen = new Map(by.entries() as Iterable<[number, bigint]>);
-      expect([...seen.keys()]).toEqual([pid]);
-      expectPlausible(Number(seen.get(pid)), ran);
+      const info = await sampleOnly(pid, { pid });
+      expect(info).toMatchObject({ kind: 'perf_event', target: `cpu-clock pid ${pid}`, linkType: LINK_TYPE });
     } finally {
       child.kill('SIGKILL');
     }
@@ -162,16 +172,7 @@ describe('perf_event programs', () => {
     const pid = child.pid!;
     try {
       writeFileSync(`${dir}/cgroup.procs`, String(pid));
-      using obj = await load(fixture('perf_sample.bpf.o'));
-      const by = obj.map<number, bigint>('by_pid', { key: 'u32', value: 'u64' });
-      const before = cpuSeconds(pid);
-      const link = obj.program('on_sample').attachPerfEvent({ event: 'cpu-clock', frequency: HZ, cgroup: dir });
-      await sleep(RUN_MS);
-      link.close();
-      const ran = cpuSeconds(pid) - before;
-      const seen = new Map(by.entries() as Iterable<[number, bigint]>);
-      expect([...seen.keys()]).toEqual([pid]);
-      expectPlausible(Number(seen.get(pid)), ran);
+      await sampleOnly(pid, { cgroup: dir });
     } finally {
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
