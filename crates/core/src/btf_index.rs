@@ -57,7 +57,8 @@ pub struct BtfIndex {
     funcs: HashMap<String, Vec<u32>>,
 }
 
-fn u32_at(d: &[u8], off: usize) -> Option<u32> {
+/// The little-endian u32 at `off`, if `d` holds it (BTF and ELF readers share this).
+pub(crate) fn u32_at(d: &[u8], off: usize) -> Option<u32> {
     d.get(off..off.checked_add(4)?)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }

@@ -3,6 +3,7 @@
 //! rules (`__bpf_core_types_match`), their instructions given the answer, and their
 //! records taken out of `.BTF.ext` before aya-obj reads it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use object::read::elf::ElfFile64;
@@ -12,7 +13,7 @@ use crate::btf::kinds::{
     KIND_ARRAY, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC_PROTO, KIND_FWD, KIND_INT, KIND_PTR,
     KIND_STRUCT, KIND_UNION,
 };
-use crate::btf_index::{essential_name, BtfIndex};
+use crate::btf_index::{essential_name, u32_at, BtfIndex};
 use crate::error::{bad_object, Result};
 
 /// `enum bpf_core_relo_kind`'s `BPF_CORE_TYPE_MATCHES`.
@@ -37,15 +38,10 @@ const CLASS_ALU64: u8 = 0x07;
 const SOURCE_K: u8 = 0x00;
 const OP_LD_IMM64: u8 = 0x18;
 
-fn word(d: &[u8], at: usize) -> Option<u32> {
-    d.get(at..at.checked_add(4)?)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 /// Resolves every TYPE_MATCHES relocation in `bytes`; `target` gives the kernel's BTF
 /// (read only when the object has such relocations).
 pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> Result<()> {
-    let (ext_range, btf) = {
+    let (ext_range, btf, sections) = {
         let file = ElfFile64::<LittleEndian>::parse(&*bytes)
             .map_err(|e| bad_object(format!("not a 64-bit little-endian ELF object: {e}")))?;
         let (Some(ext), Some(btf)) = (
@@ -58,20 +54,25 @@ pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> 
             .file_range()
             .ok_or_else(|| bad_object(".BTF.ext has no file data"))?;
         let btf = btf.data().map_err(|e| bad_object(format!(".BTF: {e}")))?;
-        ((at as usize, len as usize), btf.to_vec())
+        // File ranges of the sections, by name: where the relocated instructions are.
+        let sections: HashMap<String, (u64, u64)> = file
+            .sections()
+            .filter_map(|s| Some((s.name().ok()?.to_string(), s.file_range()?)))
+            .collect();
+        ((at as usize, len as usize), btf.to_vec(), sections)
     };
     let bad = || bad_object(".BTF.ext core_relo is truncated");
     let ext = bytes
         .get(ext_range.0..ext_range.0 + ext_range.1)
         .ok_or_else(bad)?
         .to_vec();
-    let hdr_len = word(&ext, HDR_LEN_AT).ok_or_else(bad)? as usize;
+    let hdr_len = u32_at(&ext, HDR_LEN_AT).ok_or_else(bad)? as usize;
     if hdr_len < CORE_HDR_LEN {
         return Ok(());
     }
     let (off, len) = (
-        word(&ext, CORE_RELO_AT).ok_or_else(bad)? as usize,
-        word(&ext, CORE_RELO_AT + 4).ok_or_else(bad)? as usize,
+        u32_at(&ext, CORE_RELO_AT).ok_or_else(bad)? as usize,
+        u32_at(&ext, CORE_RELO_AT + 4).ok_or_else(bad)? as usize,
     );
     if len == 0 {
         return Ok(());
@@ -80,15 +81,15 @@ pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> 
     let sub = ext
         .get(start..start.checked_add(len).ok_or_else(bad)?)
         .ok_or_else(bad)?;
-    let rec_size = word(sub, 0).ok_or_else(bad)? as usize;
+    let rec_size = u32_at(sub, 0).ok_or_else(bad)? as usize;
 
     // Walk the sections' records: keep the others, answer the TYPE_MATCHES ones.
     let mut kept = sub[..4].to_vec();
     let mut answers: Vec<(u32, u32, u32)> = Vec::new(); // (sec_name_off, insn_off, local type)
     let mut pos = 4;
     while pos < sub.len() {
-        let sec_name = word(sub, pos).ok_or_else(bad)?;
-        let count = word(sub, pos + 4).ok_or_else(bad)? as usize;
+        let sec_name = u32_at(sub, pos).ok_or_else(bad)?;
+        let count = u32_at(sub, pos + 4).ok_or_else(bad)? as usize;
         let records = pos + SEC_HEADER;
         let end = count
             .checked_mul(rec_size)
@@ -97,9 +98,13 @@ pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> 
             .ok_or_else(bad)?;
         let mut others = Vec::new();
         for rec in sub[records..end].chunks_exact(rec_size) {
-            if word(rec, RELO_KIND_AT) == Some(TYPE_MATCHES) {
-                let insn_off = word(rec, 0).ok_or_else(bad)?;
-                answers.push((sec_name, insn_off, word(rec, RELO_TYPE_AT).ok_or_else(bad)?));
+            if u32_at(rec, RELO_KIND_AT) == Some(TYPE_MATCHES) {
+                let insn_off = u32_at(rec, 0).ok_or_else(bad)?;
+                answers.push((
+                    sec_name,
+                    insn_off,
+                    u32_at(rec, RELO_TYPE_AT).ok_or_else(bad)?,
+                ));
             } else {
                 others.push(rec);
             }
@@ -124,7 +129,12 @@ pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> 
             .ok_or_else(|| bad_object(".BTF.ext names a section outside the BTF strings"))?
             .to_string();
         let value = u32::from(matches_any(&local, type_id, &target));
-        patch(bytes, &section, insn_off as usize, value)?;
+        let range = sections.get(&section).copied().ok_or_else(|| {
+            bad_object(format!(
+                ".BTF.ext names section '{section}', which the ELF lacks"
+            ))
+        })?;
+        patch(bytes, &section, range, insn_off as usize, value)?;
     }
     // The records that are left, in place of the old subsection (never longer).
     let at = ext_range.0 + start;
@@ -135,29 +145,24 @@ pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> 
     Ok(())
 }
 
-/// Writes `value` into the immediate of the instruction at `insn_off` of `section`.
-fn patch(bytes: &mut [u8], section: &str, insn_off: usize, value: u32) -> Result<()> {
-    let at = {
-        let file = ElfFile64::<LittleEndian>::parse(&*bytes)
-            .map_err(|e| bad_object(format!("not a 64-bit little-endian ELF object: {e}")))?;
-        let (sec_at, sec_len) = file
-            .section_by_name(section)
-            .and_then(|s| s.file_range())
-            .ok_or_else(|| {
-                bad_object(format!(
-                    ".BTF.ext names section '{section}', which the ELF lacks"
-                ))
-            })?;
-        (insn_off as u64)
-            .checked_add(16)
-            .filter(|&e| e <= sec_len)
-            .map(|_| (sec_at as usize) + insn_off)
-            .ok_or_else(|| {
-                bad_object(format!(
-                    "TYPE_MATCHES relocation outside section '{section}'"
-                ))
-            })?
-    };
+/// Writes `value` into the immediate of the instruction at `insn_off` of `section`,
+/// which lies at `(file offset, size)` in `bytes`.
+fn patch(
+    bytes: &mut [u8],
+    section: &str,
+    (sec_at, sec_len): (u64, u64),
+    insn_off: usize,
+    value: u32,
+) -> Result<()> {
+    let at = (insn_off as u64)
+        .checked_add(16)
+        .filter(|&e| e <= sec_len)
+        .map(|_| (sec_at as usize) + insn_off)
+        .ok_or_else(|| {
+            bad_object(format!(
+                "TYPE_MATCHES relocation outside section '{section}'"
+            ))
+        })?;
     let code = bytes[at];
     let class = code & 0x07;
     let imm_k = (class == CLASS_ALU || class == CLASS_ALU64) && code & 0x08 == SOURCE_K;

@@ -15,6 +15,7 @@ use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
 use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, SymbolKind};
 
+use crate::btf_index::u32_at;
 use crate::error::{bad_object, Result};
 
 /// Program sections by ELF section index, with their original names, and the sizes of
@@ -160,7 +161,7 @@ fn rename(
         return Ok(());
     };
     let old = btf.data().map_err(|e| bad_object(format!(".BTF: {e}")))?;
-    let field = |at: usize| word(old, at).ok_or_else(|| bad_object(".BTF header is truncated"));
+    let field = |at: usize| u32_at(old, at).ok_or_else(|| bad_object(".BTF header is truncated"));
     let hdr_len = field(BTF_HDR_LEN_AT)? as usize;
     let [type_off, type_len, str_off, str_len] =
         [0, 4, 8, 12].map(|o| field(BTF_TYPE_OFF_AT + o).map(|v| v as usize));
@@ -206,7 +207,7 @@ fn rename(
         std::str::from_utf8(&tail[..tail.iter().position(|&b| b == 0)?]).ok()
     };
     for at in sec_name_fields(ext_data)? {
-        let Some(&offset) = word(ext_data, at)
+        let Some(&offset) = u32_at(ext_data, at)
             .and_then(name_at)
             .and_then(|n| btf_offsets.get(n))
         else {
@@ -220,25 +221,25 @@ fn rename(
 /// Offsets in `.BTF.ext` of every `sec_name_off` (one per section in each subsection).
 fn sec_name_fields(ext: &[u8]) -> Result<Vec<usize>> {
     let bad = || bad_object(".BTF.ext is truncated");
-    let hdr_len = word(ext, BTF_HDR_LEN_AT).ok_or_else(bad)? as usize;
+    let hdr_len = u32_at(ext, BTF_HDR_LEN_AT).ok_or_else(bad)? as usize;
     let mut out = Vec::new();
     for field in BTF_EXT_SUBSECTIONS {
         if field + 8 > hdr_len.min(BTF_EXT_CORE_HDR_LEN) {
             continue;
         }
         let (off, len) = (
-            word(ext, field).ok_or_else(bad)?,
-            word(ext, field + 4).ok_or_else(bad)?,
+            u32_at(ext, field).ok_or_else(bad)?,
+            u32_at(ext, field + 4).ok_or_else(bad)?,
         );
         if len == 0 {
             continue;
         }
         let start = hdr_len.checked_add(off as usize).ok_or_else(bad)?;
         let end = start.checked_add(len as usize).ok_or_else(bad)?;
-        let rec_size = word(ext, start).ok_or_else(bad)? as usize;
+        let rec_size = u32_at(ext, start).ok_or_else(bad)? as usize;
         let mut pos = start + 4;
         while pos < end {
-            let count = word(ext, pos + 4).ok_or_else(bad)? as usize;
+            let count = u32_at(ext, pos + 4).ok_or_else(bad)? as usize;
             out.push(pos);
             pos = count
                 .checked_mul(rec_size)
@@ -269,11 +270,6 @@ fn put(bytes: &mut [u8], at: usize, value: &[u8]) -> Result<()> {
         .ok_or_else(|| bad_object(format!("offset {at:#x} lies outside the file")))?
         .copy_from_slice(value);
     Ok(())
-}
-
-fn word(d: &[u8], at: usize) -> Option<u32> {
-    d.get(at..at.checked_add(4)?)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! Then the object's BTF loses what the kernel refuses in it (extern linkage, entries of
 //! the `.ksyms` DATASEC).
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use object::read::elf::{ElfFile64, ElfSymbol64};
@@ -19,6 +20,7 @@ use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationT
 use crate::btf::kinds::{KIND_DATASEC, KIND_FUNC, KIND_PTR, KIND_TYPEDEF, KIND_VAR};
 use crate::btf_index::{BtfIndex, DatasecEntry};
 use crate::error::{bad_object, Code, Error, Result};
+use crate::symbols::kernel::Kallsyms;
 
 /// `BPF_JMP | BPF_CALL`
 const OP_CALL: u8 = 0x85;
@@ -45,9 +47,20 @@ pub trait KernelSymbols {
     fn address(&self, name: &str) -> Result<Option<u64>>;
 }
 
-/// The kernel this process runs on (its BTF from `btf_path`, default vmlinux).
+/// The kernel this process runs on (its BTF from `btf_path`, default vmlinux);
+/// /proc/kallsyms is read once, on the first address asked for.
 pub struct RunningKernel<'a> {
-    pub btf_path: Option<&'a std::path::Path>,
+    btf_path: Option<&'a std::path::Path>,
+    kallsyms: OnceCell<Kallsyms>,
+}
+
+impl<'a> RunningKernel<'a> {
+    pub fn new(btf_path: Option<&'a std::path::Path>) -> Self {
+        RunningKernel {
+            btf_path,
+            kallsyms: OnceCell::new(),
+        }
+    }
 }
 
 impl KernelSymbols for RunningKernel<'_> {
@@ -61,7 +74,10 @@ impl KernelSymbols for RunningKernel<'_> {
     }
 
     fn address(&self, name: &str) -> Result<Option<u64>> {
-        crate::symbols::kernel::kallsyms_address(name)
+        if self.kallsyms.get().is_none() {
+            let _ = self.kallsyms.set(Kallsyms::read()?);
+        }
+        Ok(self.kallsyms.get().and_then(|k| k.address(name)))
     }
 }
 
@@ -266,9 +282,7 @@ pub(super) fn type_extra(kind: u32, vlen: usize) -> usize {
 }
 
 pub(super) fn u32_at(d: &[u8], off: usize) -> Result<u32> {
-    d.get(off..off.saturating_add(4))
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| bad_object(".BTF is truncated"))
+    crate::btf_index::u32_at(d, off).ok_or_else(|| bad_object(".BTF is truncated"))
 }
 
 pub(super) fn put_u32(d: &mut [u8], off: usize, v: u32) -> Result<()> {

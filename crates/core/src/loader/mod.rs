@@ -407,9 +407,7 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
     kfuncs::link(
         &mut bytes,
         &|name| kconfig.as_ref().is_some_and(|k| k.has(name)),
-        &kfuncs::RunningKernel {
-            btf_path: opts.btf_path.as_deref(),
-        },
+        &kfuncs::RunningKernel::new(opts.btf_path.as_deref()),
     )?;
     if let Some(plan) = &kconfig {
         let value = plan.value(&kconfig::kernel_value)?;

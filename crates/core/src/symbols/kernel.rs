@@ -130,25 +130,34 @@ pub fn name_counts(functions: &[KernelFunction]) -> HashMap<&str, usize> {
     counts
 }
 
-/// A kernel symbol's address from /proc/kallsyms (`typeless __ksym` externs), `None` when
-/// it is not listed, or listed as 0 (addresses hidden by kptr_restrict). Data symbols are
-/// listed only on kernels built with CONFIG_KALLSYMS_ALL.
-pub fn kallsyms_address(name: &str) -> Result<Option<u64>> {
-    Ok(kallsyms_entry(name)?.filter(|&a| a != 0))
-}
+/// /proc/kallsyms as read once, for looking up several names in it.
+pub struct Kallsyms(Vec<u8>);
 
-/// The address /proc/kallsyms lists for `name` (0 where kptr_restrict hides addresses).
-fn kallsyms_entry(name: &str) -> Result<Option<u64>> {
-    let text =
-        std::fs::read("/proc/kallsyms").map_err(|e| Error::os("reading /proc/kallsyms", e))?;
-    Ok(text.split(|&b| b == b'\n').find_map(|line| {
-        // "ffffffff81000000 T name\t[module]"
-        let mut parts = line.split(|&b| b == b' ' || b == b'\t');
-        let (addr, _kind, sym) = (parts.next()?, parts.next()?, parts.next()?);
-        (sym == name.as_bytes())
-            .then(|| u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok())
-            .flatten()
-    }))
+impl Kallsyms {
+    pub fn read() -> Result<Self> {
+        std::fs::read("/proc/kallsyms")
+            .map(Kallsyms)
+            .map_err(|e| Error::os("reading /proc/kallsyms", e))
+    }
+
+    /// The address listed for `name` (0 where kptr_restrict hides addresses).
+    fn entry(&self, name: &str) -> Option<u64> {
+        self.0.split(|&b| b == b'\n').find_map(|line| {
+            // "ffffffff81000000 T name\t[module]"
+            let mut parts = line.split(|&b| b == b' ' || b == b'\t');
+            let (addr, _kind, sym) = (parts.next()?, parts.next()?, parts.next()?);
+            (sym == name.as_bytes())
+                .then(|| u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok())
+                .flatten()
+        })
+    }
+
+    /// A kernel symbol's address (`typeless __ksym` externs), `None` when it is not
+    /// listed, or listed as 0 (hidden). Data symbols are listed only on kernels built with
+    /// CONFIG_KALLSYMS_ALL.
+    pub fn address(&self, name: &str) -> Option<u64> {
+        self.entry(name).filter(|&a| a != 0)
+    }
 }
 
 /// The prefix of syscall entry functions where syscalls go through `__<arch>_sys_*`
@@ -163,9 +172,9 @@ pub fn syscall_wrapper_prefix() -> Option<&'static str> {
         } else {
             "__x64_sys_"
         };
-        kallsyms_entry(&format!("{prefix}bpf"))
-            .ok()
-            .flatten()
+        Kallsyms::read()
+            .ok()?
+            .entry(&format!("{prefix}bpf"))
             .map(|_| prefix)
     })
 }
