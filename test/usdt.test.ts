@@ -188,6 +188,46 @@ describe('USDT', () => {
     });
   }
 
+  // libbpf 1.7's usdt.bpf.h lays out its specs anew (304-byte values) and reads
+  // base+index*scale operands; the same usdt.bpf.c built against it.
+  describe("libbpf 1.7's usdt.bpf.h (usdt_libbpf17.bpf.o)", () => {
+    /** What usdt_target.c passes to nodebpf:sib for round i (see its sib()). */
+    const sibOf = (i: number): bigint[] => {
+      const n = BigInt(i);
+      const loc = [n, 3n * n, -n, 7n];
+      const small = [BigInt.asIntN(16, -n), 2n, 3n, 4n];
+      const j = i & 3;
+      return [loc[j], loc[(j + 1) & 3], small[j]];
+    };
+
+    for (const forceFallback of mechanisms) {
+      const mechanism = mechanismOf(forceFallback);
+      it(`reads registers, stack slots, constants and base+index*scale operands exactly (${mechanism}${forceFallback ? ', forced' : ''})`, async () => {
+        using target = new Target();
+        using obj = await load(fixture('usdt_libbpf17.bpf.o'));
+        expect(obj.maps.find((m) => m.name === '__bpf_usdt_specs')?.valueSize).toBe(304);
+        const common = { binary: TARGET, provider: 'nodebpf', forceFallback };
+        using _a = obj.program('on_usdt').attachUsdt({ ...common, name: 'args', cookie: 1 });
+        using _s = obj.program('on_usdt').attachUsdt({ ...common, name: 'sib', cookie: 2 });
+        expect(await target.fire(5)).toEqual({ sem: 0, guarded: 0 });
+        expect(events(obj)).toEqual(
+          [0, 1, 2, 3, 4].flatMap((i) => [
+            { which: 0, pid: target.pid, cookie: 1n, argc: 10, err: 0, args: argsOf(i) },
+            { which: 0, pid: target.pid, cookie: 2n, argc: 3, err: 0, args: sibOf(i) },
+          ]),
+        );
+      });
+    }
+
+    it("an object built with an older usdt.bpf.h cannot read them: UNSUPPORTED, saying so", async () => {
+      using obj = await load(fixture('usdt.bpf.o'));
+      expect(obj.maps.find((m) => m.name === '__bpf_usdt_specs')?.valueSize).toBe(208);
+      expect(() => obj.program('on_usdt').attachUsdt({ binary: TARGET, provider: 'nodebpf', name: 'sib' })).toThrow(
+        expect.objectContaining({ code: 'UNSUPPORTED', message: expect.stringMatching(/nodebpf:sib has a base\+index\*scale argument .*predates libbpf 1\.7/) }),
+      );
+    });
+  });
+
   // Kernels before 5.15 have no BPF cookies: usdt.bpf.h finds the spec by the probe's
   // address. usdt_ip.bpf.c is usdt.bpf.h built to do so on any kernel.
   describe('specs by address (__bpf_usdt_ip_to_spec_id), as without BPF cookies', () => {

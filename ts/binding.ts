@@ -115,6 +115,7 @@ export declare class NativeObject {
   close(): void
   /** The map's consumer; `BUSY` while another is open. */
   ringbuf(map: string): NativeRingBuf
+  testRun(prog: string, options: TestRunOptions): Promise<TestRunOutput>
 }
 
 /** (done, total) of a long attach, read by the facade while the attach runs. */
@@ -428,6 +429,22 @@ export interface ProgramSpec {
   expectedAttachType: number
   /** What the SEC() name says to attach to. */
   attachTarget?: string
+}
+
+export interface TestRunOptions {
+  data?: Buffer
+  ctx?: Buffer
+  repeat?: number
+  dataOutSize?: number
+  cpu?: number
+}
+
+export interface TestRunOutput {
+  retval: number
+  data: Buffer
+  ctx: Buffer
+  /** Nanoseconds one run took, on average. */
+  duration: number
 }
 
 /** Batch attach through tracing_multi (one fentry/fexit program per function where the kernel lacks it). */

@@ -4,7 +4,7 @@ export { open, OpenObject, OpenProgram, OpenMap } from './open.js';
 export type { GlobalSpec } from './binding.js';
 export { BpfMap, createMap, pidfdOpen, MapType, type MapCodecs, type MapHandle, type CreateMapOptions } from './map.js';
 export { Program } from './program.js';
-export type { UprobeOptions, KprobeOptions, KprobeMultiOptions, UprobeMultiOptions, UsdtOptions, TracingMultiOptions, Progress, PerfEventOptions, PerfEventName, FreplaceTarget } from './program.js';
+export type { UprobeOptions, KprobeOptions, KprobeMultiOptions, UprobeMultiOptions, UsdtOptions, TracingMultiOptions, Progress, PerfEventOptions, PerfEventName, FreplaceTarget, TestRunOptions, TestRunResult } from './program.js';
 export { Link, MultiLink, type ReattachEvent } from './link.js';
 export { RingBuffer, Batch, type IterateOptions } from './ringbuf.js';
 export type { Codec, CodecName, CodecSpec } from './codec.js';

@@ -1,5 +1,5 @@
 import type * as binding from './binding.js';
-import { bigs, CPU, FD, num, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
+import { bigs, bytes, CPU, FD, num, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
 import { addon, type NativeLink, type NativeMultiLink, type NativeObject, type NativeProgress, type ProgramDesc } from './native.js';
@@ -179,6 +179,32 @@ export interface PerfEventOptions {
  * or a program fd), as libbpf's `bpf_program__set_attach_target(prog, target_fd, "func")`.
  * `function` defaults to the one the SEC() name gives (`SEC("freplace/func")`).
  */
+/** `program.testRun()`'s options. */
+export interface TestRunOptions {
+  /** The packet the program runs on (`data_in`). */
+  data?: Uint8Array;
+  /** Its context (`ctx_in`). */
+  ctx?: Uint8Array;
+  /** How many runs (0 and 1: once); `duration` is their mean. */
+  repeat?: number;
+  /** Bytes of packet to read back; default its size plus a page to grow into. */
+  dataOutSize?: number;
+  /** The CPU a raw tracepoint program runs on. */
+  cpu?: number;
+}
+
+/** What `program.testRun()` resolves with. */
+export interface TestRunResult {
+  /** The program's return value. */
+  retval: number;
+  /** The packet after the run. */
+  data: Buffer;
+  /** The context after the run (empty when none was given). */
+  ctx: Buffer;
+  /** Nanoseconds one run took, on average. */
+  duration: number;
+}
+
 export interface FreplaceTarget {
   program: Program | number;
   function?: string;
@@ -412,6 +438,29 @@ export class Program {
     const chunks: Buffer[] = [];
     for await (const c of this.iterate(options)) chunks.push(c);
     return Buffer.concat(chunks);
+  }
+
+  /**
+   * Runs the loaded program without attaching it (libbpf's `bpf_prog_test_run_opts`,
+   * `BPF_PROG_TEST_RUN`): on a packet (`data`) and/or a context (`ctx`: `struct
+   * __sk_buff`, `struct xdp_md`, a raw tracepoint's arguments), `repeat` times. Resolves
+   * with what it returned, the packet and context after the run, and the mean nanoseconds
+   * of one run. XDP, TC, socket filter, flow dissector, raw tracepoint and syscall
+   * programs take it; others reject with `UNSUPPORTED`.
+   */
+  async testRun(given: TestRunOptions = {}): Promise<TestRunResult> {
+    const options = opts('testRun options', given);
+    const buf = (param: string, v: Uint8Array | undefined) =>
+      v === undefined ? undefined : Buffer.from(bytes(param, v));
+    const o: binding.TestRunOptions = {
+      data: buf('data', options.data),
+      ctx: buf('ctx', options.ctx),
+      repeat: optNum('repeat', options.repeat, U32),
+      dataOutSize: optNum('dataOutSize', options.dataOutSize, U32),
+      cpu: optNum('cpu', options.cpu, CPU),
+    };
+    const out = await nativeAsync(() => this.#obj._native().testRun(this.name, o));
+    return { retval: out.retval, data: out.data, ctx: out.ctx, duration: out.duration };
   }
 
   /**

@@ -4,8 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-/** Modules the guest needs; any that is built into the kernel is simply not found. */
-const WANTED = ['virtio_pci', '9pnet_virtio', '9p', 'overlay'];
+/**
+ * Modules the guest needs; any that is built into the kernel is simply not found.
+ * nf_conntrack and x_tables are there for their BTF: kfuncs and variables that live in a module
+ * (test/module-ksyms.test.ts); crc32c_generic is what its libcrc32c loads by name.
+ */
+const WANTED = ['virtio_pci', '9pnet_virtio', '9p', 'overlay', 'crc32c_generic', 'nf_conntrack', 'x_tables'];
 
 function findModules(dir, out = new Map()) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {

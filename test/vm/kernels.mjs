@@ -46,43 +46,36 @@ function depends(opts, pkg) {
   return { version, deps };
 }
 
-/** Resolves, downloads (when not cached) and unpacks the newest amd64 kernel of `suite`. */
-export function ensureKernel(cacheRoot, label, log = () => {}) {
-  const suite = SUITES[label];
-  if (!suite) throw new Error(`unknown kernel '${label}' (known: ${Object.keys(SUITES).join(', ')})`);
+/** The suite's private apt state, its lists updated once per process. */
+const updated = new Set();
+function suiteState(cacheRoot, suite, log) {
   const dir = path.resolve(cacheRoot, suite);
   for (const d of ['lists/partial', 'cache/archives/partial', 'debs']) mkdirSync(path.join(dir, d), { recursive: true });
   writeFileSync(path.join(dir, 'sources.list'), [`deb ${MIRROR} ${suite} main`, ...(EXTRA_SOURCES[suite] ?? [])].join('\n') + '\n');
   const opts = aptOptions(dir);
-  log(`${label}: resolving linux-image-amd64 in ${suite}`);
-  run('apt-get', [...opts, 'update', '-qq']);
-  // Follow linux-image-amd64 → linux-image-X (→ linux-binary-X, linux-modules-X in sid).
-  const wanted = new Map(); // package → version, one apt-cache call each
-  const seen = new Set(['linux-image-amd64']);
-  const queue = ['linux-image-amd64'];
-  while (queue.length) {
-    const pkg = queue.shift();
-    const { version, deps } = depends(opts, pkg);
-    if (pkg !== 'linux-image-amd64') wanted.set(pkg, version);
-    for (const d of deps.filter((d) => !seen.has(d))) {
-      seen.add(d);
-      queue.push(d);
-    }
+  if (!updated.has(dir)) {
+    log(`${suite}: updating the package lists`);
+    run('apt-get', [...opts, 'update', '-qq']);
+    updated.add(dir);
   }
-  if (wanted.size === 0) throw new Error(`${suite}: linux-image-amd64 depends on no kernel package`);
-  const debs = [];
-  for (const [pkg, version] of wanted) {
-    const file = `${pkg}_${version.replace(/:/g, '%3a')}_amd64.deb`;
-    const debPath = path.join(dir, 'debs', file);
-    if (!existsSync(debPath)) {
-      log(`${label}: downloading ${pkg} ${version}`);
-      run('apt-get', [...opts, 'download', '-qq', `${pkg}=${version}`], { cwd: path.join(dir, 'debs') });
-    }
-    if (!existsSync(debPath)) throw new Error(`${suite}: apt-get download did not produce ${file}`);
-    debs.push(debPath);
+  return { dir, opts };
+}
+
+/** Downloads (when not cached) `pkg` at `version` into the suite's debs/, returning the .deb. */
+function download({ dir, opts }, suite, pkg, version, log) {
+  const file = `${pkg}_${version.replace(/:/g, '%3a')}_amd64.deb`;
+  const debPath = path.join(dir, 'debs', file);
+  if (!existsSync(debPath)) {
+    log(`${suite}: downloading ${pkg} ${version}`);
+    run('apt-get', [...opts, 'download', '-qq', `${pkg}=${version}`], { cwd: path.join(dir, 'debs') });
   }
+  if (!existsSync(debPath)) throw new Error(`${suite}: apt-get download did not produce ${file}`);
+  return debPath;
+}
+
+/** Unpacks `debs` into `root` unless that exact set is unpacked there already. */
+function unpack(root, debs) {
   const key = debs.map((d) => path.basename(d)).sort().join('\n');
-  const root = path.join(dir, 'root');
   const stamp = path.join(root, '.unpacked');
   if (!existsSync(stamp) || run('cat', [stamp]) !== key) {
     run('rm', ['-rf', root]);
@@ -90,7 +83,48 @@ export function ensureKernel(cacheRoot, label, log = () => {}) {
     for (const deb of debs) run('dpkg-deb', ['-x', deb, root]);
     writeFileSync(stamp, key);
   }
+}
+
+/** Resolves, downloads (when not cached) and unpacks the newest amd64 kernel of `suite`. */
+export function ensureKernel(cacheRoot, label, log = () => {}) {
+  const suite = SUITES[label];
+  if (!suite) throw new Error(`unknown kernel '${label}' (known: ${Object.keys(SUITES).join(', ')})`);
+  const state = suiteState(cacheRoot, suite, log);
+  log(`${label}: resolving linux-image-amd64 in ${suite}`);
+  // Follow linux-image-amd64 → linux-image-X (→ linux-binary-X, linux-modules-X in sid).
+  const wanted = new Map(); // package → version, one apt-cache call each
+  const seen = new Set(['linux-image-amd64']);
+  const queue = ['linux-image-amd64'];
+  while (queue.length) {
+    const pkg = queue.shift();
+    const { version, deps } = depends(state.opts, pkg);
+    if (pkg !== 'linux-image-amd64') wanted.set(pkg, version);
+    for (const d of deps.filter((d) => !seen.has(d))) {
+      seen.add(d);
+      queue.push(d);
+    }
+  }
+  if (wanted.size === 0) throw new Error(`${suite}: linux-image-amd64 depends on no kernel package`);
+  const debs = [...wanted].map(([pkg, version]) => download(state, suite, pkg, version, log));
+  const root = path.join(state.dir, 'root');
+  unpack(root, debs);
   return locate(root, label, suite);
+}
+
+/**
+ * One package of `suite` (its newest amd64 version when first fetched), unpacked on its own
+ * into `<cache>/<suite>/pkg/<name>`, which is returned; once unpacked, it is reused without
+ * asking the archive. Its dependencies are not fetched.
+ */
+export function ensurePackage(cacheRoot, suite, pkg, log = () => {}) {
+  const unpacked = path.resolve(cacheRoot, suite, 'pkg', pkg);
+  if (existsSync(path.join(unpacked, '.unpacked'))) return unpacked;
+  const state = suiteState(cacheRoot, suite, log);
+  const { version } = depends(state.opts, pkg);
+  if (!version) throw new Error(`${suite}: no package ${pkg}`);
+  const root = path.join(state.dir, 'pkg', pkg);
+  unpack(root, [download(state, suite, pkg, version, log)]);
+  return root;
 }
 
 function locate(root, label, suite) {

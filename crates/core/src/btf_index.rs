@@ -136,11 +136,19 @@ impl BtfIndex {
             if t.kind != KIND_FUNC {
                 continue;
             }
-            // A split BTF's FUNCs name themselves with its own strings, past the base's.
-            let start = str_off + name_off.checked_sub(str_base).ok_or_else(bad)? as usize;
-            let tail = data.get(start..).ok_or_else(bad)?;
-            let len = tail.iter().position(|&b| b == 0).ok_or_else(bad)?;
-            let name = String::from_utf8_lossy(&tail[..len]).into_owned();
+            // A split BTF's strings follow the base's, and it names things with either (a
+            // module's function can share its name with one of vmlinux's).
+            let name = match name_off.checked_sub(str_base) {
+                Some(own) => {
+                    let tail = data.get(str_off + own as usize..).ok_or_else(bad)?;
+                    &tail[..tail.iter().position(|&b| b == 0).ok_or_else(bad)?]
+                }
+                None => base
+                    .as_deref()
+                    .and_then(|b| b.name(*name_off))
+                    .ok_or_else(bad)?,
+            };
+            let name = String::from_utf8_lossy(name).into_owned();
             funcs
                 .entry(name)
                 .or_default()
@@ -343,9 +351,10 @@ impl BtfIndex {
     /// A name in this BTF's own string section.
     fn name(&self, name_off: u32) -> Option<&[u8]> {
         let base = self.str_end.saturating_sub(self.own_str_len());
-        let start = self
-            .str_off
-            .checked_add(name_off.checked_sub(base)? as usize)?;
+        let Some(own) = name_off.checked_sub(base) else {
+            return self.base.as_deref()?.name(name_off);
+        };
+        let start = self.str_off.checked_add(own as usize)?;
         let tail = self.data.get(start..)?;
         tail.get(..tail.iter().position(|&b| b == 0)?)
     }
@@ -543,4 +552,43 @@ pub enum IntKind {
     Signed,
     Unsigned,
     Bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn btf(types: &[u32], strings: &[u8]) -> Vec<u8> {
+        let types: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut b = vec![0x9f, 0xeb, 1, 0];
+        for w in [
+            24,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            b.extend(w.to_le_bytes());
+        }
+        b.extend(types);
+        b.extend(strings);
+        b
+    }
+
+    #[test]
+    fn split_btf_names_things_with_its_base_strings_too() {
+        // Base: [1] FUNC_PROTO, [2] FUNC "f"; strings "\0f\0".
+        let base = btf(&[0, 13 << 24, 0, 1, 12 << 24, 1], b"\0f\0");
+        let base = Arc::new(BtfIndex::parse(base).expect("base"));
+        // Split: [3] FUNC "f" (the base's string), [4] FUNC "g" (its own, at 3 + 1),
+        // [5] VAR "f" (the base's string).
+        let split = btf(
+            &[1, 12 << 24, 1, 4, 12 << 24, 1, 1, 14 << 24, 1, 1],
+            b"\0g\0",
+        );
+        let split = BtfIndex::parse_split(split, Some(base)).expect("split");
+        assert_eq!(split.func_ids("f"), &[3]);
+        assert_eq!(split.func_ids("g"), &[4]);
+        assert_eq!(split.var_id("f"), Some(5));
+    }
 }

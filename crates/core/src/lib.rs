@@ -16,6 +16,7 @@ pub mod program;
 pub mod ringbuf;
 pub mod symbols;
 pub mod sys;
+pub mod test_run;
 pub mod tracefs;
 pub mod usdt;
 

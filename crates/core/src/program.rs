@@ -9,6 +9,7 @@ use std::sync::Arc;
 use aya_obj::generated::{bpf_func_info, bpf_insn, bpf_line_info};
 
 use crate::error::{Code, Error, Result};
+use crate::loader::kfuncs::ModuleBtfs;
 use crate::loader::section::SectionSpec;
 use crate::sys::{self, ProgLoadAttr};
 
@@ -28,6 +29,8 @@ pub struct Program {
     license: CString,
     kern_version: u32,
     btf_fd: Option<Arc<OwnedFd>>,
+    /// Module BTF objects its kfunc calls and variables name (`fd_array`).
+    modules: Arc<ModuleBtfs>,
     /// The instance loaded with the object; `None` for tracing programs whose SEC()
     /// names no target: those are loaded when attached.
     fd: Option<OwnedFd>,
@@ -55,6 +58,7 @@ pub(crate) struct ProgramParts {
     pub license: CString,
     pub kern_version: u32,
     pub btf_fd: Option<Arc<OwnedFd>>,
+    pub modules: Arc<ModuleBtfs>,
 }
 
 impl Program {
@@ -72,6 +76,7 @@ impl Program {
             license: parts.license,
             kern_version: parts.kern_version,
             btf_fd: parts.btf_fd,
+            modules: parts.modules,
             fd: None,
             autoload: true,
             attach_prog: None,
@@ -145,6 +150,7 @@ impl Program {
                 .as_ref()
                 .or(target.target_prog.as_ref())
                 .map_or(0, |f| f.as_raw_fd() as u32),
+            fd_array: self.modules.fd_array().map_or(0, |a| sys::ptr(a.as_ptr())),
             ..Default::default()
         };
         let name_len = self.name.len().min(15);

@@ -12,3 +12,4 @@ pub mod map;
 pub mod object;
 pub mod options;
 pub mod ringbuf;
+pub mod test_run;

@@ -5,6 +5,9 @@
 //!   sym __ksym`) load the symbol's address from /proc/kallsyms;
 //! - a typed variable (`extern const struct rq runqueues __ksym`, per-CPU variables for
 //!   `bpf_per_cpu_ptr`) loads a `BPF_PSEUDO_BTF_ID` of its vmlinux BTF VAR;
+//! - kfuncs and typed variables a kernel module has (in its BTF, not vmlinux's) are
+//!   named by the module's BTF object as well: a call by its index in the program's
+//!   `fd_array`, a variable by the fd itself (the kernel's two ways; libbpf's too);
 //! - a `__weak` one the kernel lacks is 0, and a call to it is poisoned the way libbpf
 //!   does (an unknown helper the verifier only refuses if the call is reachable).
 //!
@@ -13,6 +16,8 @@
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use object::read::elf::{ElfFile64, ElfSymbol64};
 use object::{LittleEndian, Object as _, ObjectSection, ObjectSymbol, RelocationTarget};
@@ -37,40 +42,92 @@ const PSEUDO_BTF_ID: u8 = 3;
 const POISON_CALL_KFUNC_BASE: i32 = 2_002_000_000;
 const LINKAGE_EXTERN: u32 = 2;
 
+/// A kernel BTF id, and the module whose BTF holds it (`None`: vmlinux).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelId {
+    pub id: u32,
+    pub module: Option<String>,
+}
+
 /// What the running kernel says about the symbols externs name.
 pub trait KernelSymbols {
-    /// The vmlinux BTF id of a FUNC.
-    fn func_id(&self, name: &str) -> Result<Option<u32>>;
-    /// The vmlinux BTF id of a VAR.
-    fn var_id(&self, name: &str) -> Result<Option<u32>>;
+    /// The BTF id of a FUNC, in vmlinux or else in a module.
+    fn func_id(&self, name: &str) -> Result<Option<KernelId>>;
+    /// The BTF id of a VAR, in vmlinux or else in a module.
+    fn var_id(&self, name: &str) -> Result<Option<KernelId>>;
     /// The symbol's address.
     fn address(&self, name: &str) -> Result<Option<u64>>;
+    /// A module's BTF object.
+    fn module_btf(&self, module: &str) -> Result<OwnedFd>;
 }
 
 /// The kernel this process runs on (its BTF from `btf_path`, default vmlinux);
-/// /proc/kallsyms is read once, on the first address asked for.
+/// /proc/kallsyms is read once, on the first address asked for, and the modules' BTF
+/// on the first name vmlinux lacks.
 pub struct RunningKernel<'a> {
-    btf_path: Option<&'a std::path::Path>,
+    btf_path: Option<&'a Path>,
     kallsyms: OnceCell<Kallsyms>,
+    modules: OnceCell<Vec<(String, BtfIndex)>>,
 }
 
 impl<'a> RunningKernel<'a> {
-    pub fn new(btf_path: Option<&'a std::path::Path>) -> Self {
+    pub fn new(btf_path: Option<&'a Path>) -> Self {
         RunningKernel {
             btf_path,
             kallsyms: OnceCell::new(),
+            modules: OnceCell::new(),
         }
+    }
+
+    /// The loaded modules' BTF. None for a `btf_path` of its own: that BTF describes
+    /// another kernel than the modules here, and a module's BTF only makes sense on top
+    /// of its own vmlinux.
+    fn modules(&self) -> Result<&[(String, BtfIndex)]> {
+        if let Some(m) = self.modules.get() {
+            return Ok(m);
+        }
+        let mut found = Vec::new();
+        if self.btf_path.is_none() {
+            let dir = Path::new(crate::btf::VMLINUX)
+                .parent()
+                .unwrap_or(Path::new("/sys/kernel/btf"));
+            // No directory: a kernel without module BTF (before 5.11).
+            let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+            for e in entries {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if dir.join(&name) == Path::new(crate::btf::VMLINUX) {
+                    continue;
+                }
+                // A module unloaded since the listing is simply not there.
+                if let Ok(index) = BtfIndex::module(&name) {
+                    found.push((name, index));
+                }
+            }
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(self.modules.get_or_init(|| found))
+    }
+
+    fn find(&self, by: &dyn Fn(&BtfIndex) -> Option<u32>) -> Result<Option<KernelId>> {
+        if let Some(id) = by(&*BtfIndex::kernel(self.btf_path)?) {
+            return Ok(Some(KernelId { id, module: None }));
+        }
+        Ok(self.modules()?.iter().find_map(|(m, btf)| {
+            by(btf).map(|id| KernelId {
+                id,
+                module: Some(m.clone()),
+            })
+        }))
     }
 }
 
 impl KernelSymbols for RunningKernel<'_> {
-    fn func_id(&self, name: &str) -> Result<Option<u32>> {
-        let btf = BtfIndex::kernel(self.btf_path)?;
-        Ok(btf.func_ids(name).first().copied())
+    fn func_id(&self, name: &str) -> Result<Option<KernelId>> {
+        self.find(&|btf| btf.func_ids(name).first().copied())
     }
 
-    fn var_id(&self, name: &str) -> Result<Option<u32>> {
-        Ok(BtfIndex::kernel(self.btf_path)?.var_id(name))
+    fn var_id(&self, name: &str) -> Result<Option<KernelId>> {
+        self.find(&|btf| btf.var_id(name))
     }
 
     fn address(&self, name: &str) -> Result<Option<u64>> {
@@ -78,6 +135,59 @@ impl KernelSymbols for RunningKernel<'_> {
             let _ = self.kallsyms.set(Kallsyms::read()?);
         }
         Ok(self.kallsyms.get().and_then(|k| k.address(name)))
+    }
+
+    fn module_btf(&self, module: &str) -> Result<OwnedFd> {
+        crate::btf::module_btf_fd(module)
+    }
+}
+
+/// The module BTF objects that linked instructions name. They stay open while the
+/// object's programs may be loaded: a variable's instruction holds the fd's number, and
+/// a kfunc call indexes `fd_array`, passed with every program load.
+#[derive(Default)]
+pub struct ModuleBtfs {
+    modules: Vec<(String, OwnedFd)>,
+    /// `fd_array[0]` is never read: a kfunc call's `off` 0 means vmlinux.
+    fd_array: Vec<RawFd>,
+}
+
+impl ModuleBtfs {
+    /// The `fd_array` for `BPF_PROG_LOAD`; `None` when no kfunc call names a module.
+    pub fn fd_array(&self) -> Option<&[RawFd]> {
+        (!self.fd_array.is_empty()).then_some(self.fd_array.as_slice())
+    }
+
+    /// The module's BTF fd, opened on first use.
+    fn fd(&mut self, module: &str, kernel: &dyn KernelSymbols) -> Result<RawFd> {
+        if let Some((_, fd)) = self.modules.iter().find(|(m, _)| m == module) {
+            return Ok(fd.as_raw_fd());
+        }
+        let fd = kernel.module_btf(module)?;
+        let raw = fd.as_raw_fd();
+        self.modules.push((module.to_string(), fd));
+        Ok(raw)
+    }
+
+    /// The module's index in `fd_array`, for a kfunc call's `off`.
+    fn call_index(&mut self, module: &str, kernel: &dyn KernelSymbols) -> Result<u16> {
+        let fd = self.fd(module, kernel)?;
+        if self.fd_array.is_empty() {
+            self.fd_array.push(0);
+        }
+        let index = match self.fd_array.iter().skip(1).position(|&f| f == fd) {
+            Some(i) => i + 1,
+            None => {
+                self.fd_array.push(fd);
+                self.fd_array.len() - 1
+            }
+        };
+        // A call's `off` is an s16: more modules than that cannot be named.
+        let index = u16::try_from(index)
+            .ok()
+            .filter(|&i| i <= i16::MAX as u16)
+            .ok_or_else(|| bad_object("the object calls kfuncs of too many kernel modules"))?;
+        Ok(index)
     }
 }
 
@@ -93,15 +203,17 @@ struct Use {
 
 /// Links every `__ksym` extern in `bytes` (see the module's comment). Objects without
 /// externs are left as they are (and the kernel is not asked). Externs `others` claims
-/// (`.kconfig` variables) are left to it.
+/// (`.kconfig` variables) are left to it. Returns the module BTF objects the linked
+/// instructions name.
 pub fn link(
     bytes: &mut [u8],
     others: &dyn Fn(&str) -> bool,
     kernel: &dyn KernelSymbols,
-) -> Result<()> {
+) -> Result<ModuleBtfs> {
+    let mut modules = ModuleBtfs::default();
     let (uses, btf) = find_uses(bytes, others)?;
     if uses.is_empty() {
-        return Ok(());
+        return Ok(modules);
     }
     let declared: HashMap<String, DatasecEntry> = match btf {
         Some((start, end)) => BtfIndex::parse(bytes[start..end].to_vec())?
@@ -119,7 +231,7 @@ pub fn link(
                 u.name
             ))
         })?;
-        let patch = resolve(u, declared, kernel)?;
+        let patch = resolve(u, declared, kernel, &mut modules)?;
         let len = if u.call { INSN_LEN } else { LD_IMM64_LEN };
         let insn = bytes
             .get_mut(u.at..u.at.saturating_add(len))
@@ -129,27 +241,28 @@ pub fn link(
     if let Some((start, end)) = btf {
         drop_extern_btf(&mut bytes[start..end])?;
     }
-    Ok(())
+    Ok(modules)
 }
 
 /// What an instruction that uses an extern becomes.
 enum Patch {
-    KfuncCall(u32),
+    /// A kfunc by BTF id; `off`: 0 for vmlinux, else the module's `fd_array` index.
+    KfuncCall { id: u32, off: u16 },
     /// A call to a `__weak` kfunc the kernel lacks.
     PoisonedCall,
     /// `ld_imm64` of a constant: an address, or 0 for a missing `__weak` symbol.
     Constant(u64),
-    /// `ld_imm64` of a vmlinux VAR by BTF id.
-    BtfId(u32),
+    /// `ld_imm64` of a VAR by BTF id; `btf_fd`: 0 for vmlinux, else the module's BTF.
+    BtfId { id: u32, btf_fd: RawFd },
 }
 
 impl Patch {
     fn write(&self, insn: &mut [u8]) {
         let src = |insn: &mut [u8], src: u8| insn[1] = (insn[1] & 0x0f) | (src << 4);
         match *self {
-            Patch::KfuncCall(id) => {
+            Patch::KfuncCall { id, off } => {
                 src(insn, PSEUDO_KFUNC_CALL);
-                insn[2..4].fill(0); // off 0: vmlinux, no fd_array
+                insn[2..4].copy_from_slice(&off.to_le_bytes());
                 insn[4..8].copy_from_slice(&id.to_le_bytes());
             }
             Patch::PoisonedCall => {
@@ -162,16 +275,21 @@ impl Patch {
                 insn[4..8].copy_from_slice(&(v as u32).to_le_bytes());
                 insn[12..16].copy_from_slice(&((v >> 32) as u32).to_le_bytes());
             }
-            Patch::BtfId(id) => {
+            Patch::BtfId { id, btf_fd } => {
                 src(insn, PSEUDO_BTF_ID);
                 insn[4..8].copy_from_slice(&id.to_le_bytes());
-                insn[12..16].fill(0); // vmlinux, not a module's BTF
+                insn[12..16].copy_from_slice(&btf_fd.to_le_bytes());
             }
         }
     }
 }
 
-fn resolve(u: &Use, declared: &DatasecEntry, kernel: &dyn KernelSymbols) -> Result<Patch> {
+fn resolve(
+    u: &Use,
+    declared: &DatasecEntry,
+    kernel: &dyn KernelSymbols,
+    modules: &mut ModuleBtfs,
+) -> Result<Patch> {
     let name = &u.name;
     let missing = |what: &str, why: &str| {
         Error::new(
@@ -185,12 +303,28 @@ fn resolve(u: &Use, declared: &DatasecEntry, kernel: &dyn KernelSymbols) -> Resu
     };
     let typed_var = declared.kind == KIND_VAR && !declared.void;
     let found = if u.call {
-        kernel.func_id(name)?.map(Patch::KfuncCall)
+        match kernel.func_id(name)? {
+            Some(KernelId { id, module: None }) => Some(Patch::KfuncCall { id, off: 0 }),
+            Some(KernelId {
+                id,
+                module: Some(m),
+            }) => Some(Patch::KfuncCall {
+                id,
+                off: modules.call_index(&m, kernel)?,
+            }),
+            None => None,
+        }
     } else if typed_var {
         // The verifier finds the variable's address by name in kallsyms: kernels built
         // without CONFIG_KALLSYMS_ALL list no data symbols, and so cannot take one.
         match kernel.var_id(name)? {
-            Some(id) if kernel.address(name)?.is_some() => Some(Patch::BtfId(id)),
+            Some(KernelId { id, module }) if kernel.address(name)?.is_some() => {
+                let btf_fd = match module {
+                    Some(m) => modules.fd(&m, kernel)?,
+                    None => 0,
+                };
+                Some(Patch::BtfId { id, btf_fd })
+            }
             Some(_) if !u.weak => {
                 return Err(missing(
                     "kernel variable",

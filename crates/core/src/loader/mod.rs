@@ -7,7 +7,7 @@ mod core_matches;
 pub mod elf_names;
 mod hidden;
 mod kconfig;
-mod kfuncs;
+pub(crate) mod kfuncs;
 pub mod section;
 mod static_init;
 pub mod validate;
@@ -213,6 +213,8 @@ pub struct Parsed {
     btf: Option<Vec<u8>>,
     /// Program array and map of maps slots the object sets (`.values = { ... }`).
     slots: Vec<static_init::Slot>,
+    /// Kernel modules' BTF that linked kfuncs and variables name.
+    modules: Arc<kfuncs::ModuleBtfs>,
 }
 
 impl Parsed {
@@ -404,7 +406,7 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
         crate::btf_index::BtfIndex::kernel(opts.btf_path.as_deref())
     })?;
     let kconfig = kconfig::plan(&bytes)?;
-    kfuncs::link(
+    let modules = kfuncs::link(
         &mut bytes,
         &|name| kconfig.as_ref().is_some_and(|k| k.has(name)),
         &kfuncs::RunningKernel::new(opts.btf_path.as_deref()),
@@ -456,6 +458,7 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
         sections,
         btf,
         slots: statics.slots,
+        modules: Arc::new(modules),
     })
 }
 
@@ -486,6 +489,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         sections,
         btf,
         slots,
+        modules,
     } = staged?;
     let btf_fd = match btf {
         None => None,
@@ -567,6 +571,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             license: prog.license.clone(),
             kern_version: prog.kernel_version.unwrap_or(0),
             btf_fd: btf_fd.clone(),
+            modules: modules.clone(),
         });
         if let Some(config) = opts.programs.get(&program.name) {
             config.apply(&mut program)?;

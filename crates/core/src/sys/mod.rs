@@ -184,6 +184,28 @@ impl LinkCreateAttr {
     }
 }
 
+/// `BPF_PROG_TEST_RUN`'s attribute (`bpf_attr.test`).
+#[repr(C)]
+#[derive(Default)]
+pub struct TestRunAttr {
+    pub prog_fd: u32,
+    pub retval: u32,
+    pub data_size_in: u32,
+    pub data_size_out: u32,
+    pub data_in: u64,
+    pub data_out: u64,
+    pub repeat: u32,
+    pub duration: u32,
+    pub ctx_size_in: u32,
+    pub ctx_size_out: u32,
+    pub ctx_in: u64,
+    pub ctx_out: u64,
+    pub flags: u32,
+    pub cpu: u32,
+    pub batch_size: u32,
+    pub _pad: u32,
+}
+
 /// `BPF_ITER_CREATE`'s attribute.
 #[repr(C)]
 #[derive(Default)]

@@ -3,34 +3,113 @@
 //! Each architecture is one parser plus one table of register names to their offsets in
 //! that architecture's `struct pt_regs`.
 
-use crate::error::{einval, unsupported, Result};
+use crate::error::{einval, Result};
 
 /// `BPF_USDT_MAX_ARG_CNT` of usdt.bpf.h.
 pub const MAX_ARGS: usize = 12;
-/// `sizeof(struct __bpf_usdt_arg_spec)`: val_off u64, arg_type u32, reg_off i16,
-/// arg_signed u8, arg_bitshift i8.
-const ARG_SPEC_SIZE: usize = 16;
-/// `sizeof(struct __bpf_usdt_spec)`: the args, usdt_cookie u64, arg_cnt i16, padding.
-pub const SPEC_SIZE: usize = 208;
-const COOKIE_OFFSET: usize = MAX_ARGS * ARG_SPEC_SIZE;
-const ARG_CNT_OFFSET: usize = COOKIE_OFFSET + 8;
 
-/// `enum __bpf_usdt_arg_type`. The installed usdt.bpf.h has no `BPF_USDT_ARG_SIB`, so
-/// base+index*scale operands are refused rather than encoded.
+/// `struct __bpf_usdt_spec` as one version of libbpf's usdt.bpf.h lays it out: `args`,
+/// then `usdt_cookie` (u64) and `arg_cnt` (i16). Each `struct __bpf_usdt_arg_spec` starts
+/// with `val_off` (u64) and `arg_type`. The program's object declares the spec map with
+/// the header it was built with, so the map's value size tells which layout it reads.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SpecLayout {
+    /// `sizeof(struct __bpf_usdt_spec)`: the spec map's value size.
+    pub size: usize,
+    /// `sizeof(struct __bpf_usdt_arg_spec)`.
+    arg_size: usize,
+    /// Offsets in an arg spec of `reg_off` (i16), `arg_signed` (bool), `arg_bitshift`.
+    reg_off_at: usize,
+    signed_at: usize,
+    bitshift_at: usize,
+    /// `arg_type` is an 8-bit field followed by `idx_reg_off:12` and `scale_bitshift:4`
+    /// (the 16 bits at offset 10): base+index*scale operands (`BPF_USDT_ARG_SIB`) can be
+    /// read. Before, `arg_type` is a whole u32 enum.
+    sib: bool,
+}
+
+/// usdt.bpf.h up to libbpf 1.6.
+pub const LAYOUT_CLASSIC: SpecLayout = SpecLayout {
+    size: 208,
+    arg_size: 16,
+    reg_off_at: 12,
+    signed_at: 14,
+    bitshift_at: 15,
+    sib: false,
+};
+
+/// usdt.bpf.h from libbpf 1.7 (`arg_type:8`, `idx_reg_off:12`, `scale_bitshift:4`,
+/// `__reserved:8`, then `reg_off` aligned to 2).
+pub const LAYOUT_SIB: SpecLayout = SpecLayout {
+    size: 304,
+    arg_size: 24,
+    reg_off_at: 14,
+    signed_at: 16,
+    bitshift_at: 17,
+    sib: true,
+};
+
+impl SpecLayout {
+    /// The layout whose spec is `value_size` bytes.
+    pub fn of_value_size(value_size: u32) -> Option<&'static SpecLayout> {
+        [&LAYOUT_CLASSIC, &LAYOUT_SIB]
+            .into_iter()
+            .find(|l| l.size == value_size as usize)
+    }
+
+    /// Whether this layout can carry every argument.
+    pub fn can_read(&self, args: &[ArgSpec]) -> bool {
+        self.sib || args.iter().all(|a| a.kind != ArgKind::Sib)
+    }
+
+    /// The map value `struct __bpf_usdt_spec` (little-endian hosts: x86-64, arm64). An
+    /// argument the layout cannot carry (see `can_read`) is written as its base register
+    /// only: check first.
+    pub fn encode(&self, args: &[ArgSpec], cookie: u64) -> Vec<u8> {
+        let mut out = vec![0u8; self.size];
+        for (a, slot) in args.iter().zip(out.chunks_exact_mut(self.arg_size)) {
+            slot[0..8].copy_from_slice(&a.val_off.to_ne_bytes());
+            let mut arg_type = a.kind as u32;
+            if self.sib {
+                // Offset 10: idx_reg_off (12 bits), scale_bitshift (4 bits).
+                let index =
+                    u32::from(a.idx_reg_off & 0xfff) | (u32::from(a.scale_shift & 0xf) << 12);
+                arg_type |= index << 16;
+            }
+            slot[8..12].copy_from_slice(&arg_type.to_ne_bytes());
+            slot[self.reg_off_at..self.reg_off_at + 2].copy_from_slice(&a.reg_off.to_ne_bytes());
+            slot[self.signed_at] = u8::from(a.signed);
+            slot[self.bitshift_at] = a.bitshift;
+        }
+        let cookie_at = MAX_ARGS * self.arg_size;
+        out[cookie_at..cookie_at + 8].copy_from_slice(&cookie.to_ne_bytes());
+        // At most MAX_ARGS (12) arguments: parse_args refuses more.
+        let count = args.len().min(MAX_ARGS) as i16;
+        out[cookie_at + 8..cookie_at + 10].copy_from_slice(&count.to_ne_bytes());
+        out
+    }
+}
+
+/// `enum __bpf_usdt_arg_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArgKind {
     Const = 0,
     Reg = 1,
     RegDeref = 2,
+    /// Memory at base + index << scale + offset (x86-64 `OFF(%base,%index,SCALE)`).
+    Sib = 3,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ArgSpec {
     pub kind: ArgKind,
-    /// The constant, or the offset added to the register for `RegDeref`.
+    /// The constant, or the offset added to the register for `RegDeref` and `Sib`.
     pub val_off: u64,
-    /// `offsetof(struct pt_regs, reg)`; 0 for constants.
+    /// `offsetof(struct pt_regs, reg)` (the base register for `Sib`); 0 for constants.
     pub reg_off: i16,
+    /// `Sib`: `offsetof(struct pt_regs, index)`, and log2 of the scale.
+    pub idx_reg_off: u16,
+    pub scale_shift: u8,
     pub signed: bool,
     /// 64 minus the argument's size in bits: how far usdt.bpf.h shifts to truncate/extend.
     pub bitshift: u8,
@@ -157,54 +236,67 @@ fn parse_arg(arch: Arch, probe: &str, arg: &str) -> Result<ArgSpec> {
     if ![1, 2, 4, 8].contains(&bytes) {
         return Err(bad("size must be 1, 2, 4 or 8 bytes"));
     }
-    let (kind, val_off, reg) = match arch {
-        Arch::X86_64 => x86_64_operand(operand, &bad, probe, arg)?,
+    let op = match arch {
+        Arch::X86_64 => x86_64_operand(operand, &bad)?,
         Arch::Aarch64 => aarch64_operand(operand, &bad)?,
     };
-    let reg_off = match reg {
-        Some(r) => arch
-            .reg_offset(r)
-            .ok_or_else(|| bad(&format!("unknown register '{r}'")))?,
-        None => 0,
+    let reg_offset = |r: &str| {
+        arch.reg_offset(r)
+            .ok_or_else(|| bad(&format!("unknown register '{r}'")))
+    };
+    let reg_off = op.reg.map(reg_offset).transpose()?.unwrap_or(0);
+    let (idx_reg_off, scale_shift) = match op.index {
+        // x86-64's pt_regs offsets fit idx_reg_off's 12 bits.
+        Some((r, shift)) => (reg_offset(r)? as u16, shift),
+        None => (0, 0),
     };
     Ok(ArgSpec {
-        kind,
-        val_off,
+        kind: op.kind,
+        val_off: op.val_off,
         reg_off,
+        idx_reg_off,
+        scale_shift,
         signed: size < 0,
         bitshift: (64 - bytes * 8) as u8,
     })
 }
 
-type Operand<'a> = (ArgKind, u64, Option<&'a str>);
+/// An operand: its kind, constant or offset, register, and index register with log2 of
+/// its scale.
+struct Operand<'a> {
+    kind: ArgKind,
+    val_off: u64,
+    reg: Option<&'a str>,
+    index: Option<(&'a str, u8)>,
+}
 
-/// `%reg`, `OFF(%reg)`, `(%reg)`, `$IMM`; `OFF(%base,%index,SCALE)` is refused.
+impl<'a> Operand<'a> {
+    fn new(kind: ArgKind, val_off: u64, reg: Option<&'a str>) -> Self {
+        Operand {
+            kind,
+            val_off,
+            reg,
+            index: None,
+        }
+    }
+}
+
+/// `%reg`, `OFF(%reg)`, `(%reg)`, `$IMM`, `OFF(%base,%index,SCALE)`, `(%base,%index,SCALE)`.
 fn x86_64_operand<'a>(
     op: &'a str,
     bad: &dyn Fn(&str) -> crate::error::Error,
-    probe: &str,
-    arg: &str,
 ) -> Result<Operand<'a>> {
     if let Some(imm) = op.strip_prefix('$') {
         let v = parse_int(imm).ok_or_else(|| bad("bad constant"))?;
-        return Ok((ArgKind::Const, v, None));
+        return Ok(Operand::new(ArgKind::Const, v, None));
     }
     if let Some(reg) = op.strip_prefix('%') {
-        return Ok((ArgKind::Reg, 0, Some(reg)));
+        return Ok(Operand::new(ArgKind::Reg, 0, Some(reg)));
     }
     let (off, rest) = op.split_once('(').ok_or_else(|| bad("unknown operand"))?;
     let inner = rest
         .strip_suffix(')')
         .ok_or_else(|| bad("unbalanced parentheses"))?;
-    if inner.contains(',') {
-        return Err(unsupported(format!(
-            "USDT probe {probe}: argument spec '{arg}' is a base+index*scale operand, which the \
-             installed <bpf/usdt.bpf.h> cannot read (it has no BPF_USDT_ARG_SIB)"
-        )));
-    }
-    let reg = inner
-        .strip_prefix('%')
-        .ok_or_else(|| bad("expected a register"))?;
     let off = if off.is_empty() {
         0
     } else {
@@ -212,7 +304,33 @@ fn x86_64_operand<'a>(
             bad("the offset is not a number (symbol-relative operands are not supported)")
         })?
     };
-    Ok((ArgKind::RegDeref, off, Some(reg)))
+    let register = |r: &'a str| {
+        r.strip_prefix('%')
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| bad("expected a register"))
+    };
+    let mut parts = inner.split(',');
+    let base = register(parts.next().unwrap_or_default())?;
+    let Some(index) = parts.next() else {
+        return Ok(Operand::new(ArgKind::RegDeref, off, Some(base)));
+    };
+    let scale = parts.next().unwrap_or("1");
+    let shift = match scale.trim() {
+        "1" => 0,
+        "2" => 1,
+        "4" => 2,
+        "8" => 3,
+        _ => return Err(bad("the scale must be 1, 2, 4 or 8")),
+    };
+    if parts.next().is_some() {
+        return Err(bad("unknown operand"));
+    }
+    Ok(Operand {
+        kind: ArgKind::Sib,
+        val_off: off,
+        reg: Some(base),
+        index: Some((register(index)?, shift)),
+    })
 }
 
 /// `xN`/`wN`/`sp`, `[reg]`, `[reg, OFF]`, `IMM`.
@@ -232,12 +350,12 @@ fn aarch64_operand<'a>(
             }
             None => (inner.trim(), 0),
         };
-        return Ok((ArgKind::RegDeref, off, Some(reg)));
+        return Ok(Operand::new(ArgKind::RegDeref, off, Some(reg)));
     }
     if let Some(v) = parse_int(op) {
-        return Ok((ArgKind::Const, v, None));
+        return Ok(Operand::new(ArgKind::Const, v, None));
     }
-    Ok((ArgKind::Reg, 0, Some(op)))
+    Ok(Operand::new(ArgKind::Reg, 0, Some(op)))
 }
 
 /// A decimal or `0x` hex integer, possibly negative, as its two's complement.
@@ -254,23 +372,6 @@ fn parse_int(s: &str) -> Option<u64> {
         None => return None,
     };
     Some(if neg { v.wrapping_neg() } else { v })
-}
-
-/// The map value `struct __bpf_usdt_spec` (little-endian hosts: x86-64, arm64).
-pub fn encode_spec(args: &[ArgSpec], cookie: u64) -> [u8; SPEC_SIZE] {
-    let mut out = [0u8; SPEC_SIZE];
-    for (a, slot) in args.iter().zip(out.chunks_exact_mut(ARG_SPEC_SIZE)) {
-        slot[0..8].copy_from_slice(&a.val_off.to_ne_bytes());
-        slot[8..12].copy_from_slice(&(a.kind as u32).to_ne_bytes());
-        slot[12..14].copy_from_slice(&a.reg_off.to_ne_bytes());
-        slot[14] = u8::from(a.signed);
-        slot[15] = a.bitshift;
-    }
-    out[COOKIE_OFFSET..COOKIE_OFFSET + 8].copy_from_slice(&cookie.to_ne_bytes());
-    // At most MAX_ARGS (12) arguments: parse_args refuses more.
-    let count = args.len().min(MAX_ARGS) as i16;
-    out[ARG_CNT_OFFSET..ARG_CNT_OFFSET + 2].copy_from_slice(&count.to_ne_bytes());
-    out
 }
 
 #[cfg(test)]
@@ -315,15 +416,33 @@ mod tests {
     }
 
     #[test]
-    fn refusals_name_the_probe_and_spec() {
-        let e = parse_args(Arch::X86_64, "prov:name", "8@(%rax,%rdx,8)").unwrap_err();
-        assert_eq!(e.code, crate::Code::Unsupported);
-        assert!(
-            e.message.contains("prov:name") && e.message.contains("8@(%rax,%rdx,8)"),
-            "{}",
-            e.message
+    fn x86_64_base_index_scale() {
+        let a = one(Arch::X86_64, "-8@-40(%rsp,%rdx,8)");
+        assert_eq!(
+            (a.kind, a.reg_off, a.idx_reg_off, a.scale_shift, a.val_off),
+            (ArgKind::Sib, 152, 96, 3, (-40i64) as u64)
         );
-        for bad in ["3@%rax", "8@%xmm0", "8@sym(%rip)", "rax", "8@"] {
+        let a = one(Arch::X86_64, "-4@(%rdx,%rcx,4)");
+        assert_eq!(
+            (a.kind, a.reg_off, a.idx_reg_off, a.scale_shift, a.val_off),
+            (ArgKind::Sib, 96, 88, 2, 0)
+        );
+        let a = one(Arch::X86_64, "2@0x10(%rax,%rbx)");
+        assert_eq!((a.idx_reg_off, a.scale_shift, a.val_off), (40, 0, 16));
+    }
+
+    #[test]
+    fn refusals_name_the_probe_and_spec() {
+        for bad in [
+            "3@%rax",
+            "8@%xmm0",
+            "8@sym(%rip)",
+            "rax",
+            "8@",
+            "8@(%rax,%rdx,3)",
+            "8@(,%rax,8)",
+            "8@(%rax,%rdx,8,1)",
+        ] {
             let e = parse_args(Arch::X86_64, "prov:name", bad).unwrap_err();
             assert!(
                 e.message.contains("prov:name") && e.message.contains(bad),
@@ -355,9 +474,10 @@ mod tests {
     }
 
     #[test]
-    fn spec_layout() {
+    fn classic_layout() {
         let args = parse_args(Arch::X86_64, "p:n", "-4@%eax 8@-8(%rbp)").expect("args");
-        let b = encode_spec(&args, 0xabcd);
+        let b = LAYOUT_CLASSIC.encode(&args, 0xabcd);
+        assert_eq!(b.len(), 208);
         assert_eq!(&b[8..12], &1u32.to_ne_bytes());
         assert_eq!(&b[12..14], &80i16.to_ne_bytes());
         assert_eq!((b[14], b[15]), (1, 32));
@@ -365,5 +485,26 @@ mod tests {
         assert_eq!(&b[24..28], &2u32.to_ne_bytes());
         assert_eq!(&b[192..200], &0xabcdu64.to_ne_bytes());
         assert_eq!(&b[200..202], &2i16.to_ne_bytes());
+    }
+
+    #[test]
+    fn libbpf_1_7_layout() {
+        let args = parse_args(Arch::X86_64, "p:n", "-4@%eax -8@-40(%rsp,%rdx,8)").expect("args");
+        assert!(!LAYOUT_CLASSIC.can_read(&args) && LAYOUT_SIB.can_read(&args));
+        let b = LAYOUT_SIB.encode(&args, 0xabcd);
+        assert_eq!(b.len(), 304);
+        assert_eq!((b[8], &b[9..12]), (1, &[0u8, 0, 0][..]));
+        assert_eq!(&b[14..16], &80i16.to_ne_bytes());
+        assert_eq!((b[16], b[17]), (1, 32));
+        // The second: SIB, base rsp (152), index rdx (96) scaled by 8 (shift 3).
+        assert_eq!(&b[24..32], &(-40i64).to_ne_bytes());
+        assert_eq!(b[32], 3);
+        assert_eq!(&b[34..36], &(96u16 | (3 << 12)).to_ne_bytes());
+        assert_eq!(&b[38..40], &152i16.to_ne_bytes());
+        assert_eq!(&b[288..296], &0xabcdu64.to_ne_bytes());
+        assert_eq!(&b[296..298], &2i16.to_ne_bytes());
+        assert_eq!(SpecLayout::of_value_size(304), Some(&LAYOUT_SIB));
+        assert_eq!(SpecLayout::of_value_size(208), Some(&LAYOUT_CLASSIC));
+        assert_eq!(SpecLayout::of_value_size(200), None);
     }
 }

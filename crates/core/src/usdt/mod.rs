@@ -26,7 +26,7 @@ use crate::program::Program;
 use crate::symbols::resolve_binary;
 use crate::sys::{self, LinkCreateAttr};
 
-use args::{encode_spec, parse_args, Arch, ArgSpec, SPEC_SIZE};
+use args::{parse_args, Arch, ArgSpec, SpecLayout};
 
 /// The maps `<bpf/usdt.bpf.h>` declares.
 const SPECS_MAP: &str = "__bpf_usdt_specs";
@@ -168,8 +168,8 @@ pub fn attach_usdt(obj: &Object, prog: &Program, o: &UsdtOptions<'_>) -> Result<
     // An object built without usdt.bpf.h (bcc's javagc reads no arguments) has no spec
     // map: its sites get the user's cookie as their BPF cookie.
     let (cookies, lease) = match specs_map(obj)? {
-        Some(specs) => {
-            let (ids, lease) = publish_specs(obj, specs, &path, &notes, &sites, o)?;
+        Some((specs, layout)) => {
+            let (ids, lease) = publish_specs(obj, (specs, layout), &path, &notes, &sites, o)?;
             (ids, Some(lease))
         }
         None => (vec![o.cookie; sites.len()], None),
@@ -207,7 +207,7 @@ pub fn attach_usdt(obj: &Object, prog: &Program, o: &UsdtOptions<'_>) -> Result<
 /// all this on detach.
 fn publish_specs(
     obj: &Object,
-    specs: &Map,
+    (specs, layout): (&Map, &SpecLayout),
     path: &Path,
     notes: &note::Notes,
     sites: &[&note::Probe],
@@ -218,6 +218,14 @@ fn publish_specs(
     let mut spec_of_site = Vec::new();
     for p in sites {
         let args = parse_args(notes.arch, &probe_name, &p.args)?;
+        if !layout.can_read(&args) {
+            return Err(unsupported(format!(
+                "USDT probe {probe_name} has a base+index*scale argument ('{}'), which the \
+                 object's <bpf/usdt.bpf.h> cannot read: it predates libbpf 1.7 (its \
+                 {SPECS_MAP} values are {} bytes); build the object with libbpf 1.7's headers",
+                p.args, layout.size
+            )));
+        }
         spec_of_site.push(match distinct.iter().position(|d| *d == args) {
             Some(i) => i,
             None => {
@@ -240,7 +248,7 @@ fn publish_specs(
         ip_entries: None,
     };
     for (args, &id) in distinct.iter().zip(&lease.ids) {
-        specs.update(&id.to_ne_bytes(), &encode_spec(args, o.cookie), 0)?;
+        specs.update(&id.to_ne_bytes(), &layout.encode(args, o.cookie), 0)?;
     }
     let site_ids: Vec<u32> = spec_of_site.iter().map(|&i| lease.ids[i]).collect();
     if let Some(keys) = ip_keys {
@@ -249,19 +257,22 @@ fn publish_specs(
     Ok((site_ids.into_iter().map(u64::from).collect(), lease))
 }
 
-/// The object's `__bpf_usdt_specs`, when it has one of the layout this library writes.
-fn specs_map(obj: &Object) -> Result<Option<&Map>> {
+/// The object's `__bpf_usdt_specs`, and the layout of its values, by their size.
+fn specs_map(obj: &Object) -> Result<Option<(&Map, &'static SpecLayout)>> {
     let Ok(specs) = obj.map(SPECS_MAP) else {
         return Ok(None);
     };
-    if specs.value_size as usize != SPEC_SIZE || specs.key_size != 4 {
-        return Err(bad_object(format!(
-            "{SPECS_MAP} has {}-byte keys and {}-byte values; the usdt.bpf.h this library \
-             follows has 4 and {SPEC_SIZE}",
-            specs.key_size, specs.value_size
-        )));
+    match SpecLayout::of_value_size(specs.value_size) {
+        Some(layout) if specs.key_size == 4 => Ok(Some((specs, layout))),
+        _ => Err(bad_object(format!(
+            "{SPECS_MAP} has {}-byte keys and {}-byte values; the versions of usdt.bpf.h \
+             this library knows have 4-byte keys and {}- or {}-byte values",
+            specs.key_size,
+            specs.value_size,
+            args::LAYOUT_CLASSIC.size,
+            args::LAYOUT_SIB.size
+        ))),
     }
-    Ok(Some(specs))
 }
 
 fn no_such_probe(path: &Path, wanted: &str, probes: &[note::Probe]) -> Error {
