@@ -146,6 +146,29 @@ describe('USDT', () => {
       expect(events(obj)).toEqual([]);
     });
 
+    it(`attachUsdtAsync: the same probe off the JS thread, its progress reported, then closed (${mechanism}${forceFallback ? ', forced' : ''})`, async () => {
+      using target = new Target();
+      using obj = await load(fixture('usdt.bpf.o'));
+      const reports: [number, number][] = [];
+      const link = await obj.program('on_usdt').attachUsdtAsync({
+        binary: TARGET,
+        provider: 'nodebpf',
+        name: 'args',
+        cookie: 5,
+        forceFallback,
+        onProgress: (done, total) => reports.push([done, total]),
+      });
+      expect(link.mechanism).toBe(mechanism);
+      expect(link.targets.map((t) => [t.name, t.cookie])).toEqual([['nodebpf:args', 5n]]);
+      // Only the per-site fallback works target by target; uprobe_multi is one call.
+      expect(reports.at(-1)).toEqual(forceFallback || !f.uprobeMulti ? [1, 1] : undefined);
+      expect(await target.fire(2)).toEqual({ sem: 0, guarded: 0 });
+      expect(events(obj)).toEqual([0, 1].map((i) => ({ which: 0, pid: target.pid, cookie: 5n, argc: 10, err: 0, args: argsOf(i) })));
+      await link.closeAsync();
+      expect(await target.fire(1)).toEqual({ sem: 0, guarded: 0 });
+      expect(events(obj)).toEqual([]);
+    });
+
     it(`a pid restricts the probes and the semaphore to that process (${mechanism}${forceFallback ? ', forced' : ''})`, async () => {
       using mine = new Target();
       using other = new Target();

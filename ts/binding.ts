@@ -98,6 +98,7 @@ export declare class NativeObject {
    */
   attachKprobeMultiAsync(prog: string, o: KprobeMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>
   attachUprobeMultiAsync(prog: string, o: UprobeMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>
+  attachUsdtAsync(prog: string, o: UsdtOptions, progress: NativeProgress): Promise<NativeMultiLink>
   attachTracingMultiAsync(prog: string, o: TracingMultiOptions, progress: NativeProgress): Promise<NativeMultiLink>
   /**
    * Attaches an `iter/…` program (`map`: the map an `iter/bpf_map_elem` program walks)

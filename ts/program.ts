@@ -61,6 +61,19 @@ export interface Progress {
   onProgress?: (done: number, total: number) => void;
 }
 
+function usdtOptions(given: UsdtOptions): binding.UsdtOptions {
+  const options = opts('usdt options', given, true);
+  return {
+    binary: str('binary', options.binary),
+    provider: str('provider', options.provider),
+    name: str('name', options.name),
+    pid: optNum('pid', options.pid, PID),
+    cookie: optBig('cookie', options.cookie, U64),
+    forceFallback: options.forceFallback,
+    forceAddressLookup: options.forceAddressLookup,
+  };
+}
+
 function kprobeOptions(given: KprobeMultiOptions): binding.KprobeMultiOptions {
   const o = opts('kprobe_multi options', given);
   return {
@@ -277,17 +290,19 @@ export class Program {
    * probes are enabled while attached. `targets` lists the sites (file offsets).
    */
   attachUsdt(given: UsdtOptions): MultiLink {
-    const options = opts('usdt options', given, true);
-    const o: binding.UsdtOptions = {
-      binary: str('binary', options.binary),
-      provider: str('provider', options.provider),
-      name: str('name', options.name),
-      pid: optNum('pid', options.pid, PID),
-      cookie: optBig('cookie', options.cookie, U64),
-      forceFallback: options.forceFallback,
-      forceAddressLookup: options.forceAddressLookup,
-    };
+    const o = usdtOptions(given);
     return this.#multi((n) => n.attachUsdt(this.name, o));
+  }
+
+  /**
+   * `attachUsdt` off the JS thread: reading a large binary's notes, and the per-site perf
+   * uprobe fallback (kernels without uprobe_multi) for a probe with many sites, take long;
+   * `onProgress(done, total)` reports the fallback. Closing the object meanwhile makes it
+   * reject with CLOSED, having detached everything.
+   */
+  attachUsdtAsync(given: UsdtOptions & Progress): Promise<MultiLink> {
+    const o = usdtOptions(given);
+    return this.#multiAsync((n, p) => n.attachUsdtAsync(this.name, o, p), given.onProgress);
   }
 
   attachKprobeMulti(options: KprobeMultiOptions = {}): MultiLink {

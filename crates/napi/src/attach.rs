@@ -40,7 +40,7 @@ impl NativeObject {
         let btf = self.shared.btf_path.clone();
         let prog = ctx.subject.program.clone().unwrap_or_default();
         self.with(env, &ctx, |o| {
-            request?.attach(o.program(&prog)?, btf.as_deref(), None)
+            request?.attach(o, &prog, btf.as_deref(), None)
         })
         .map(NativeMultiLink::new)
     }
@@ -228,23 +228,8 @@ impl NativeObject {
     /// `<bpf/usdt.bpf.h>`.
     #[napi]
     pub fn attach_usdt(&self, env: Env, prog: String, o: UsdtOptions) -> Result<NativeMultiLink> {
-        let ctx = Ctx::op("attachUsdt")
-            .program(&prog)
-            .path(Some(&o.binary))
-            .symbol(Some(&format!("{}:{}", o.provider, o.name)));
-        self.with(&env, &ctx, |obj| {
-            let options = core::usdt::UsdtOptions {
-                binary: &o.binary,
-                provider: &o.provider,
-                name: &o.name,
-                pid: pid_of(o.pid)?,
-                cookie: opt_u64("cookie", o.cookie.as_ref())?.unwrap_or(0),
-                force_fallback: o.force_fallback.unwrap_or(false),
-                force_address_lookup: o.force_address_lookup.unwrap_or(false),
-            };
-            core::usdt::attach_usdt(obj, obj.program(&prog)?, &options)
-        })
-        .map(NativeMultiLink::new)
+        let ctx = usdt_ctx("attachUsdt", &prog, &o);
+        self.multi(&env, ctx, MultiRequest::usdt(o))
     }
 
     #[napi]
@@ -310,6 +295,17 @@ impl NativeObject {
     }
 
     #[napi(ts_return_type = "Promise<NativeMultiLink>")]
+    pub fn attach_usdt_async(
+        &self,
+        prog: String,
+        o: UsdtOptions,
+        progress: &NativeProgress,
+    ) -> AsyncTask<MultiAttachTask> {
+        let ctx = usdt_ctx("attachUsdtAsync", &prog, &o);
+        self.multi_task(ctx, MultiRequest::usdt(o), progress)
+    }
+
+    #[napi(ts_return_type = "Promise<NativeMultiLink>")]
     pub fn attach_tracing_multi_async(
         &self,
         prog: String,
@@ -319,6 +315,14 @@ impl NativeObject {
         let ctx = Ctx::op("attachTracingMultiAsync").program(&prog);
         self.multi_task(ctx, MultiRequest::tracing(o), progress)
     }
+}
+
+/// A USDT attach's subject: the program, the binary and `provider:name`.
+fn usdt_ctx(op: &'static str, prog: &str, o: &UsdtOptions) -> Ctx {
+    Ctx::op(op)
+        .program(prog)
+        .path(Some(&o.binary))
+        .symbol(Some(&format!("{}:{}", o.provider, o.name)))
 }
 
 /// (done, total) of a long attach, read by the facade while the attach runs.
@@ -385,7 +389,7 @@ impl Task for MultiAttachTask {
         let btf = self.shared.btf_path.clone();
         let ctx = self.ctx.clone();
         Ok(catch(&ctx, || {
-            let link = request.attach(obj.program(&prog)?, btf.as_deref(), Some(&report))?;
+            let link = request.attach(&obj, &prog, btf.as_deref(), Some(&report))?;
             if self.shared.closed.load(Ordering::Acquire) {
                 drop(link);
                 return Err(core::attach::multi::stopped("closed as the attach ended"));

@@ -333,6 +333,18 @@ pub enum MultiRequest {
         options: UprobeChecked,
     },
     Tracing(core::attach::tracing_multi::TracingMultiOptions<'static>),
+    Usdt(UsdtChecked),
+}
+
+/// USDT options, checked, without borrows.
+pub struct UsdtChecked {
+    binary: String,
+    provider: String,
+    name: String,
+    pid: Option<i32>,
+    cookie: u64,
+    force_fallback: bool,
+    force_address_lookup: bool,
 }
 
 /// uprobe_multi options without the borrowed binary path.
@@ -399,14 +411,43 @@ impl MultiRequest {
     }
 
     /// Runs the attach; `progress` reports and answers whether to go on.
+    pub fn usdt(o: UsdtOptions) -> Checked<Self> {
+        Ok(MultiRequest::Usdt(UsdtChecked {
+            pid: pid_of(o.pid)?,
+            cookie: opt_u64("cookie", o.cookie.as_ref())?.unwrap_or(0),
+            force_fallback: o.force_fallback.unwrap_or(false),
+            force_address_lookup: o.force_address_lookup.unwrap_or(false),
+            binary: o.binary,
+            provider: o.provider,
+            name: o.name,
+        }))
+    }
+
+    /// Attaches `prog` of `obj` (USDT writes its argument specs into the object's maps).
     pub fn attach(
         &self,
-        prog: &core::Program,
+        obj: &core::Object,
+        prog: &str,
         btf_path: Option<&std::path::Path>,
         progress: Option<core::attach::multi::Progress<'_>>,
     ) -> core::Result<core::attach::multi::MultiLink> {
         use core::attach::{kprobe_multi, tracing_multi, uprobe_multi};
+        let prog = obj.program(prog)?;
         match self {
+            MultiRequest::Usdt(o) => core::usdt::attach_usdt(
+                obj,
+                prog,
+                &core::usdt::UsdtOptions {
+                    binary: &o.binary,
+                    provider: &o.provider,
+                    name: &o.name,
+                    pid: o.pid,
+                    cookie: o.cookie,
+                    force_fallback: o.force_fallback,
+                    force_address_lookup: o.force_address_lookup,
+                    progress,
+                },
+            ),
             MultiRequest::Kprobe(o) => kprobe_multi::attach_kprobe_multi(
                 prog,
                 &kprobe_multi::KprobeMultiOptions {

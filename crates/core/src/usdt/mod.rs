@@ -32,6 +32,7 @@ use args::{parse_args, Arch, ArgSpec, SpecLayout};
 const SPECS_MAP: &str = "__bpf_usdt_specs";
 const IP_MAP: &str = "__bpf_usdt_ip_to_spec_id";
 
+#[derive(Default)]
 pub struct UsdtOptions<'a> {
     pub binary: &'a str,
     pub provider: &'a str,
@@ -45,6 +46,8 @@ pub struct UsdtOptions<'a> {
     /// Fill `__bpf_usdt_ip_to_spec_id` as on kernels without BPF cookies, even where they
     /// exist (tests, with an object that looks its specs up by address).
     pub force_address_lookup: bool,
+    /// Called as the per-site fallback attaches (done, total); `false` stops it.
+    pub progress: Option<crate::attach::multi::Progress<'a>>,
 }
 
 /// Which spec ids of one `__bpf_usdt_specs` map are taken, shared by the object's links.
@@ -137,10 +140,7 @@ pub fn attach_auto(obj: &Object, prog: &Program) -> Result<MultiLink> {
             binary,
             provider,
             name,
-            pid: None,
-            cookie: 0,
-            force_fallback: false,
-            force_address_lookup: false,
+            ..Default::default()
         },
     )
 }
@@ -188,7 +188,7 @@ pub fn attach_usdt(obj: &Object, prog: &Program, o: &UsdtOptions<'_>) -> Result<
     let mut link = if features().uprobe_multi && !o.force_fallback {
         attach_multi(prog, &path, targets, &semaphores, o.pid)?
     } else {
-        attach_per_site(prog, &path, targets, &semaphores, o.pid)?
+        attach_per_site(prog, &path, targets, &semaphores, o)?
     };
     if let Some(lease) = lease {
         // What the program sees through bpf_usdt_cookie(), rather than the internal spec id.
@@ -431,21 +431,21 @@ fn attach_per_site(
     path: &Path,
     targets: Vec<Target>,
     semaphores: &HashMap<u64, u64>,
-    pid: Option<i32>,
+    o: &UsdtOptions<'_>,
 ) -> Result<MultiLink> {
     let own = instance_for(prog, 0)?;
     // Kernels before 5.15 take no cookie: usdt.bpf.h finds the spec by address there.
     let cookies = features().bpf_cookie;
     let prog_fd = own.as_ref().map_or_else(|| prog.fd(), |f| Ok(f.as_fd()))?;
     let binary = path.to_string_lossy();
-    let link = attach_each("uprobes", targets, Vec::new(), true, None, &mut |t| {
+    let link = attach_each("uprobes", targets, Vec::new(), true, o.progress, &mut |t| {
         attach_uprobe(
             prog_fd,
             &UprobeOptions {
                 binary: &binary,
                 symbol: None,
                 offset: t.address,
-                pid,
+                pid: o.pid,
                 retprobe: false,
                 cookie: cookies.then_some(t.cookie),
                 ref_ctr_offset: semaphores[&t.address],
