@@ -7,12 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 
-import { BpfError, load, loadSync, type BpfObject } from '../dist/index.js';
+import { BpfError, load, loadSync, type BpfObject, type EventRecord } from '../dist/index.js';
 import { Child, fixture, openFds, rejects, syscalls } from './helpers.js';
 
 
-const seqs = (records: Iterable<Uint8Array>) =>
-  [...records].map((r) => new DataView(r.buffer, r.byteOffset, r.byteLength).getBigUint64(0, true));
+/** Each record's sequence number, read as the iteration passes it (a batch reuses one record). */
+const seqs = (records: Iterable<EventRecord>) => Array.from(records, (r) => r.view.getBigUint64(r.offset, true));
 
 /** A ring-buffer producer that emits `n` records with sequence numbers 0..n-1 into `records`. */
 async function produce(n: number): Promise<BpfObject> {

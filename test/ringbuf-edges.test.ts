@@ -26,7 +26,7 @@ const RING_ALIGN = 8;
 /** struct rec in ringbuf_edges.h: seq, len, pad, then the payload. */
 const REC_HEADER = 16;
 const PATTERN_MUL = 31n;
-/** MAX_BATCH_BYTES in crates/napi/src/lib.rs: record bytes handed to JS per batch at most. */
+/** MAX_BATCH_BYTES in crates/napi/src/ringbuf.rs: bytes of records with their headers handed to JS per batch at most. */
 const MAX_BATCH_BYTES = 4 * MIB;
 
 const footprint = (recBytes: number) => Math.ceil((RING_HEADER + recBytes) / RING_ALIGN) * RING_ALIGN;
@@ -133,7 +133,7 @@ describe.skipIf(noBpfLoop)(`ring-buffer wrap-around${noBpfLoop}`, () => {
     void done.then(() => ac.abort());
     for await (const batch of rb.batches({ signal: ac.signal })) {
       for (const r of batch) {
-        const seq = checkRecord(r, REC_BYTES);
+        const seq = checkRecord(r.bytes(), REC_BYTES);
         if (typeof seq === 'string') problems.push(seq);
         else seen.push(seq);
       }
@@ -206,11 +206,12 @@ describe.skipIf(noBpfLoop)(`ring-buffer batch cap${noBpfLoop}`, () => {
     for await (const batch of rb.batches()) {
       let bytes = 0;
       for (const r of batch) {
-        bytes += r.length;
-        const seq = checkRecord(r, REC_BYTES);
+        bytes += footprint(r.length);
+        const seq = checkRecord(r.bytes(), REC_BYTES);
         if (seq !== next) problems.push(typeof seq === 'string' ? seq : `seq ${seq} where ${next} was due`);
         next++;
       }
+      expect(bytes).toBe(batch.byteLength);
       expect(bytes).toBeLessThanOrEqual(MAX_BATCH_BYTES);
       sizes.push(batch.forEach(() => {}));
       if (next >= BigInt(n)) break;
@@ -218,7 +219,7 @@ describe.skipIf(noBpfLoop)(`ring-buffer batch cap${noBpfLoop}`, () => {
     expect(problems).toEqual([]);
     expect(next).toBe(BigInt(n));
     // The binding fills a batch up to the cap and leaves the rest in the ring for the next.
-    const perBatch = Math.floor(MAX_BATCH_BYTES / REC_BYTES);
+    const perBatch = Math.floor(MAX_BATCH_BYTES / footprint(REC_BYTES));
     expect(sizes).toEqual([perBatch, n - perBatch]);
     expect(rb.poll()).toBeNull();
   });

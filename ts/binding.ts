@@ -128,19 +128,36 @@ export declare class NativeProgress {
 
 export declare class NativeRingBuf {
   /**
-   * Resolves with the next batch (records in core's batch format), or `null` once
-   * closed or woken by a `wake()` made after this call. Waits on a blocking thread.
+   * An ArrayBuffer over the ring's data area (read-only memory: writing to it faults),
+   * which keeps the mapping alive until it is collected or `close` detaches it; `null`
+   * where the runtime does not allow external buffers: then `peek` into a copy.
    */
-  nextBatch(): Promise<Buffer | null>
-  /** Drains what is available now without waiting. */
-  tryBatch(): Buffer | null
-  /** Makes a pending `nextBatch` resolve with `null`. */
+  data(): ArrayBuffer | null
+  /**
+   * The committed records not yet released, as a span of the data area; with `copy`,
+   * copied into it (from offset 0), as much as it holds. `null` when there are none.
+   */
+  peek(copy?: Uint8Array | undefined | null): RingSpan | null
+  /**
+   * Gives the first `length` bytes of the last span back to the kernel (all of it, or
+   * up to a record boundary); the rest is found again by the next `peek`.
+   */
+  release(length: number): void
+  /** How many `wake()`s there were: a `wait(since)` ends when this changes. */
+  wakes(): number
+  /**
+   * Resolves `true` once records may be there, `false` once closed or woken by a
+   * `wake()` after `wakes()` read `since`. Waits in epoll on a blocking thread.
+   */
+  wait(since: number): Promise<boolean>
+  /** Makes a pending `wait` resolve with `false`. */
   wake(): void
   /**
-   * Ends iteration and frees the map for another consumer; the mapping is released
-   * once no poller holds it. Idempotent.
+   * Ends waiting, frees the map for another consumer and detaches `data` (its reads
+   * then fail instead of reading a mapping that is going away); the mapping is
+   * released once nothing holds it. Idempotent.
    */
-  close(): void
+  close(data?: ArrayBuffer | undefined | null): void
 }
 
 /**
@@ -430,6 +447,16 @@ export interface ProgramSpec {
   expectedAttachType: number
   /** What the SEC() name says to attach to. */
   attachTarget?: string
+}
+
+/**
+ * A span: where its records start in the data area (or the copy buffer), its bytes, and
+ * its records.
+ */
+export interface RingSpan {
+  offset: number
+  length: number
+  records: number
 }
 
 export interface TestRunOptions {

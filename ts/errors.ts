@@ -12,6 +12,7 @@ export type BpfErrorCode =
   | 'UNSUPPORTED'
   | 'CLOSED'
   | 'BUSY'
+  | 'STALE'
   | 'INCOMPATIBLE'
   | 'INTERNAL'
   | 'EIO';

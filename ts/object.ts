@@ -14,7 +14,7 @@ function definitionOf(m: MapHandle): binding.MapDefinition {
 }
 import { addon, type MapDesc, type NativeLink, type NativeMultiLink, type NativeObject } from './native.js';
 import { Program, targetFd, type FreplaceTarget } from './program.js';
-import { RingBuffer } from './ringbuf.js';
+import { RingBuffer, type RingBufferOptions } from './ringbuf.js';
 import type * as binding from './binding.js';
 import { attachTypeOf, progTypeOf } from './types.js';
 
@@ -222,16 +222,22 @@ export class BpfObject implements Disposable {
 
   /**
    * The map's ring-buffer consumer: the same one while it is open (records are delivered
-   * once, to one consumer), a new one after it was closed.
+   * once, to one consumer), a new one after it was closed. Options apply to a new one.
    */
-  ringbuf(name: string): RingBuffer {
+  ringbuf(name: string, given: RingBufferOptions = {}): RingBuffer {
+    const o = options('ringbuf options', given);
     const open = this.#rings.get(name);
     if (open && !open.closed) return open;
     const ring = native(() => this._native().ringbuf(str('name', name)), { map: name });
-    const rb: RingBuffer = new RingBuffer(name, ring, () => {
-      this.#open.delete(rb);
-      if (this.#rings.get(name) === rb) this.#rings.delete(name);
-    });
+    const rb: RingBuffer = new RingBuffer(
+      name,
+      ring,
+      () => {
+        this.#open.delete(rb);
+        if (this.#rings.get(name) === rb) this.#rings.delete(name);
+      },
+      { copy: o.copy === true },
+    );
     this.#open.add(rb);
     this.#rings.set(name, rb);
     return rb;

@@ -1,42 +1,183 @@
 import { BpfError, native, nativeAsync } from './errors.js';
 import type { NativeRingBuf } from './native.js';
 
-/** Per-record header in a batch: u32 length, 4 bytes padding; data padded to 8 bytes. */
+/** Each record's header: u32 length with the busy/discard bits, 4 bytes the kernel keeps. */
 const HEADER = 8;
-const ALIGN = 8;
+/** Records are padded to 8 bytes. */
+const ALIGN_MASK = 7;
+/** Set in the header of a record the BPF program discarded (`bpf_ringbuf_discard`). */
+const DISCARD_BIT = 1 << 30;
+/** The length bits of a header (without the busy and discard bits). */
+const LENGTH_MASK = (1 << 30) - 1;
+/** The copy buffer's size: the most one batch holds (the addon hands out no more). */
+const COPY_BUFFER_BYTES = 4 << 20;
 
-/** Where the record after the one at `off` starts. */
-function nextRecord(view: DataView, off: number): number {
-  const len = view.getUint32(off, true);
-  return off + HEADER + Math.ceil(len / ALIGN) * ALIGN;
+/** Where the record after the one whose header is at `off` starts. */
+const nextRecord = (length: number, off: number) => off + ((HEADER + length + ALIGN_MASK) & ~ALIGN_MASK);
+
+/**
+ * A DataView without its setters: the memory a zero-copy batch shows is the kernel's
+ * ring, mapped read-only. Writing to it (also through a view made on its `buffer`, e.g.
+ * for a TextDecoder) would fault and end the process: copy first.
+ */
+export type ReadonlyDataView = Omit<
+  DataView,
+  | 'setInt8'
+  | 'setUint8'
+  | 'setInt16'
+  | 'setUint16'
+  | 'setInt32'
+  | 'setUint32'
+  | 'setBigInt64'
+  | 'setBigUint64'
+  | 'setFloat32'
+  | 'setFloat64'
+>;
+
+/** Which batch is current: a batch whose `gen` differs has been released. */
+interface Generation {
+  gen: number;
 }
 
-/** The records of one wakeup, in one buffer. Iterating yields views, not copies. */
-export class Batch implements Iterable<Uint8Array> {
-  readonly buffer: Uint8Array;
-  private readonly view: DataView;
+function stale(ring: string): BpfError {
+  return new BpfError('STALE', `a batch of ring buffer '${ring}' was read after it was released (its memory is the kernel's again): copy what you keep (record.slice())`, {
+    map: ring,
+  });
+}
 
-  constructor(buffer: Uint8Array) {
-    this.buffer = buffer;
-    this.view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+/**
+ * One record of a batch, read where the kernel wrote it: `view` at `offset`, `length`
+ * bytes. Valid while its batch is (reading it later throws `STALE`); `slice()` copies it.
+ */
+export class EventRecord {
+  /** Where the record's data starts in `view`. */
+  offset = 0;
+  /** Its length in bytes. */
+  length = 0;
+  readonly #batch: Batch;
+
+  /** @internal */
+  constructor(batch: Batch, offset: number, length: number) {
+    this.#batch = batch;
+    this.offset = offset;
+    this.length = length;
   }
 
-  /** Calls `f(view, offset, length)` for each record without allocating. */
-  forEach(f: (view: DataView, offset: number, length: number) => void): number {
-    const { view } = this;
+  /** The batch's memory (read-only): the record is at `offset`, `length` bytes. */
+  get view(): ReadonlyDataView {
+    return this.#batch.view;
+  }
+
+  /** The record's bytes, in place (read-only memory: do not write). */
+  bytes(): Uint8Array {
+    const v = this.#batch.view as DataView;
+    return new Uint8Array(v.buffer, v.byteOffset + this.offset, this.length);
+  }
+
+  /** A copy of the record's bytes (or of `start`..`end` of them), to keep. */
+  slice(start = 0, end = this.length): Uint8Array {
+    return this.bytes().slice(start, end);
+  }
+}
+
+/**
+ * The records of one wakeup, read where the kernel wrote them (zero copy). A batch is
+ * valid until it is released: by asking for the next one, at the end of the loop body
+ * that got it, or by `release()`; reading it after that throws `STALE`. Its memory is
+ * read-only.
+ */
+export class Batch implements Iterable<EventRecord> {
+  /** Records in the batch (those the BPF side discarded are skipped). */
+  readonly count: number;
+  readonly #ring: string;
+  readonly #current: Generation;
+  readonly #gen: number;
+  readonly #view: DataView;
+  readonly #start: number;
+  readonly #end: number;
+  readonly #release: (b: Batch) => void;
+
+  /** @internal */
+  constructor(ring: string, current: Generation, view: DataView, start: number, length: number, count: number, release: (b: Batch) => void) {
+    this.#ring = ring;
+    this.#current = current;
+    this.#gen = current.gen;
+    this.#view = view;
+    this.#start = start;
+    this.#end = start + length;
+    this.count = count;
+    this.#release = release;
+  }
+
+  /** Whether it was released (its memory is the kernel's again). */
+  get released(): boolean {
+    return this.#current.gen !== this.#gen;
+  }
+
+  /** The memory the batch's records are in (read-only); `forEach` gives their offsets. */
+  get view(): ReadonlyDataView {
+    if (this.#current.gen !== this.#gen) throw stale(this.#ring);
+    return this.#view;
+  }
+
+  /** Bytes of records and their headers. */
+  get byteLength(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Calls `f(view, offset, length)` for each record, allocating nothing. Returns the count. */
+  forEach(f: (view: ReadonlyDataView, offset: number, length: number) => void): number {
+    const view = this.view as DataView;
+    const end = this.#end;
     let n = 0;
-    for (let off = 0; off < view.byteLength; off = nextRecord(view, off)) {
-      f(view, off + HEADER, view.getUint32(off, true));
-      n++;
+    for (let off = this.#start; off < end; ) {
+      const header = view.getUint32(off, true);
+      const length = header & LENGTH_MASK;
+      if ((header & DISCARD_BIT) === 0) {
+        f(view, off + HEADER, length);
+        n++;
+      }
+      off = nextRecord(length, off);
     }
     return n;
   }
 
-  *[Symbol.iterator](): Iterator<Uint8Array> {
-    const { view, buffer } = this;
-    for (let off = 0; off < view.byteLength; off = nextRecord(view, off)) {
-      yield buffer.subarray(off + HEADER, off + HEADER + view.getUint32(off, true));
-    }
+  /** Each record through one reused `EventRecord` (nothing allocated per record): keep `slice()`s, not the record. */
+  [Symbol.iterator](): Iterator<EventRecord> {
+    const batch = this;
+    const view = this.view as DataView;
+    const end = this.#end;
+    const record = new EventRecord(this, 0, 0);
+    const done: IteratorReturnResult<undefined> = { value: undefined, done: true };
+    const result: IteratorYieldResult<EventRecord> = { value: record, done: false };
+    let off = this.#start;
+    return {
+      next(): IteratorResult<EventRecord> {
+        if (batch.#current.gen !== batch.#gen) throw stale(batch.#ring);
+        while (off < end) {
+          const header = view.getUint32(off, true);
+          const length = header & LENGTH_MASK;
+          const at = off;
+          off = nextRecord(length, off);
+          if ((header & DISCARD_BIT) === 0) {
+            record.offset = at + HEADER;
+            record.length = length;
+            return result;
+          }
+        }
+        return done;
+      },
+    };
+  }
+
+  /** Gives the records back to the kernel now. Idempotent. */
+  release(): void {
+    this.#release(this);
+  }
+
+  /** @internal Where its records start and end in `view`. */
+  bounds(): [number, number] {
+    return [this.#start, this.#end];
   }
 }
 
@@ -45,57 +186,83 @@ export interface IterateOptions {
   signal?: AbortSignal;
 }
 
+export interface RingBufferOptions {
+  /**
+   * Copy each batch into one reused buffer instead of reading the kernel's ring in place:
+   * what runtimes without external ArrayBuffers (Electron) get anyway.
+   */
+  copy?: boolean;
+}
+
 /**
- * A BPF ring buffer's consumer (one per map). Records are drained in Rust, one batch per
- * wakeup; nothing runs (and the process can exit) while no iteration is awaiting.
- * Leaving a `for await` early (break, return, throw) keeps every record it did not yield:
- * the next iteration starts with them. One iteration at a time: a second concurrent one
- * is `BUSY`.
+ * A BPF ring buffer's consumer (one per map). JS reads the records in the kernel's ring
+ * (zero copy), a batch per wakeup; the records go back to the kernel once handed back
+ * (the next batch asked for, the loop body ended, or `release()`), so a slow consumer
+ * makes the BPF side's reservations fail (counted there), never this process grow.
+ * Nothing runs (and the process can exit) while no iteration is awaiting. Leaving a
+ * `for await` early (break, return, throw) keeps every record it did not yield: the next
+ * iteration starts with them. One iteration at a time: a second concurrent one is `BUSY`.
  */
-export class RingBuffer implements AsyncIterable<Uint8Array>, Disposable, AsyncDisposable {
+export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, AsyncDisposable {
   readonly name: string;
   #ring: NativeRingBuf;
   #closed = false;
   #onClose: () => void;
-  /** Records handed over from the kernel but not yet yielded: a buffer and where they start. */
-  #pending: { buffer: Uint8Array; offset: number } | null = null;
   #iterating = false;
+  /** The external ArrayBuffer over the ring (null when copying). */
+  #data: ArrayBuffer | null;
+  /** The reused copy buffer (null when reading in place). */
+  #copy: Uint8Array | null;
+  #view: DataView;
+  #current: Generation = { gen: 0 };
+  #batch: Batch | null = null;
 
   /** @internal */
-  constructor(name: string, ring: NativeRingBuf, onClose: () => void) {
+  constructor(name: string, ring: NativeRingBuf, onClose: () => void, options: RingBufferOptions = {}) {
     this.name = name;
     this.#ring = ring;
     this.#onClose = onClose;
+    this.#data = options.copy ? null : native(() => ring.data(), { map: name });
+    this.#copy = this.#data ? null : new Uint8Array(COPY_BUFFER_BYTES);
+    this.#view = this.#data ? new DataView(this.#data) : new DataView(this.#copy!.buffer);
   }
 
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Records kept from an iteration that stopped early, as a batch. */
-  #takePending(): Batch | null {
-    const p = this.#pending;
-    this.#pending = null;
-    if (!p || p.offset >= p.buffer.byteLength) return null;
-    return new Batch(p.buffer.subarray(p.offset));
+  /** Whether batches are read in the kernel's ring (false: copied into one reused buffer). */
+  get zeroCopy(): boolean {
+    return this.#data !== null;
   }
 
-  /** Resolves with the next batch, or `null` when closed or woken by an abort. */
-  async next(): Promise<Batch | null> {
-    if (this.#closed) return null;
-    const kept = this.#takePending();
-    if (kept) return kept;
-    const buf = await nativeAsync(() => this.#ring.nextBatch(), { map: this.name });
-    return buf ? new Batch(buf) : null;
-  }
+  /** Gives `b`'s first `bytes` (all by default) back to the kernel, if it is still current. */
+  #release = (b: Batch, bytes = b.byteLength): void => {
+    if (b !== this.#batch) return;
+    this.#batch = null;
+    this.#current.gen++;
+    if (!this.#closed) native(() => this.#ring.release(bytes), { map: this.name });
+  };
 
-  /** What is available right now, without waiting. */
+  /** What is available right now, without waiting; releases the batch before it. */
   poll(): Batch | null {
+    if (this.#batch) this.#release(this.#batch);
     if (this.#closed) return null;
-    const kept = this.#takePending();
-    if (kept) return kept;
-    const buf = native(() => this.#ring.tryBatch(), { map: this.name });
-    return buf ? new Batch(buf) : null;
+    const span = native(() => this.#ring.peek(this.#copy ?? undefined), { map: this.name });
+    if (!span) return null;
+    this.#current.gen++;
+    this.#batch = new Batch(this.name, this.#current, this.#view, span.offset, span.length, span.records, this.#release);
+    return this.#batch;
+  }
+
+  /** Resolves with the next batch (releasing the one before), or `null` when closed or woken by an abort. */
+  async next(): Promise<Batch | null> {
+    for (;;) {
+      const batch = this.poll();
+      if (batch || this.#closed) return batch;
+      const since = native(() => this.#ring.wakes(), { map: this.name });
+      if (!(await nativeAsync(() => this.#ring.wait(since), { map: this.name }))) return null;
+    }
   }
 
   #claim(): void {
@@ -108,12 +275,13 @@ export class RingBuffer implements AsyncIterable<Uint8Array>, Disposable, AsyncD
     this.#iterating = true;
   }
 
-  /** Batches as they come; a batch handed out is consumed. */
+  /** Batches as they come, each released when the loop body that got it ends. */
   async *batches(options: IterateOptions = {}): AsyncGenerator<Batch, void, undefined> {
     this.#claim();
     try {
       yield* this.#batches(options);
     } finally {
+      if (this.#batch) this.#release(this.#batch);
       this.#iterating = false;
     }
   }
@@ -126,10 +294,9 @@ export class RingBuffer implements AsyncIterable<Uint8Array>, Disposable, AsyncD
     try {
       while (!signal?.aborted) {
         const batch = await this.next();
-        // A batch that arrives with the abort is already consumed from the kernel's ring:
-        // hand it out rather than lose it.
         if (!batch) return;
         yield batch;
+        batch.release();
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -137,38 +304,52 @@ export class RingBuffer implements AsyncIterable<Uint8Array>, Disposable, AsyncD
   }
 
   /**
-   * Each record, as `(view, offset, length)` → `decode`'s result: no per-record allocation
-   * by nodebpf. Stopping early keeps the records not yet decoded.
+   * Each record, as `(view, offset, length)` → `decode`'s result: nothing allocated per
+   * record by nodebpf. Stopping early gives back only the records already yielded.
    */
-  async *events<T>(
-    decode: (view: DataView, offset: number, length: number) => T,
-    options: IterateOptions = {},
-  ): AsyncGenerator<T, void, undefined> {
+  events<T>(decode: (view: ReadonlyDataView, offset: number, length: number) => T, options: IterateOptions = {}): AsyncGenerator<T, void, undefined> {
+    return this.#each((_batch, view, offset, length) => decode(view, offset, length), options);
+  }
+
+  /**
+   * Each record as an `EventRecord`, valid until the iteration moves past its batch (then
+   * reading it throws `STALE`; `slice()` copies). Stopping early keeps the rest.
+   */
+  records(options: IterateOptions = {}): AsyncGenerator<EventRecord, void, undefined> {
+    return this.#each((batch, _view, offset, length) => new EventRecord(batch, offset, length), options);
+  }
+
+  async *#each<T>(make: (batch: Batch, view: DataView, offset: number, length: number) => T, options: IterateOptions): AsyncGenerator<T, void, undefined> {
     this.#claim();
+    let batch: Batch | null = null;
+    /** Bytes of `batch` whose records were yielded. */
+    let consumed = 0;
     try {
-      for await (const batch of this.#batches(options)) {
-        const { buffer } = batch;
-        const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-        for (let off = 0; off < view.byteLength; ) {
-          const next = nextRecord(view, off);
-          // Set before the yield: if the consumer stops here, the rest is kept.
-          this.#pending = { buffer, offset: next };
-          yield decode(view, off + HEADER, view.getUint32(off, true));
+      for await (batch of this.#batches(options)) {
+        const view = batch.view as DataView;
+        const [start, end] = batch.bounds();
+        consumed = 0;
+        for (let off = start; off < end; ) {
+          const header = view.getUint32(off, true);
+          const length = header & LENGTH_MASK;
+          const next = nextRecord(length, off);
+          if ((header & DISCARD_BIT) === 0) {
+            const value = make(batch, view, off + HEADER, length);
+            consumed = next - start;
+            yield value;
+          }
           off = next;
         }
-        this.#pending = null;
+        consumed = end - start;
       }
     } finally {
+      // Stopped inside a batch: the records not yet yielded stay in the kernel's ring.
+      if (batch && !batch.released) this.#release(batch, consumed);
       this.#iterating = false;
     }
   }
 
-  /** Each record as a view into its batch; stopping early keeps the rest. */
-  records(options: IterateOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
-    return this.events((view, offset, length) => new Uint8Array(view.buffer, view.byteOffset + offset, length), options);
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+  [Symbol.asyncIterator](): AsyncIterator<EventRecord> {
     return this.records();
   }
 
@@ -176,8 +357,10 @@ export class RingBuffer implements AsyncIterable<Uint8Array>, Disposable, AsyncD
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pending = null;
-    this.#ring.close();
+    this.#current.gen++;
+    this.#batch = null;
+    this.#ring.close(this.#data ?? undefined);
+    this.#data = null;
     this.#onClose();
   }
 

@@ -1,6 +1,6 @@
 // nodebpf trace: a line per hit, through the ring buffer: time, pid, comm, function,
 // the first arguments and (--ret, or a return probe) the return value.
-import { features, type BpfObject, type RingBuffer } from 'nodebpf';
+import { features, type BpfObject, type ReadonlyDataView, type RingBuffer } from 'nodebpf';
 
 import { Session, parseSpecs, readBss, type CommonOptions } from './session.js';
 import { SIDES, attachSpec, family, type Attachment, type ProbeKind, type ProbeSpec } from './specs.js';
@@ -109,7 +109,7 @@ function drainNow(t: Traced, o: TraceOptions, clock: (ns: bigint) => bigint, hit
 
 const decoder = new TextDecoder();
 
-function print(t: Traced, o: TraceOptions, clock: (ns: bigint) => bigint, view: DataView, off: number, hits: { n: number }): void {
+function print(t: Traced, o: TraceOptions, clock: (ns: bigint) => bigint, view: ReadonlyDataView, off: number, hits: { n: number }): void {
   if (view.byteLength - off < EVENT_SIZE) return;
   hits.n++;
   const time = clock(view.getBigUint64(off, true));

@@ -50,6 +50,9 @@ codes! {
     Closed => "CLOSED",
     /// Already in use (a ring buffer has one consumer).
     Busy => "BUSY",
+    /// A ring-buffer batch (or one of its records) read after it was released: its
+    /// memory is the kernel's again.
+    Stale => "STALE",
     /// A map to reuse (pinned, or an fd given) does not match the object's definition.
     Incompatible => "INCOMPATIBLE",
     /// A bug in nodebpf (a caught panic): the message says where.

@@ -6,6 +6,12 @@
 //! Memory never grows with the producer: a drain copies at most `max_bytes`, and what
 //! is not drained stays in the kernel ring, whose reservations then fail (the BPF side
 //! sees and can count them).
+//!
+//! Zero copy: [`RingBuf::peek`] finds the committed records from the consumer position
+//! on as one [`Span`] of the data area (which the kernel maps twice back to back, so a
+//! span never wraps), and [`RingBuf::release`] gives them back to the kernel once read,
+//! all of them or up to a record boundary. Records are read where the kernel wrote them,
+//! through [`RingBuf::data`]: read-only memory.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -23,6 +29,17 @@ const HDR_SIZE: usize = 8;
 /// Size of the per-record header in the batches [`RingBuf::drain_into`] fills:
 /// `u32` little-endian length, 4 bytes of padding; data is then padded to 8 bytes.
 pub const BATCH_HEADER: usize = 8;
+
+/// Committed records from the consumer position on, in the data area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Byte offset of the first record's header in the data area.
+    pub offset: usize,
+    /// Bytes of headers and records (each record's header, then its data padded to 8).
+    pub len: usize,
+    /// Records not discarded by the BPF side.
+    pub records: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -170,6 +187,81 @@ impl RingBuf {
         unsafe { &*(self.producer.ptr as *const AtomicU64) }
     }
 
+    /// The data area: records at `Span` offsets, `2 * max_entries` bytes (mapped twice).
+    /// Read-only: the kernel refuses a writable mapping, so a write through it faults.
+    pub fn data(&self) -> (*const u8, usize) {
+        // SAFETY: the producer mapping is a page plus twice the data area.
+        let ptr = unsafe { (self.producer.ptr as *const u8).add(self.page) };
+        (ptr, self.producer.len - self.page)
+    }
+
+    /// The committed records from the consumer position on, up to `max_bytes` of record
+    /// data (one record always goes through), without giving them back: the next `peek`
+    /// finds them again until [`RingBuf::release`].
+    pub fn peek(&self, max_bytes: usize) -> Result<Option<Span>> {
+        self.check_open()?;
+        let start = self.consumer_pos().load(Ordering::Relaxed);
+        let prod = self.producer_pos().load(Ordering::Acquire);
+        let (data, _) = self.data();
+        // SAFETY: as in `consume`.
+        let (end, records) = unsafe { walk(data, self.mask, start, prod, max_bytes, &mut |_| {}) };
+        Ok((end != start).then_some(Span {
+            offset: (start & self.mask) as usize,
+            len: (end - start) as usize,
+            records,
+        }))
+    }
+
+    /// Gives the first `len` bytes of `span` (from the last `peek`) back to the kernel:
+    /// all of it, or the records before a boundary within it.
+    pub fn release(&self, span: &Span, len: usize) -> Result<()> {
+        self.check_open()?;
+        let start = self.consumer_pos().load(Ordering::Relaxed);
+        if (start & self.mask) as usize != span.offset || len > span.len {
+            return Err(einval(format!(
+                "ring buffer '{}': released {len} bytes of a span the consumer is not at",
+                self.name
+            )));
+        }
+        if len < span.len {
+            // A record boundary: a consumer position in the middle of a record would make
+            // the kernel and the next walk read data as a header.
+            let (data, _) = self.data();
+            // SAFETY: as in `consume`; the span's records are committed.
+            let (end, _) = unsafe {
+                walk(
+                    data,
+                    self.mask,
+                    start,
+                    start + len as u64,
+                    usize::MAX,
+                    &mut |_| {},
+                )
+            };
+            if end != start + len as u64 {
+                return Err(einval(format!(
+                    "ring buffer '{}': {len} bytes is not a record boundary",
+                    self.name
+                )));
+            }
+        }
+        if len > 0 {
+            self.consumer_pos()
+                .store(start + len as u64, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(
+                Code::Closed,
+                format!("ring buffer '{}' is closed", self.name),
+            ));
+        }
+        Ok(())
+    }
+
     /// Walks committed records, calling `f` on each, until none is left or `max_bytes`
     /// of record data have been seen (one record always goes through). Returns the count.
     pub fn consume(&self, max_bytes: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
@@ -311,7 +403,7 @@ impl Drop for ClaimGuard {
 
 /// Walks the committed records between `start` and `prod`, calling `f` on each that was
 /// not discarded, until a record still being written (busy), the end, or `max_bytes` of
-/// record data (one record always goes through). Returns the new consumer position and
+/// records with their headers and padding (one record always goes through). Returns the new consumer position and
 /// the count. Kept apart from the mapping so it runs over a heap buffer in tests.
 ///
 /// # Safety
@@ -338,18 +430,19 @@ unsafe fn walk(
             break;
         }
         let data_len = (len & !(BUSY_BIT | DISCARD_BIT)) as usize;
+        let size = (data_len + HDR_SIZE).next_multiple_of(HDR_SIZE);
+        if cons != start && bytes + size > max_bytes {
+            break;
+        }
         if len & DISCARD_BIT == 0 {
-            if count > 0 && bytes + data_len > max_bytes {
-                break;
-            }
             // SAFETY: the record's data follows its header, committed (not busy), and the
             // double mapping keeps it contiguous.
             let rec = unsafe { std::slice::from_raw_parts(data.add(at + HDR_SIZE), data_len) };
             f(rec);
             count += 1;
-            bytes += data_len;
         }
-        cons += (data_len + HDR_SIZE).next_multiple_of(HDR_SIZE) as u64;
+        bytes += size;
+        cons += size as u64;
     }
     (cons, count)
 }
