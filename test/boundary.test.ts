@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 
-import { BpfError, load, loadSync, type BpfObject, type EventRecord } from '../dist/index.js';
+import { BpfError, load, loadSync, type BpfObject, type EventRecord, type ReadonlyDataView } from '../dist/index.js';
 import { Child, fixture, openFds, rejects, syscalls } from './helpers.js';
 
 
@@ -194,7 +194,7 @@ describe('ring-buffer hand-over is exact', () => {
     await using obj = await produce(20);
     const rb = obj.ringbuf('records');
     const got: bigint[] = [];
-    const decode = (v: DataView, off: number) => v.getBigUint64(off, true);
+    const decode = (v: ReadonlyDataView, off: number) => v.getBigUint64(off, true);
     for await (const s of rb.events(decode)) if (got.push(s) === 7) break;
     for await (const s of rb.events(decode)) if (got.push(s) === 20) break;
     expect(got).toEqual(Array.from({ length: 20 }, (_, i) => BigInt(i)));

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
-import { load, type BpfObject } from '../dist/index.js';
+import { load, type BpfObject, type ReadonlyDataView } from '../dist/index.js';
 import { fixture, syscalls } from './helpers.js';
 
 const counters = (obj: BpfObject) => {
@@ -13,7 +13,7 @@ const counters = (obj: BpfObject) => {
   return { produced: v.getBigUint64(0, true), dropped: v.getBigUint64(8, true) };
 };
 
-const seqOf = (view: DataView, off: number) => view.getBigUint64(off, true);
+const seqOf = (view: ReadonlyDataView, off: number) => view.getBigUint64(off, true);
 
 describe('ring buffer', () => {
   it('delivers contiguous sequence numbers when the consumer keeps up', async () => {

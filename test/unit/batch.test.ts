@@ -1,27 +1,38 @@
-// Batch parsing over hand-made buffers in the binding's layout: per record a u32 length
-// (little-endian), 4 bytes of padding, then the data padded to 8 bytes.
+// Batch parsing over hand-made buffers in the kernel ring's layout: per record a u32
+// length (little-endian, bit 30 set when the BPF side discarded it), 4 more header bytes,
+// then the data padded to 8 bytes. A batch starts anywhere in its buffer.
 import { describe, expect, it } from 'vitest';
 
 import { Batch } from '../../dist/index.js';
 
 const HEADER = 8;
 const ALIGN = 8;
+const DISCARD_BIT = 1 << 30;
 const padded = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
-/** A batch buffer holding `records`, with the padding filled with 0xee so a parser that reads it shows. */
-function batchOf(records: Uint8Array[], offset = 0): Uint8Array {
-  const size = records.reduce((s, r) => s + HEADER + padded(r.length), 0);
-  // At `offset` into a larger allocation: the binding's buffers need not start at 0.
-  const backing = new Uint8Array(offset + size).fill(0xee);
-  const out = backing.subarray(offset);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  let off = 0;
-  for (const r of records) {
-    view.setUint32(off, r.length, true);
-    out.set(r, off + HEADER);
+/** A ring span holding `records` at `offset` of a larger buffer whose other bytes are 0xee. */
+function spanOf(records: Uint8Array[], offset = 0, discarded = new Set<number>()): { view: DataView; start: number; length: number } {
+  const length = records.reduce((s, r) => s + HEADER + padded(r.length), 0);
+  const backing = new Uint8Array(offset + length + 16).fill(0xee);
+  const view = new DataView(backing.buffer);
+  let off = offset;
+  records.forEach((r, i) => {
+    view.setUint32(off, r.length | (discarded.has(i) ? DISCARD_BIT : 0), true);
+    backing.set(r, off + HEADER);
     off += HEADER + padded(r.length);
-  }
-  return out;
+  });
+  return { view, start: offset, length };
+}
+
+function batchOf(records: Uint8Array[], offset = 0, discarded = new Set<number>()): { batch: Batch; released: Batch[]; current: { gen: number } } {
+  const { view, start, length } = spanOf(records, offset, discarded);
+  const current = { gen: 1 };
+  const released: Batch[] = [];
+  const batch = new Batch('test', current, view, start, length, records.length - discarded.size, (b) => {
+    released.push(b);
+    current.gen++;
+  });
+  return { batch, released, current };
 }
 
 /** Records whose bytes say which record and which byte they are. */
@@ -31,32 +42,52 @@ describe('Batch', () => {
   // Lengths around the 8-byte alignment, an empty record, and a large one.
   const LENGTHS = [1, 7, 8, 9, 0, 16, 17, 4096 + 3];
 
-  it('iterating yields every record with its exact length and bytes, in order', () => {
+  it('iterating yields every record with its exact length and bytes, in order, through one reused record', () => {
     const input = records(LENGTHS);
-    const got = [...new Batch(batchOf(input, 3))];
+    const { batch } = batchOf(input, 24);
+    const seen = new Set<unknown>();
+    const got = Array.from(batch, (r) => {
+      seen.add(r);
+      return r.slice();
+    });
     expect(got).toEqual(input);
+    expect(seen.size).toBe(1);
   });
 
-  it('iterating yields views into the batch buffer, not copies', () => {
-    const buffer = batchOf(records([5, 12]));
-    const [first, second] = new Batch(buffer);
-    expect(first.buffer).toBe(buffer.buffer);
-    expect(second.byteOffset - buffer.byteOffset).toBe(HEADER + padded(5) + HEADER);
+  it('records are views into the span, not copies', () => {
+    const input = records([5, 12]);
+    const { batch } = batchOf(input, 16);
+    const offsets = Array.from(batch, (r) => r.offset);
+    expect(offsets).toEqual([16 + HEADER, 16 + HEADER + padded(5) + HEADER]);
   });
 
-  it('forEach sees the same records as the iterator and returns their count', () => {
+  it('forEach sees the same records as the iterator and returns their count; discarded ones are skipped', () => {
     const input = records(LENGTHS);
-    const batch = new Batch(batchOf(input, 5));
+    const { batch } = batchOf(input, 8, new Set([1, 4]));
     const seen: Uint8Array[] = [];
     const n = batch.forEach((view, offset, length) => {
       seen.push(new Uint8Array(view.buffer, view.byteOffset + offset, length).slice());
     });
-    expect(n).toBe(input.length);
-    expect(seen).toEqual(input);
+    const kept = input.filter((_, i) => i !== 1 && i !== 4);
+    expect(n).toBe(kept.length);
+    expect(batch.count).toBe(kept.length);
+    expect(seen).toEqual(kept);
+    expect(Array.from(batch, (r) => r.slice())).toEqual(kept);
   });
 
-  it('an empty buffer is a batch of no records', () => {
-    const batch = new Batch(new Uint8Array(0));
+  it('release() hands it back once; after that every read is STALE', () => {
+    const { batch, released } = batchOf(records([3, 4]));
+    batch.release();
+    expect(released.length).toBe(1);
+    expect(released[0]).toBe(batch);
+    expect(batch.released).toBe(true);
+    expect(() => batch.view).toThrow(expect.objectContaining({ code: 'STALE', map: 'test' }));
+    expect(() => batch.forEach(() => {})).toThrow(expect.objectContaining({ code: 'STALE' }));
+    expect(() => [...batch]).toThrow(expect.objectContaining({ code: 'STALE' }));
+  });
+
+  it('an empty span is a batch of no records', () => {
+    const { batch } = batchOf([]);
     expect([...batch]).toEqual([]);
     expect(batch.forEach(() => expect.unreachable())).toBe(0);
   });

@@ -24,6 +24,7 @@ const CODES: Record<BpfErrorCode, true> = {
   UNSUPPORTED: true,
   CLOSED: true,
   BUSY: true,
+  STALE: true,
   INCOMPATIBLE: true,
   INTERNAL: true,
   EIO: true,
