@@ -1,25 +1,35 @@
-// Reference consumer: libbpf's ring_buffer__poll (Debian's libbpf-dev), same producer.
-// usage: libbpf_consumer OBJ TRIGGER TOTAL  -> prints "records seconds dropped errors"
+// Reference consumer: libbpf (Debian's libbpf-dev) on the same producer and ring.
+//   libbpf_consumer drain OBJ ROUNDS PER
+//     ROUNDS times: this process's getppid fills the ring with PER records, then
+//     ring_buffer__consume drains it (timed), the callback reading each record's seq.
+//   libbpf_consumer sustained OBJ TRIGGER TOTAL PER SLEEP_US
+//     TRIGGER (test/fixtures/syscalls) makes TOTAL/PER getppids paced by SLEEP_US, while
+//     ring_buffer__poll consumes.
+// Prints "records seconds dropped errors"; errors: records out of sequence (a gap that is
+// not a drop, a duplicate, a wrong value).
 #define _GNU_SOURCE
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 struct record { uint64_t seq, value; };
-struct state { uint64_t received, next, errors; };
+struct state { uint64_t received, next, gaps, errors; };
 
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct state *s = ctx;
 	const struct record *r = data;
-	if (len != sizeof(*r) || r->seq != s->next || r->value != r->seq * 3)
+	if (len != sizeof(*r) || r->seq < s->next || r->value != r->seq * 3)
 		s->errors++;
+	s->gaps += r->seq - s->next;
 	s->next = r->seq + 1;
 	s->received++;
 	return 0;
@@ -32,25 +42,11 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv)
+static struct bpf_object *open_load(const char *path, pid_t target, uint32_t per)
 {
-	if (argc < 4)
-		return 2;
-	uint64_t total = strtoull(argv[3], NULL, 10);
-	int go[2];
-	if (pipe(go))
-		return 1;
-	pid_t child = fork();
-	if (child == 0) {
-		dup2(go[0], 0);
-		close(go[1]);
-		execl(argv[2], argv[2], "getppid", "1000000000000", NULL);
-		_exit(127);
-	}
-	close(go[0]);
-	struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
 	if (!obj)
-		return 1;
+		return NULL;
 	struct bpf_map *rodata = NULL, *m;
 	bpf_object__for_each_map(m, obj)
 		if (strstr(bpf_map__name(m), ".rodata"))
@@ -59,38 +55,93 @@ int main(int argc, char **argv)
 	const char *initial = bpf_map__initial_value(rodata, &sz);
 	char ro[64];
 	if (!initial || sz > sizeof(ro))
-		return 1;
+		return NULL;
 	memcpy(ro, initial, sz);
-	// .rodata layout: u32 target_tgid, u32 per_trigger, u64 total, u64 ring_size
-	*(uint32_t *)ro = child;
-	*(uint64_t *)(ro + 8) = total;
-	if (bpf_map__set_initial_value(rodata, ro, sz))
-		return 1;
-	if (bpf_object__load(obj))
-		return 1;
-	struct bpf_program *prog = bpf_object__find_program_by_name(obj, "produce");
-	struct bpf_link *link = bpf_program__attach(prog);
-	if (!link)
-		return 1;
-	struct state s = { 0 };
-	struct ring_buffer *rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "records"), on_record, &s, NULL);
-	double t0 = now();
-	if (write(go[1], "go\n", 3) != 3)
-		return 1;
-	while (s.received < total)
-		ring_buffer__poll(rb, 100);
-	double t1 = now();
-	kill(child, SIGKILL);
-	waitpid(child, NULL, 0);
-	struct bpf_map *bss = NULL;
+	/* .rodata: u32 target_tgid, u32 per_trigger */
+	memcpy(ro, &target, 4);
+	memcpy(ro + 4, &per, 4);
+	if (bpf_map__set_initial_value(rodata, ro, sz) || bpf_object__load(obj))
+		return NULL;
+	return obj;
+}
+
+/* The producer's .bss: attempted, dropped. */
+static void counters(struct bpf_object *obj, uint64_t out[2])
+{
+	struct bpf_map *bss = NULL, *m;
 	bpf_object__for_each_map(m, obj)
 		if (strstr(bpf_map__name(m), ".bss"))
 			bss = m;
-	uint64_t counters[2] = { 0 };
 	uint32_t zero = 0;
-	bpf_map__lookup_elem(bss, &zero, sizeof(zero), counters, sizeof(counters), 0);
-	printf("%llu %.6f %llu %llu\n", (unsigned long long)s.received, t1 - t0, (unsigned long long)counters[1],
-	       (unsigned long long)s.errors);
+	out[0] = out[1] = 0;
+	bpf_map__lookup_elem(bss, &zero, sizeof(zero), out, 2 * sizeof(uint64_t), 0);
+}
+
+static uint64_t dropped(struct bpf_object *obj)
+{
+	uint64_t c[2];
+	counters(obj, c);
+	return c[1];
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5)
+		return 2;
+	int drain = !strcmp(argv[1], "drain");
+	struct state s = { 0 };
+	double seconds = 0;
+	pid_t child = 0;
+	int go[2];
+	uint32_t per = strtoul(argv[drain ? 4 : 5], NULL, 10);
+	if (!drain) {
+		if (pipe(go))
+			return 1;
+		child = fork();
+		if (child == 0) {
+			dup2(go[0], 0);
+			close(go[1]);
+			char triggers[32];
+			snprintf(triggers, sizeof(triggers), "%llu", strtoull(argv[4], NULL, 10) / per);
+			int devnull = open("/dev/null", O_WRONLY);
+			dup2(devnull, 1);
+			execl(argv[3], argv[3], "getppid", triggers, "0", argv[6], NULL);
+			_exit(127);
+		}
+		close(go[0]);
+	}
+	struct bpf_object *obj = open_load(argv[2], drain ? getpid() : child, per);
+	if (!obj)
+		return 1;
+	struct bpf_link *link = bpf_program__attach(bpf_object__find_program_by_name(obj, "produce"));
+	struct ring_buffer *rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "records"), on_record, &s, NULL);
+	if (!link || !rb)
+		return 1;
+	if (drain) {
+		long rounds = atol(argv[3]);
+		for (long i = 0; i < rounds; i++) {
+			syscall(SYS_getppid);
+			double t0 = now();
+			ring_buffer__consume(rb);
+			seconds += now() - t0;
+		}
+	} else {
+		uint64_t total = strtoull(argv[4], NULL, 10) / per * per;
+		double t0 = now();
+		if (write(go[1], "go\n", 3) != 3)
+			return 1;
+		int status;
+		/* Until every record is in or dropped, and the trigger is done. */
+		while (s.received + dropped(obj) < total || !waitpid(child, &status, WNOHANG))
+			ring_buffer__poll(rb, 100);
+		seconds = now() - t0;
+	}
+	uint64_t c[2];
+	counters(obj, c);
+	/* Every attempt not received must be a drop: gaps, and drops after the last record. */
+	int unaccounted = s.gaps + (c[0] - s.next) != c[1];
+	printf("%llu %.6f %llu %llu\n", (unsigned long long)s.received, seconds, (unsigned long long)c[1],
+	       (unsigned long long)(s.errors + unaccounted));
 	ring_buffer__free(rb);
 	bpf_link__destroy(link);
 	bpf_object__close(obj);

@@ -47,38 +47,113 @@ function stale(ring: string): BpfError {
 
 /**
  * One record of a batch, read where the kernel wrote it: `view` at `offset`, `length`
- * bytes. Valid while its batch is (reading it later throws `STALE`); `slice()` copies it.
+ * bytes (read-only memory). Valid while its batch is; `slice()` copies it to keep.
  */
-export class EventRecord {
+export interface EventRecord {
+  /** The batch's memory: the record is at `offset`, `length` bytes. */
+  readonly view: ReadonlyDataView;
   /** Where the record's data starts in `view`. */
-  offset = 0;
+  readonly offset: number;
   /** Its length in bytes. */
-  length = 0;
-  readonly #batch: Batch;
+  readonly length: number;
+  /** The record's bytes, in place (read-only memory: do not write). */
+  bytes(): Uint8Array;
+  /** A copy of the record's bytes (or of `start`..`end` of them), to keep. */
+  slice(start?: number, end?: number): Uint8Array;
+}
 
-  /** @internal */
+function bytesOf(view: DataView, offset: number, length: number): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset + offset, length);
+}
+
+/** A record handed out on its own (`records()`): reading it once its batch is released throws `STALE`. */
+class CheckedRecord implements EventRecord {
+  readonly #batch: Batch;
+  readonly offset: number;
+  readonly length: number;
+
   constructor(batch: Batch, offset: number, length: number) {
     this.#batch = batch;
     this.offset = offset;
     this.length = length;
   }
 
-  /** The batch's memory (read-only): the record is at `offset`, `length` bytes. */
   get view(): ReadonlyDataView {
     return this.#batch.view;
   }
 
-  /** The record's bytes, in place (read-only memory: do not write). */
   bytes(): Uint8Array {
-    const v = this.#batch.view as DataView;
-    return new Uint8Array(v.buffer, v.byteOffset + this.offset, this.length);
+    return bytesOf(this.#batch.view as DataView, this.offset, this.length);
   }
 
-  /** A copy of the record's bytes (or of `start`..`end` of them), to keep. */
   slice(start = 0, end = this.length): Uint8Array {
     return this.bytes().slice(start, end);
   }
 }
+
+/**
+ * The one record a batch's iterator moves along its records: plain fields, read at the
+ * speed of a DataView. The iterator checks the batch is current at every step.
+ */
+class IteratedRecord implements EventRecord {
+  offset = 0;
+  length = 0;
+  readonly view: DataView;
+
+  constructor(view: DataView) {
+    this.view = view;
+  }
+
+  bytes(): Uint8Array {
+    return bytesOf(this.view, this.offset, this.length);
+  }
+
+  slice(start = 0, end = this.length): Uint8Array {
+    return this.bytes().slice(start, end);
+  }
+}
+
+/** A batch's iterator: one reused record and one reused result. */
+class BatchIterator implements Iterator<EventRecord> {
+  readonly #batch: Batch;
+  readonly #view: DataView;
+  readonly #end: number;
+  #off: number;
+  readonly #record: IteratedRecord;
+  readonly #result: IteratorYieldResult<EventRecord>;
+
+  constructor(batch: Batch, view: DataView, start: number, end: number) {
+    this.#batch = batch;
+    this.#view = view;
+    this.#off = start;
+    this.#end = end;
+    this.#record = new IteratedRecord(view);
+    this.#result = { value: this.#record, done: false };
+  }
+
+  next(): IteratorResult<EventRecord> {
+    if (this.#batch.released) throw stale(this.#batch.ring);
+    const view = this.#view;
+    while (this.#off < this.#end) {
+      const at = this.#off;
+      const header = view.getUint32(at, true);
+      const length = header & LENGTH_MASK;
+      this.#off = nextRecord(length, at);
+      if ((header & DISCARD_BIT) === 0) {
+        this.#record.offset = at + HEADER;
+        this.#record.length = length;
+        return this.#result;
+      }
+    }
+    return DONE;
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
 /**
  * The records of one wakeup, read where the kernel wrote them (zero copy). A batch is
@@ -144,30 +219,12 @@ export class Batch implements Iterable<EventRecord> {
 
   /** Each record through one reused `EventRecord` (nothing allocated per record): keep `slice()`s, not the record. */
   [Symbol.iterator](): Iterator<EventRecord> {
-    const batch = this;
-    const view = this.view as DataView;
-    const end = this.#end;
-    const record = new EventRecord(this, 0, 0);
-    const done: IteratorReturnResult<undefined> = { value: undefined, done: true };
-    const result: IteratorYieldResult<EventRecord> = { value: record, done: false };
-    let off = this.#start;
-    return {
-      next(): IteratorResult<EventRecord> {
-        if (batch.#current.gen !== batch.#gen) throw stale(batch.#ring);
-        while (off < end) {
-          const header = view.getUint32(off, true);
-          const length = header & LENGTH_MASK;
-          const at = off;
-          off = nextRecord(length, off);
-          if ((header & DISCARD_BIT) === 0) {
-            record.offset = at + HEADER;
-            record.length = length;
-            return result;
-          }
-        }
-        return done;
-      },
-    };
+    return new BatchIterator(this, this.view as DataView, this.#start, this.#end);
+  }
+
+  /** @internal The ring's name, for errors. */
+  get ring(): string {
+    return this.#ring;
   }
 
   /** Gives the records back to the kernel now. Idempotent. */
@@ -178,6 +235,107 @@ export class Batch implements Iterable<EventRecord> {
   /** @internal Where its records start and end in `view`. */
   bounds(): [number, number] {
     return [this.#start, this.#end];
+  }
+}
+
+/** What a `RecordStream` needs of its ring. */
+interface StreamSource<T> {
+  make: (batch: Batch, view: DataView, offset: number, length: number) => T;
+  /** The next batch now, or null (none yet, or aborted). */
+  poll: () => Batch | null;
+  /** The next batch, waiting; null once closed or aborted. */
+  next: () => Promise<Batch | null>;
+  release: (b: Batch, bytes: number) => void;
+  /** The iteration is over. */
+  end: () => void;
+}
+
+/**
+ * Records one at a time, as fast as an async iterator goes: a record of the current batch
+ * costs one resolved promise; only the step to the next batch awaits the kernel. The
+ * result object is reused (`for await` reads it before asking for the next).
+ */
+class RecordStream<T> implements AsyncIterableIterator<T> {
+  readonly #src: StreamSource<T>;
+  #batch: Batch | null = null;
+  #view: DataView | null = null;
+  #start = 0;
+  #off = 0;
+  #end = 0;
+  /** Bytes of the batch whose records were handed out. */
+  #consumed = 0;
+  #finished = false;
+  readonly #result: { value: T; done: false } = { value: undefined as T, done: false };
+
+  constructor(src: StreamSource<T>) {
+    this.#src = src;
+  }
+
+  /** Moves to the next record of the current batch: true when there is one (in `#result`). */
+  #step(): boolean {
+    const view = this.#view;
+    const batch = this.#batch;
+    if (!view || !batch) return false;
+    if (batch.released) throw stale(batch.ring);
+    while (this.#off < this.#end) {
+      const at = this.#off;
+      const header = view.getUint32(at, true);
+      const length = header & LENGTH_MASK;
+      this.#off = nextRecord(length, at);
+      if ((header & DISCARD_BIT) === 0) {
+        this.#result.value = this.#src.make(batch, view, at + HEADER, length);
+        this.#consumed = this.#off - this.#start;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #take(batch: Batch | null): void {
+    this.#batch = batch;
+    this.#view = batch ? (batch.view as DataView) : null;
+    [this.#start, this.#end] = batch ? batch.bounds() : [0, 0];
+    this.#off = this.#start;
+    this.#consumed = 0;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    try {
+      if (!this.#finished && this.#step()) return Promise.resolve(this.#result);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#nextBatch();
+  }
+
+  async #nextBatch(): Promise<IteratorResult<T>> {
+    for (;;) {
+      if (this.#finished) return { value: undefined, done: true };
+      // poll() and next() release the batch before them: all of it was handed out.
+      this.#take(this.#src.poll() ?? (await this.#src.next()));
+      if (!this.#batch) return this.return();
+      if (this.#step()) return this.#result;
+    }
+  }
+
+  /** Ends the iteration; the records of the batch not yet handed out stay in the ring. */
+  return(): Promise<IteratorResult<T>> {
+    if (!this.#finished) {
+      this.#finished = true;
+      if (this.#batch && !this.#batch.released) this.#src.release(this.#batch, this.#consumed);
+      this.#take(null);
+      this.#src.end();
+    }
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  throw(e?: unknown): Promise<IteratorResult<T>> {
+    void this.return();
+    return Promise.reject(e);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }
 
@@ -305,51 +463,39 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
 
   /**
    * Each record, as `(view, offset, length)` → `decode`'s result: nothing allocated per
-   * record by nodebpf. Stopping early gives back only the records already yielded.
+   * record by nodebpf but the iteration's promise. Stopping early gives back only the
+   * records already yielded.
    */
-  events<T>(decode: (view: ReadonlyDataView, offset: number, length: number) => T, options: IterateOptions = {}): AsyncGenerator<T, void, undefined> {
-    return this.#each((_batch, view, offset, length) => decode(view, offset, length), options);
+  events<T>(decode: (view: ReadonlyDataView, offset: number, length: number) => T, options: IterateOptions = {}): AsyncIterableIterator<T> {
+    return this.#stream((_batch, view, offset, length) => decode(view, offset, length), options);
   }
 
   /**
    * Each record as an `EventRecord`, valid until the iteration moves past its batch (then
    * reading it throws `STALE`; `slice()` copies). Stopping early keeps the rest.
    */
-  records(options: IterateOptions = {}): AsyncGenerator<EventRecord, void, undefined> {
-    return this.#each((batch, _view, offset, length) => new EventRecord(batch, offset, length), options);
+  records(options: IterateOptions = {}): AsyncIterableIterator<EventRecord> {
+    return this.#stream((batch, _view, offset, length) => new CheckedRecord(batch, offset, length), options);
   }
 
-  async *#each<T>(make: (batch: Batch, view: DataView, offset: number, length: number) => T, options: IterateOptions): AsyncGenerator<T, void, undefined> {
+  #stream<T>(make: (batch: Batch, view: DataView, offset: number, length: number) => T, options: IterateOptions): AsyncIterableIterator<T> {
+    const { signal } = options;
     this.#claim();
-    let batch: Batch | null = null;
-    /** Bytes of `batch` whose records were yielded. */
-    let consumed = 0;
-    try {
-      for await (batch of this.#batches(options)) {
-        const view = batch.view as DataView;
-        const [start, end] = batch.bounds();
-        consumed = 0;
-        for (let off = start; off < end; ) {
-          const header = view.getUint32(off, true);
-          const length = header & LENGTH_MASK;
-          const next = nextRecord(length, off);
-          if ((header & DISCARD_BIT) === 0) {
-            const value = make(batch, view, off + HEADER, length);
-            consumed = next - start;
-            yield value;
-          }
-          off = next;
-        }
-        consumed = end - start;
-      }
-    } finally {
-      // Stopped inside a batch: the records not yet yielded stay in the kernel's ring.
-      if (batch && !batch.released) this.#release(batch, consumed);
-      this.#iterating = false;
-    }
+    const onAbort = () => this.#ring.wake();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return new RecordStream<T>({
+      make,
+      poll: () => (signal?.aborted ? null : this.poll()),
+      next: () => (signal?.aborted ? Promise.resolve(null) : this.next()),
+      release: (b, bytes) => this.#release(b, bytes),
+      end: () => {
+        signal?.removeEventListener('abort', onAbort);
+        this.#iterating = false;
+      },
+    });
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<EventRecord> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<EventRecord> {
     return this.records();
   }
 
