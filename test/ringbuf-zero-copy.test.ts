@@ -110,3 +110,33 @@ describe('zero-copy ring-buffer batches', () => {
     expect(openFds()).toBe(before);
   });
 });
+
+describe("ring-buffer loss counts (nodebpf.bpf.h)", () => {
+  it('rb.stats(): received + lost == produced exactly, through a 4 KiB ring overrun by output and reserve alike', async () => {
+    const PER = 1000; // 24 ring bytes each: about 170 fit in 4 KiB
+    const child = syscalls('getppid', 3);
+    await using obj = await load(fixture('ringbuf_lost.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: PER } });
+    const rb = obj.ringbuf('lossy');
+    expect(rb.stats()).toEqual({ received: 0, batches: 0, lost: 0 });
+    using _l = obj.program('produce').attach();
+    await child.run();
+    const seqs: bigint[] = [];
+    for (let b = rb.poll(); b; b = rb.poll()) for (const r of b) seqs.push(r.view.getBigUint64(r.offset, true));
+    const stats = rb.stats();
+    const bss = obj.map(obj.maps.find((m) => m.name.endsWith('.bss'))?.name ?? '').get(new Uint8Array(4)) as Uint8Array;
+    const produced = Number(new DataView(bss.buffer, bss.byteOffset).getBigUint64(0, true));
+    expect(produced).toBe(3 * PER);
+    expect(stats.received).toBe(seqs.length);
+    expect(stats.lost).toBeGreaterThan(0);
+    expect(stats.received + (stats.lost ?? 0)).toBe(produced);
+    // The first getppid filled the ring before anything was read: its first records arrived.
+    expect(seqs[0]).toBe(0n);
+  });
+
+  it('a ring declared without nodebpf.bpf.h has no loss count: lost is undefined', async () => {
+    await using obj = await produce(3);
+    const rb = obj.ringbuf('records');
+    for (let b = rb.poll(); b; b = rb.poll()) b.release();
+    expect(rb.stats()).toEqual({ received: 3, batches: 1, lost: undefined });
+  });
+});

@@ -237,10 +237,20 @@ export class BpfObject implements Disposable {
         if (this.#rings.get(name) === rb) this.#rings.delete(name);
       },
       { copy: o.copy === true },
+      () => this.#ringLost(name),
     );
     this.#open.add(rb);
     this.#rings.set(name, rb);
     return rb;
+  }
+
+  /** The records ring `name` refused, from nodebpf.bpf.h's per-CPU `<name>__lost` counter. */
+  #ringLost(name: string): number | undefined {
+    const d = this.#maps.get(`${name}__lost`);
+    if (!d) return undefined;
+    const counts = this.map(d.name, { key: 'u32', value: 'u64' }).get(0);
+    if (counts === undefined) return undefined;
+    return (Array.isArray(counts) ? counts : [counts]).reduce((sum: number, n) => sum + Number(n), 0);
   }
 
   /**

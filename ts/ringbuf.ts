@@ -236,6 +236,19 @@ export class Batch implements Iterable<EventRecord> {
   bounds(): [number, number] {
     return [this.#start, this.#end];
   }
+
+  /** @internal Records in its first `bytes`. */
+  countIn(bytes: number): number {
+    if (bytes >= this.byteLength) return this.count;
+    let n = 0;
+    const view = this.#view;
+    for (let off = this.#start; off < this.#start + bytes; ) {
+      const header = view.getUint32(off, true);
+      if ((header & DISCARD_BIT) === 0) n++;
+      off = nextRecord(header & LENGTH_MASK, off);
+    }
+    return n;
+  }
 }
 
 /** What a `RecordStream` needs of its ring. */
@@ -344,6 +357,20 @@ export interface IterateOptions {
   signal?: AbortSignal;
 }
 
+/** What a ring buffer's consumer has seen. */
+export interface RingBufferStats {
+  /** Records handed back to the kernel after they were handed out (the ones read). */
+  received: number;
+  /** Batches handed out. */
+  batches: number;
+  /**
+   * Records the ring refused the BPF side, summed over CPUs, when the program declares
+   * the ring with nodebpf.bpf.h's NODEBPF_RINGBUF (its `<ring>__lost` map); else
+   * undefined: the kernel does not count them.
+   */
+  lost: number | undefined;
+}
+
 export interface RingBufferOptions {
   /**
    * Copy each batch into one reused buffer instead of reading the kernel's ring in place:
@@ -374,12 +401,16 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
   #view: DataView;
   #current: Generation = { gen: 0 };
   #batch: Batch | null = null;
+  #received = 0;
+  #batchCount = 0;
+  #lost: () => number | undefined;
 
   /** @internal */
-  constructor(name: string, ring: NativeRingBuf, onClose: () => void, options: RingBufferOptions = {}) {
+  constructor(name: string, ring: NativeRingBuf, onClose: () => void, options: RingBufferOptions = {}, lost: () => number | undefined = () => undefined) {
     this.name = name;
     this.#ring = ring;
     this.#onClose = onClose;
+    this.#lost = lost;
     this.#data = options.copy ? null : native(() => ring.data(), { map: name });
     this.#copy = this.#data ? null : new Uint8Array(COPY_BUFFER_BYTES);
     this.#view = this.#data ? new DataView(this.#data) : new DataView(this.#copy!.buffer);
@@ -397,6 +428,7 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
   /** Gives `b`'s first `bytes` (all by default) back to the kernel, if it is still current. */
   #release = (b: Batch, bytes = b.byteLength): void => {
     if (b !== this.#batch) return;
+    this.#received += b.countIn(bytes);
     this.#batch = null;
     this.#current.gen++;
     if (!this.#closed) native(() => this.#ring.release(bytes), { map: this.name });
@@ -409,6 +441,7 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
     const span = native(() => this.#ring.peek(this.#copy ?? undefined), { map: this.name });
     if (!span) return null;
     this.#current.gen++;
+    this.#batchCount++;
     this.#batch = new Batch(this.name, this.#current, this.#view, span.offset, span.length, span.records, this.#release);
     return this.#batch;
   }
@@ -497,6 +530,11 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
 
   [Symbol.asyncIterator](): AsyncIterableIterator<EventRecord> {
     return this.records();
+  }
+
+  /** Records received and batches so far, and the records the ring refused where they are counted (see `RingBufferStats`). */
+  stats(): RingBufferStats {
+    return { received: this.#received, batches: this.#batchCount, lost: this.#lost() };
   }
 
   /** Stops any iteration (it ends with no error) and frees the map for another consumer. Idempotent. */
