@@ -114,9 +114,30 @@ export declare class NativeObject {
    * an attach in progress rejects with CLOSED and detaches what it attached. Idempotent.
    */
   close(): void
+  /** The map's perf-buffer consumer; `BUSY` while another is open. */
+  perfbuf(map: string, pagesPerCpu?: number | undefined | null): NativePerfBuf
   /** The map's consumer; `BUSY` while another is open. */
   ringbuf(map: string): NativeRingBuf
   testRun(prog: string, options: TestRunOptions): Promise<TestRunOutput>
+}
+
+export declare class NativePerfBuf {
+  /** Always null: perf rings are read by copy. */
+  data(): ArrayBuffer | null
+  /** The samples not yet released, copied into `copy` (from offset 0); null when none. */
+  peek(copy?: Uint8Array | undefined | null): RingSpan | null
+  /** Gives the first `length` bytes of the last batch back (each CPU's records in them). */
+  release(length: number): void
+  lost(): Array<CpuLost>
+  wakes(): number
+  /** Resolves `true` once a CPU's ring may have data, `false` once closed or woken. */
+  wait(since: number): Promise<boolean>
+  wake(): void
+  /**
+   * Ends waiting and frees the map for another consumer; the events and mappings go
+   * once no waiter holds them. Idempotent. (`data` is for the ring-buffer surface.)
+   */
+  close(data?: ArrayBuffer | undefined | null): void
 }
 
 /** (done, total) of a long attach, read by the facade while the attach runs. */
@@ -169,6 +190,12 @@ export declare function __panicForTests(): void
 export interface BpfTypeName {
   name: string
   value: number
+}
+
+/** Records the kernel could not write on one CPU. */
+export interface CpuLost {
+  cpu: number
+  lost: number
 }
 
 /**

@@ -6,7 +6,7 @@ export { BpfMap, createMap, pidfdOpen, MapType, type MapCodecs, type MapHandle, 
 export { Program } from './program.js';
 export type { UprobeOptions, KprobeOptions, KprobeMultiOptions, UprobeMultiOptions, UsdtOptions, TracingMultiOptions, Progress, PerfEventOptions, PerfEventName, FreplaceTarget, TestRunOptions, TestRunResult } from './program.js';
 export { Link, MultiLink, type ReattachEvent } from './link.js';
-export { RingBuffer, Batch, type EventRecord, type IterateOptions, type RingBufferOptions, type RingBufferStats, type ReadonlyDataView } from './ringbuf.js';
+export { RingBuffer, PerfBuffer, Batch, type EventRecord, type PerfBufferOptions, type IterateOptions, type RingBufferOptions, type RingBufferStats, type ReadonlyDataView } from './ringbuf.js';
 export type { Codec, CodecName, CodecSpec } from './codec.js';
 export type { Features, LinkInfo, ProgramDesc, MapDesc, MultiTarget, MultiSkipped, MultiStats } from './native.js';
 

@@ -15,6 +15,7 @@ export type {
   NativeLink,
   NativeMultiLink,
   NativeRingBuf,
+  NativePerfBuf,
   NativeProgress,
   Features,
   LinkInfo,

@@ -5,7 +5,7 @@ import { bytes, FD, MAX_ENTRIES, optNum, options, optStr, str, U32 } from './che
 import { resolveCodec } from './codec.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
-import { BpfMap, type MapCodecs, type MapHandle } from './map.js';
+import { BpfMap, MapType, type MapCodecs, type MapHandle } from './map.js';
 import type { CodecName, Decoded } from './codec.js';
 
 /** The definition of a map, as an inner map template. */
@@ -14,7 +14,7 @@ function definitionOf(m: MapHandle): binding.MapDefinition {
 }
 import { addon, type MapDesc, type NativeLink, type NativeMultiLink, type NativeObject } from './native.js';
 import { Program, targetFd, type FreplaceTarget } from './program.js';
-import { RingBuffer, type RingBufferOptions } from './ringbuf.js';
+import { PerfBuffer, RingBuffer, type PerfBufferOptions, type RingBufferOptions } from './ringbuf.js';
 import type * as binding from './binding.js';
 import { attachTypeOf, progTypeOf } from './types.js';
 
@@ -227,7 +227,7 @@ export class BpfObject implements Disposable {
   ringbuf(name: string, given: RingBufferOptions = {}): RingBuffer {
     const o = options('ringbuf options', given);
     const open = this.#rings.get(name);
-    if (open && !open.closed) return open;
+    if (open && !open.closed && !(open instanceof PerfBuffer)) return open;
     const ring = native(() => this._native().ringbuf(str('name', name)), { map: name });
     const rb: RingBuffer = new RingBuffer(
       name,
@@ -242,6 +242,40 @@ export class BpfObject implements Disposable {
     this.#open.add(rb);
     this.#rings.set(name, rb);
     return rb;
+  }
+
+  /**
+   * The map's perf-buffer consumer (a `PERF_EVENT_ARRAY`): the same one while it is open,
+   * a new one after it was closed. Options apply to a new one.
+   */
+  perfbuf(name: string, given: PerfBufferOptions = {}): PerfBuffer {
+    const o = options('perfbuf options', given);
+    const open = this.#rings.get(name);
+    if (open instanceof PerfBuffer && !open.closed) return open;
+    const pages = optNum('pagesPerCpu', o.pagesPerCpu, { min: 1n, max: 1n << 20n, name: 'pages' });
+    if (pages !== undefined && (pages & (pages - 1)) !== 0) {
+      throw new BpfError('RANGE', `pagesPerCpu is ${pages}, not a power of two`, { map: name });
+    }
+    const perf = native(() => this._native().perfbuf(str('name', name), pages), { map: name });
+    const pb: PerfBuffer = new PerfBuffer(name, perf, () => {
+      this.#open.delete(pb);
+      if (this.#rings.get(name) === pb) this.#rings.delete(name);
+    });
+    this.#open.add(pb);
+    this.#rings.set(name, pb);
+    return pb;
+  }
+
+  /**
+   * The consumer of an event map, whichever kind it is: `ringbuf(name)` for a ring buffer,
+   * `perfbuf(name)` for a perf event array. Both read the same way.
+   */
+  events(name: string): RingBuffer {
+    const d = this.#maps.get(name);
+    if (!d) throw new BpfError('ENOENT', `no map named '${name}'; maps: ${[...this.#maps.keys()].join(', ')}`, { map: name });
+    if (d.mapType === MapType.PERF_EVENT_ARRAY) return this.perfbuf(name);
+    if (d.mapType === MapType.RINGBUF) return this.ringbuf(name);
+    throw new BpfError('EINVAL', `map '${name}' is neither a ring buffer nor a perf event array (map type ${d.mapType})`, { map: name });
   }
 
   /** The records ring `name` refused, from nodebpf.bpf.h's per-CPU `<name>__lost` counter. */

@@ -1,5 +1,5 @@
 import { BpfError, native, nativeAsync } from './errors.js';
-import type { NativeRingBuf } from './native.js';
+import type { NativePerfBuf, NativeRingBuf } from './native.js';
 
 /** Each record's header: u32 length with the busy/discard bits, 4 bytes the kernel keeps. */
 const HEADER = 8;
@@ -390,7 +390,7 @@ export interface RingBufferOptions {
  */
 export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, AsyncDisposable {
   readonly name: string;
-  #ring: NativeRingBuf;
+  #ring: NativeRingBuf | NativePerfBuf;
   #closed = false;
   #onClose: () => void;
   #iterating = false;
@@ -406,7 +406,7 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
   #lost: () => number | undefined;
 
   /** @internal */
-  constructor(name: string, ring: NativeRingBuf, onClose: () => void, options: RingBufferOptions = {}, lost: () => number | undefined = () => undefined) {
+  constructor(name: string, ring: NativeRingBuf | NativePerfBuf, onClose: () => void, options: RingBufferOptions = {}, lost: () => number | undefined = () => undefined) {
     this.name = name;
     this.#ring = ring;
     this.#onClose = onClose;
@@ -559,5 +559,32 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.closeAsync();
+  }
+}
+
+export interface PerfBufferOptions {
+  /** Data pages of each CPU's ring, a power of two (default 64: 256 KiB with 4 KiB pages). */
+  pagesPerCpu?: number;
+}
+
+/**
+ * A perf event array's consumer (`bpf_perf_event_output`): one ring per online CPU, read
+ * as one stream with the ring-buffer API (batches, records, events; a batch gathers what
+ * every CPU had). Records are copied out of the kernel's rings (a perf record can wrap),
+ * into one reused buffer. `stats().lost` and `lostPerCpu()` are the kernel's counts of
+ * samples it could not write (`PERF_RECORD_LOST`), taken in as they are read.
+ */
+export class PerfBuffer extends RingBuffer {
+  readonly #perf: NativePerfBuf;
+
+  /** @internal */
+  constructor(name: string, perf: NativePerfBuf, onClose: () => void) {
+    super(name, perf, onClose, { copy: true }, () => perf.lost().reduce((sum, c) => sum + c.lost, 0));
+    this.#perf = perf;
+  }
+
+  /** Samples lost on each CPU so far, as the kernel reported them. */
+  lostPerCpu(): { cpu: number; lost: number }[] {
+    return native(() => this.#perf.lost(), { map: this.name });
   }
 }

@@ -12,6 +12,8 @@ pub mod loader;
 pub mod map_create;
 pub mod maps;
 pub mod memlock;
+mod mmap;
+pub mod perfbuf;
 pub mod program;
 pub mod ringbuf;
 pub mod symbols;
@@ -19,6 +21,7 @@ pub mod sys;
 pub mod test_run;
 pub mod tracefs;
 pub mod usdt;
+mod waiter;
 
 pub use attach::Link;
 pub use error::{Code, Error, Result};

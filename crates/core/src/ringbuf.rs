@@ -13,14 +13,15 @@
 //! all of them or up to a record boundary. Records are read where the kernel wrote them,
 //! through [`RingBuf::data`]: read-only memory.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{einval, Code, Error, Result};
 use crate::maps::Map;
+use crate::mmap::Mapping;
 use crate::sys;
+use crate::waiter::Waiter;
 
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
@@ -41,53 +42,13 @@ pub struct Span {
     pub records: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Data may be available.
-    Ready,
-    Timeout,
-    /// [`RingBuf::wake`] was called.
-    Woken,
-}
-
-struct Mapping {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(fd: BorrowedFd<'_>, len: usize, prot: i32, offset: usize) -> io::Result<Self> {
-        // SAFETY: a fresh shared mapping of the ring's fd; the kernel validates length,
-        // offset and protection for ring-buffer maps.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                offset as libc::off_t,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping { ptr, len })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` come from a successful mmap that nothing else unmaps.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
-}
+pub use crate::waiter::Wait;
 
 /// A ring-buffer map's consumer slot, shared by every `RingBuf` made on the map: records
 /// taken by two consumers would be split between them, or read twice.
 #[derive(Default)]
 pub struct Claim {
-    taken: AtomicBool,
+    pub(crate) taken: AtomicBool,
     /// Serializes walks, so a consumer being closed never walks beside its successor.
     walk: Mutex<()>,
 }
@@ -101,13 +62,7 @@ pub struct RingBuf {
     page: usize,
     mask: u64,
     claim: Arc<Claim>,
-    closed: AtomicBool,
-    /// Counts `wake` calls: a wait ends when it changed since the waiter began, so a wake
-    /// nobody was waiting for (an abort while a batch was being handled) cannot end a
-    /// later wait.
-    wakes: AtomicU64,
-    epoll: OwnedFd,
-    wake: OwnedFd,
+    waiter: Waiter,
     _fd: OwnedFd,
 }
 
@@ -148,15 +103,7 @@ impl RingBuf {
             .map_err(mmap_err)?;
         let producer =
             Mapping::new(fd.as_fd(), page + 2 * size, libc::PROT_READ, page).map_err(mmap_err)?;
-        let epoll = epoll_with(&[fd.as_raw_fd()])?;
-        // SAFETY: eventfd has no memory preconditions.
-        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if wake < 0 {
-            return Err(Error::os("eventfd", io::Error::last_os_error()));
-        }
-        // SAFETY: a fresh fd owned by nobody else.
-        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
-        epoll_add(&epoll, wake.as_raw_fd())?;
+        let waiter = Waiter::new(&[fd.as_raw_fd()])?;
         Ok(RingBuf {
             name: map.name.clone(),
             consumer,
@@ -164,10 +111,7 @@ impl RingBuf {
             page,
             mask: size as u64 - 1,
             claim: claim.keep(),
-            closed: AtomicBool::new(false),
-            wakes: AtomicU64::new(0),
-            epoll,
-            wake,
+            waiter,
             _fd: fd,
         })
     }
@@ -253,7 +197,7 @@ impl RingBuf {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.waiter.is_closed() {
             return Err(Error::new(
                 Code::Closed,
                 format!("ring buffer '{}' is closed", self.name),
@@ -265,14 +209,14 @@ impl RingBuf {
     /// Walks committed records, calling `f` on each, until none is left or `max_bytes`
     /// of record data have been seen (one record always goes through). Returns the count.
     pub fn consume(&self, max_bytes: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.waiter.is_closed() {
             return Err(Error::new(
                 Code::Closed,
                 format!("ring buffer '{}' is closed", self.name),
             ));
         }
         let _guard = self.claim.walk.lock().unwrap_or_else(|p| p.into_inner());
-        if self.closed.load(Ordering::Acquire) {
+        if self.waiter.is_closed() {
             return Ok(0);
         }
         let start = self.consumer_pos().load(Ordering::Relaxed);
@@ -302,65 +246,31 @@ impl RingBuf {
 
     /// The number of [`wake`](RingBuf::wake) calls so far: pass it to [`wait`](RingBuf::wait).
     pub fn wakes(&self) -> u64 {
-        self.wakes.load(Ordering::Acquire)
+        self.waiter.wakes()
     }
 
     /// Sleeps until the ring has data, `timeout_ms` passes (-1: forever), or
     /// [`wake`](RingBuf::wake) is called after the caller read `since` from `wakes()`.
     pub fn wait(&self, timeout_ms: i32, since: u64) -> Result<Wait> {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
-        loop {
-            if self.closed.load(Ordering::Acquire) || self.wakes() != since {
-                return Ok(Wait::Woken);
-            }
-            // SAFETY: `events` is a valid buffer of 2 entries.
-            let n = unsafe {
-                libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 2, timeout_ms)
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::os("epoll_wait on a ring buffer", e));
-            }
-            if n == 0 {
-                return Ok(Wait::Timeout);
-            }
-            let woken = events[..n as usize]
-                .iter()
-                .any(|e| e.u64 == self.wake.as_raw_fd() as u64);
-            if woken {
-                let mut buf = 0u64;
-                // SAFETY: reading 8 bytes into a u64 from our own nonblocking eventfd.
-                unsafe { libc::read(self.wake.as_raw_fd(), &mut buf as *mut u64 as *mut _, 8) };
-                // A stale wake (counted before `since`) only clears the eventfd.
-                continue;
-            }
-            return Ok(Wait::Ready);
-        }
+        self.waiter.wait(timeout_ms, since)
     }
 
     /// Wakes a thread blocked in [`RingBuf::wait`] (or the next one to wait).
     pub fn wake(&self) {
-        self.wakes.fetch_add(1, Ordering::AcqRel);
-        let one = 1u64;
-        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
-        unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const _, 8) };
+        self.waiter.wake();
     }
 
     /// Marks the ring closed and wakes any waiter; memory is released on drop.
     pub fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
+        if self.waiter.close() {
             // Walks check `closed` under the walk lock, so a successor never walks beside
             // this consumer.
             self.claim.taken.store(false, Ordering::Release);
         }
-        self.wake();
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.waiter.is_closed()
     }
 
     /// Blocks until at least one record is drained into `out`, or the ring is closed or
@@ -445,33 +355,6 @@ unsafe fn walk(
         cons += size as u64;
     }
     (cons, count)
-}
-
-fn epoll_with(fds: &[i32]) -> Result<OwnedFd> {
-    // SAFETY: epoll_create1 has no memory preconditions.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        return Err(Error::os("epoll_create1", io::Error::last_os_error()));
-    }
-    // SAFETY: a fresh fd owned by nobody else.
-    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
-    for &fd in fds {
-        epoll_add(&ep, fd)?;
-    }
-    Ok(ep)
-}
-
-fn epoll_add(ep: &OwnedFd, fd: i32) -> Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: fd as u64,
-    };
-    // SAFETY: `ev` is a valid epoll_event; both fds are open.
-    let rc = unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
-    if rc < 0 {
-        return Err(Error::os("epoll_ctl", io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,5 +11,6 @@ pub mod link;
 pub mod map;
 pub mod object;
 pub mod options;
+pub mod perfbuf;
 pub mod ringbuf;
 pub mod test_run;
