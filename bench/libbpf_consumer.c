@@ -2,6 +2,9 @@
 //   libbpf_consumer drain OBJ ROUNDS PER
 //     ROUNDS times: this process's getppid fills the ring with PER records, then
 //     ring_buffer__consume drains it (timed), the callback reading each record's seq.
+//   libbpf_consumer perfdrain OBJ ROUNDS TRIGGERS PAGES
+//     the same for a perf buffer (perf_buffer__consume, PAGES pages per CPU): ROUNDS
+//     times, TRIGGERS getppids of 4,096 records each fill it, then it is drained (timed).
 //   libbpf_consumer sustained OBJ TRIGGER TOTAL PER SLEEP_US
 //     TRIGGER (test/fixtures/syscalls) makes TOTAL/PER getppids paced by SLEEP_US, while
 //     ring_buffer__poll consumes.
@@ -21,7 +24,7 @@
 #include <unistd.h>
 
 struct record { uint64_t seq, value; };
-struct state { uint64_t received, next, gaps, errors; };
+struct state { uint64_t received, next, gaps, errors, lost; };
 
 static int on_record(void *ctx, void *data, size_t len)
 {
@@ -33,6 +36,16 @@ static int on_record(void *ctx, void *data, size_t len)
 	s->next = r->seq + 1;
 	s->received++;
 	return 0;
+}
+
+static void on_sample(void *ctx, int cpu, void *data, __u32 len)
+{
+	on_record(ctx, data, len < sizeof(struct record) ? len : sizeof(struct record));
+}
+
+static void on_lost(void *ctx, int cpu, __u64 n)
+{
+	((struct state *)ctx)->lost += n;
 }
 
 static double now(void)
@@ -84,10 +97,43 @@ static uint64_t dropped(struct bpf_object *obj)
 	return c[1];
 }
 
+static int perfdrain(char **argv)
+{
+	struct state s = { 0 };
+	double seconds = 0;
+	struct bpf_object *obj = open_load(argv[2], getpid(), 4096);
+	if (!obj)
+		return 1;
+	struct bpf_link *link = bpf_program__attach(bpf_object__find_program_by_name(obj, "produce"));
+	struct perf_buffer *pb = perf_buffer__new(bpf_object__find_map_fd_by_name(obj, "records"),
+						  strtoul(argv[5], NULL, 10), on_sample, on_lost, &s, NULL);
+	if (!link || !pb)
+		return 1;
+	long rounds = atol(argv[3]), triggers = atol(argv[4]);
+	for (long i = 0; i < rounds; i++) {
+		for (long t = 0; t < triggers; t++)
+			syscall(SYS_getppid);
+		double t0 = now();
+		perf_buffer__consume(pb);
+		seconds += now() - t0;
+	}
+	uint64_t c[2];
+	counters(obj, c);
+	int unaccounted = s.gaps + (c[0] - s.next) != c[1];
+	printf("%llu %.6f %llu %llu\n", (unsigned long long)s.received, seconds, (unsigned long long)c[1],
+	       (unsigned long long)(s.errors + unaccounted));
+	perf_buffer__free(pb);
+	bpf_link__destroy(link);
+	bpf_object__close(obj);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 5)
 		return 2;
+	if (!strcmp(argv[1], "perfdrain"))
+		return perfdrain(argv);
 	int drain = !strcmp(argv[1], "drain");
 	struct state s = { 0 };
 	double seconds = 0;

@@ -3,6 +3,8 @@
 // libbpf in the same run.
 //   drain      the ring filled (699,000 records of 16 bytes, 16 MiB), then drained, timed;
 //              15 rounds. Each consumer reads every record's sequence number.
+//   perf       the same drain through a perf buffer (perf_buffer__consume for libbpf), the
+//              process pinned to one CPU so one ring holds them in order.
 //   sustained  10 M records from a trigger process making getppids as fast as it can
 //              (4,096 records each), consumed while produced: records/s and how many
 //              the producer could not write (the ring was full).
@@ -15,6 +17,10 @@ import { load } from '../dist/index.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OBJ = path.join(root, 'bench/build/ringbuf_bench.bpf.o');
+const PERF_OBJ = path.join(root, 'bench/build/perfbuf_bench.bpf.o');
+/** Perf buffer drains: 16 MiB per CPU, 100 getppids of 4,096 records (32 ring bytes each) per round. */
+const PERF_PAGES = 4096;
+const PERF_TRIGGERS = 100;
 const TRIGGER = path.join(root, 'test/fixtures/build/syscalls');
 const LIBBPF = path.join(root, 'bench/build/libbpf_consumer');
 /** Records that fill the 16 MiB ring: 24 bytes each with the kernel's header. */
@@ -25,8 +31,9 @@ const PER = 4096;
 
 execFileSync('make', ['-s', '-C', path.join(root, 'bench')], { stdio: 'inherit' });
 
-function libbpf(args) {
-  const [received, seconds, dropped, errors] = execFileSync(LIBBPF, args, { encoding: 'utf8' }).trim().split(' ').map(Number);
+function libbpf(args, pinned = false) {
+  const [cmd, argv] = pinned ? ['taskset', ['-c', '0', LIBBPF, ...args]] : [LIBBPF, args];
+  const [received, seconds, dropped, errors] = execFileSync(cmd, argv, { encoding: 'utf8' }).trim().split(' ').map(Number);
   return { received, seconds, dropped, errors };
 }
 
@@ -151,6 +158,32 @@ async function jsDrain(consume) {
   return r;
 }
 
+/** Pins this process (every thread) to CPU 0, or lets it run anywhere again. */
+const pin = (on) => execFileSync('taskset', ['-a', '-p', '-c', on ? '0' : `0-${os.cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
+
+async function jsPerfDrain(consume) {
+  const obj = await load(PERF_OBJ, { globals: { target_tgid: process.pid, per_trigger: 4096 } });
+  obj.program('produce').attach();
+  const pb = obj.perfbuf('records', { pagesPerCpu: PERF_PAGES });
+  const s = new Checker();
+  let seconds = 0;
+  const perRound = PERF_TRIGGERS * 4096;
+  pin(true); // one CPU's ring: records in the order they were written
+  try {
+    for (let i = 0; i < ROUNDS; i++) {
+      for (let t = 0; t < PERF_TRIGGERS; t++) void process.ppid;
+      const t0 = performance.now();
+      await consume(pb, s, (i + 1) * perRound);
+      seconds += (performance.now() - t0) / 1000;
+    }
+  } finally {
+    pin(false);
+  }
+  const r = finish(s, counters(obj), seconds);
+  obj.close();
+  return r;
+}
+
 async function jsSustained(consume) {
   const triggers = Math.floor(TOTAL / PER);
   const child = spawn(TRIGGER, ['getppid', String(triggers), '0', '0'], { stdio: ['pipe', 'ignore', 'inherit'] });
@@ -188,6 +221,11 @@ console.log(`\ndrain of a filled ring (${ROUNDS} × ${FILL.toLocaleString('en')}
 const refDrain = libbpf(['drain', OBJ, String(ROUNDS), String(FILL)]);
 report('libbpf', refDrain, refDrain);
 for (const [name, consume] of Object.entries(JS)) report(name, await jsDrain(consume), refDrain);
+
+console.log(`\nperf buffer: drain of ${ROUNDS} × ${(PERF_TRIGGERS * 4096).toLocaleString('en')} records (one CPU's ring, ${PERF_PAGES} pages)`);
+const refPerf = libbpf(['perfdrain', PERF_OBJ, String(ROUNDS), String(PERF_TRIGGERS), String(PERF_PAGES)], true);
+report('libbpf', refPerf, refPerf);
+for (const [name, consume] of Object.entries(JS)) report(name, await jsPerfDrain(consume), refPerf);
 
 console.log(`\nsustained (${TOTAL.toLocaleString('en')} records, ${PER} per getppid, no pacing)`);
 const refSustained = libbpf(['sustained', OBJ, TRIGGER, String(TOTAL), String(PER), '0']);

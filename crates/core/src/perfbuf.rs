@@ -54,19 +54,35 @@ impl CpuRing {
         unsafe { &*((self.mapping.ptr as *const u8).add(at) as *const AtomicU64) }
     }
 
+    fn data(&self) -> *const u8 {
+        // SAFETY: the data area follows the metadata page in the mapping.
+        unsafe { (self.mapping.ptr as *const u8).add(self.page) }
+    }
+
     /// Copies `dst.len()` bytes from data offset `from` (wrapping at the end).
     fn read(&self, from: u64, dst: &mut [u8]) {
-        let start = (from % self.size as u64) as usize;
+        // The size is a power of two.
+        let start = (from & (self.size as u64 - 1)) as usize;
         let first = dst.len().min(self.size - start);
-        // SAFETY: both pieces lie in the mapped data area, after the metadata page.
+        // SAFETY: both pieces lie in the mapped data area.
         unsafe {
-            let data = (self.mapping.ptr as *const u8).add(self.page);
-            std::ptr::copy_nonoverlapping(data.add(start), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), dst.len() - first);
+            std::ptr::copy_nonoverlapping(self.data().add(start), dst.as_mut_ptr(), first);
+            if first < dst.len() {
+                std::ptr::copy_nonoverlapping(
+                    self.data(),
+                    dst.as_mut_ptr().add(first),
+                    dst.len() - first,
+                );
+            }
         }
     }
 
     fn u32_at(&self, pos: u64) -> u32 {
+        let start = (pos & (self.size as u64 - 1)) as usize;
+        if start + 4 <= self.size {
+            // SAFETY: within the data area; records are 8-aligned, so this u32 is too.
+            return unsafe { (self.data().add(start) as *const u32).read() };
+        }
         let mut b = [0u8; 4];
         self.read(pos, &mut b);
         u32::from_ne_bytes(b)
@@ -79,12 +95,17 @@ impl CpuRing {
     }
 }
 
-/// Where a peeked record ends in the span, and what releasing up to there does.
-struct Mark {
-    /// Bytes of the span up to the end of this record.
-    end: usize,
+/// One CPU's records in the last peek's span: the span bytes they fill and the ring
+/// positions they came from.
+struct Segment {
     ring: usize,
-    tail: u64,
+    /// Span bytes before and after this CPU's records.
+    start: usize,
+    end: usize,
+    /// The CPU's tail before and after them.
+    from: u64,
+    to: u64,
+    /// `PERF_RECORD_LOST` counts passed on the way.
     lost: u64,
 }
 
@@ -93,13 +114,13 @@ pub struct PerfBuf {
     rings: Vec<CpuRing>,
     waiter: Waiter,
     claim: Arc<Claim>,
-    /// The last peek's records, in span order, until released.
-    marks: Mutex<Vec<Mark>>,
+    /// The last peek's span, CPU by CPU, until released.
+    segments: Mutex<Vec<Segment>>,
     map_fd: OwnedFd,
 }
 
 // SAFETY: the mappings are shared memory touched through atomics (positions) and copies
-// made under the `marks` lock by the one consumer.
+// made under the `segments` lock by the one consumer.
 unsafe impl Send for PerfBuf {}
 // SAFETY: see `Send`.
 unsafe impl Sync for PerfBuf {}
@@ -193,7 +214,7 @@ impl PerfBuf {
             waiter: Waiter::new(&fds)?,
             rings,
             claim,
-            marks: Mutex::new(Vec::new()),
+            segments: Mutex::new(Vec::new()),
             map_fd,
         })
     }
@@ -216,61 +237,50 @@ impl PerfBuf {
     /// many as fit; `None` when there are none (lost-record notices alone are taken in).
     pub fn peek_into(&self, out: &mut [u8]) -> Result<Option<Span>> {
         self.check_open()?;
-        let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
-        marks.clear();
+        let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        segments.clear();
         let (mut len, mut records) = (0usize, 0usize);
-        'rings: for (i, ring) in self.rings.iter().enumerate() {
+        for (i, ring) in self.rings.iter().enumerate() {
             let head = ring.pos(DATA_HEAD).load(Ordering::Acquire);
-            let mut tail = ring.pos(DATA_TAIL).load(Ordering::Relaxed);
-            while tail < head {
-                let kind = ring.u32_at(tail);
-                let size = usize::from((ring.u32_at(tail + 4) >> 16) as u16);
-                if size < HEADER || tail + size as u64 > head {
-                    // Not a record the kernel writes: stop reading this ring.
-                    break;
+            let from = ring.pos(DATA_TAIL).load(Ordering::Relaxed);
+            let start = len;
+            let walked = walk(ring, from, head, &mut |raw_at, raw| {
+                let need = SPAN_HEADER + raw.next_multiple_of(ALIGN);
+                if len + need > out.len() {
+                    return false;
                 }
-                let mut lost = 0;
-                match kind {
-                    PERF_RECORD_SAMPLE => {
-                        let raw = ring.u32_at(tail + HEADER as u64) as usize;
-                        let raw = raw.min(size.saturating_sub(HEADER + 4));
-                        let need = SPAN_HEADER + raw.next_multiple_of(ALIGN);
-                        if len + need > out.len() {
-                            if len == 0 {
-                                return Err(Error::new(
-                                    Code::Range,
-                                    format!("a {raw}-byte sample does not fit the copy buffer"),
-                                ));
-                            }
-                            break 'rings;
-                        }
-                        out[len..len + 4].copy_from_slice(&(raw as u32).to_ne_bytes());
-                        out[len + 4..len + SPAN_HEADER].fill(0);
-                        ring.read(
-                            tail + (HEADER + 4) as u64,
-                            &mut out[len + SPAN_HEADER..len + SPAN_HEADER + raw],
-                        );
-                        out[len + SPAN_HEADER + raw..len + need].fill(0);
-                        len += need;
-                        records += 1;
-                    }
-                    // struct { header; u64 id; u64 lost; }
-                    PERF_RECORD_LOST => lost = ring.u64_at(tail + (HEADER + 8) as u64),
-                    _ => {}
-                }
-                tail += size as u64;
-                marks.push(Mark {
-                    end: len,
+                out[len..len + 4].copy_from_slice(&(raw as u32).to_ne_bytes());
+                out[len + 4..len + SPAN_HEADER].fill(0);
+                ring.read(raw_at, &mut out[len + SPAN_HEADER..len + SPAN_HEADER + raw]);
+                out[len + SPAN_HEADER + raw..len + need].fill(0);
+                len += need;
+                records += 1;
+                true
+            });
+            if walked.to != from {
+                segments.push(Segment {
                     ring: i,
-                    tail,
-                    lost,
+                    start,
+                    end: len,
+                    from,
+                    to: walked.to,
+                    lost: walked.lost,
                 });
+            }
+            if walked.full {
+                if records == 0 {
+                    return Err(Error::new(
+                        Code::Range,
+                        "a sample does not fit the copy buffer".to_string(),
+                    ));
+                }
+                break;
             }
         }
         if records == 0 {
             // Only lost-record notices (or nothing): count them now.
-            self.apply(&marks, usize::MAX);
-            marks.clear();
+            self.apply(&segments, usize::MAX)?;
+            segments.clear();
             return Ok(None);
         }
         Ok(Some(Span {
@@ -284,31 +294,44 @@ impl PerfBuf {
     /// past its records that end within them.
     pub fn release(&self, len: usize) -> Result<()> {
         self.check_open()?;
-        let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
-        if len > 0 && !marks.iter().any(|m| m.end == len) {
-            return Err(einval(format!(
-                "perf buffer '{}': {len} bytes is not a record boundary of the last batch",
-                self.name
-            )));
-        }
-        self.apply(&marks, len);
-        marks.clear();
+        let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        self.apply(&segments, len)?;
+        segments.clear();
         Ok(())
     }
 
-    fn apply(&self, marks: &[Mark], len: usize) {
-        let mut tails: Vec<Option<u64>> = vec![None; self.rings.len()];
-        for m in marks.iter().filter(|m| m.end <= len) {
-            tails[m.ring] = Some(m.tail);
-            if m.lost > 0 {
-                self.rings[m.ring].lost.fetch_add(m.lost, Ordering::Relaxed);
+    fn apply(&self, segments: &[Segment], len: usize) -> Result<()> {
+        for seg in segments {
+            let ring = &self.rings[seg.ring];
+            let (to, lost) = if len >= seg.end {
+                (seg.to, seg.lost)
+            } else if len <= seg.start {
+                continue;
+            } else {
+                // Cut inside this CPU's records: walk them again to the record boundary.
+                let mut bytes = seg.start;
+                let walked = walk(ring, seg.from, seg.to, &mut |_, raw| {
+                    let need = SPAN_HEADER + raw.next_multiple_of(ALIGN);
+                    if bytes + need > len {
+                        return false;
+                    }
+                    bytes += need;
+                    true
+                });
+                if bytes != len {
+                    return Err(einval(format!(
+                        "perf buffer '{}': {len} bytes is not a record boundary of the last batch",
+                        self.name
+                    )));
+                }
+                (walked.to, walked.lost)
+            };
+            if lost > 0 {
+                ring.lost.fetch_add(lost, Ordering::Relaxed);
             }
+            ring.pos(DATA_TAIL).store(to, Ordering::Release);
         }
-        for (ring, tail) in self.rings.iter().zip(tails) {
-            if let Some(t) = tail {
-                ring.pos(DATA_TAIL).store(t, Ordering::Release);
-            }
-        }
+        Ok(())
     }
 
     /// Records the kernel could not write, per CPU (`PERF_RECORD_LOST`), as (cpu, count).
@@ -338,6 +361,50 @@ impl PerfBuf {
             self.claim.taken.store(false, Ordering::Release);
         }
     }
+}
+
+/// Where a walk of one CPU's ring stopped.
+struct Walked {
+    /// The tail after the records taken.
+    to: u64,
+    /// `PERF_RECORD_LOST` counts among them.
+    lost: u64,
+    /// `take` refused a sample (the copy buffer is full).
+    full: bool,
+}
+
+/// Walks `ring`'s records from `from` to `head`, calling `take(raw data position, raw
+/// length)` on each sample until it returns false; lost-record notices are summed.
+fn walk(ring: &CpuRing, from: u64, head: u64, take: &mut dyn FnMut(u64, usize) -> bool) -> Walked {
+    let mut w = Walked {
+        to: from,
+        lost: 0,
+        full: false,
+    };
+    while w.to < head {
+        let kind = ring.u32_at(w.to);
+        let size = usize::from((ring.u32_at(w.to + 4) >> 16) as u16);
+        if size < HEADER || w.to + size as u64 > head {
+            // Not a record the kernel writes: stop reading this ring.
+            break;
+        }
+        match kind {
+            PERF_RECORD_SAMPLE => {
+                // struct { header; u32 size; char data[size]; }
+                let raw = ring.u32_at(w.to + HEADER as u64) as usize;
+                let raw = raw.min(size.saturating_sub(HEADER + 4));
+                if !take(w.to + (HEADER + 4) as u64, raw) {
+                    w.full = true;
+                    break;
+                }
+            }
+            // struct { header; u64 id; u64 lost; }
+            PERF_RECORD_LOST => w.lost += ring.u64_at(w.to + (HEADER + 8) as u64),
+            _ => {}
+        }
+        w.to += size as u64;
+    }
+    w
 }
 
 impl Drop for PerfBuf {
