@@ -116,14 +116,19 @@ class IteratedRecord implements EventRecord {
 /** A batch's iterator: one reused record and one reused result. */
 class BatchIterator implements Iterator<EventRecord> {
   readonly #batch: Batch;
+  /** The ring's generation, and the batch's: they differ once it is released. */
+  readonly #current: Generation;
+  readonly #gen: number;
   readonly #view: DataView;
   readonly #end: number;
   #off: number;
   readonly #record: IteratedRecord;
   readonly #result: IteratorYieldResult<EventRecord>;
 
-  constructor(batch: Batch, view: DataView, start: number, end: number) {
+  constructor(batch: Batch, current: Generation, gen: number, view: DataView, start: number, end: number) {
     this.#batch = batch;
+    this.#current = current;
+    this.#gen = gen;
     this.#view = view;
     this.#off = start;
     this.#end = end;
@@ -132,19 +137,24 @@ class BatchIterator implements Iterator<EventRecord> {
   }
 
   next(): IteratorResult<EventRecord> {
-    if (this.#batch.released) throw stale(this.#batch.ring);
+    if (this.#current.gen !== this.#gen) throw stale(this.#batch.ring);
     const view = this.#view;
-    while (this.#off < this.#end) {
-      const at = this.#off;
-      const header = view.getUint32(at, true);
+    const end = this.#end;
+    let off = this.#off;
+    while (off < end) {
+      const header = view.getUint32(off, true);
       const length = header & LENGTH_MASK;
-      this.#off = nextRecord(length, at);
+      const at = off;
+      off = nextRecord(length, off);
       if ((header & DISCARD_BIT) === 0) {
-        this.#record.offset = at + HEADER;
-        this.#record.length = length;
+        this.#off = off;
+        const record = this.#record;
+        record.offset = at + HEADER;
+        record.length = length;
         return this.#result;
       }
     }
+    this.#off = off;
     return DONE;
   }
 
@@ -219,7 +229,7 @@ export class Batch implements Iterable<EventRecord> {
 
   /** Each record through one reused `EventRecord` (nothing allocated per record): keep `slice()`s, not the record. */
   [Symbol.iterator](): Iterator<EventRecord> {
-    return new BatchIterator(this, this.view as DataView, this.#start, this.#end);
+    return new BatchIterator(this, this.#current, this.#gen, this.view as DataView, this.#start, this.#end);
   }
 
   /** @internal The ring's name, for errors. */
