@@ -209,6 +209,35 @@ describe('CO-RE type matches (BPF_CORE_TYPE_MATCHES)', () => {
   });
 });
 
+describe('CO-RE type id and size of a type the kernel lacks (bpf_core_type_id_kernel, bpf_core_type_size)', () => {
+  it("are 0, as libbpf answers, for a struct, a typedef and an enum the kernel has none of; a type it has keeps its size and id", async () => {
+    const v = await run('core_absent.bpf.o');
+    const words = Array.from({ length: 8 }, (_, i) => v.getUint32(4 * i, true));
+    expect(words.slice(0, 7)).toEqual([0, 0, 0, 0, 0, 1, 8]);
+    const insnId = /^\[(\d+)\] STRUCT 'bpf_insn' /m.exec(execFileSync('bpftool', ['btf', 'dump', 'file', '/sys/kernel/btf/vmlinux'], { encoding: 'utf8', maxBuffer: 1 << 30 }))?.[1];
+    expect(words[7]).toBe(Number(insnId));
+  });
+});
+
+describe('event maps sized as libbpf sizes them for the kernel', () => {
+  it('ring buffers of 1000 and 3 pages + 1 bytes are rounded up to 1 and 4 pages; a map of such ring buffers and one of perf event arrays with no size are created, and an event goes through the ring buffer found in the map of maps', async () => {
+    const page = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }));
+    const child = syscalls('getppid', 1);
+    await using obj = await load(fixture('event_map_sizes.bpf.o'), { globals: { target_tgid: child.pid } });
+    const entries = Object.fromEntries(obj.maps.map((m) => [m.name, m.maxEntries]));
+    expect(entries).toMatchObject({ ring: page, bigger: 4 * page, rings: 1, perf_buffers: 4 });
+    const link = obj.program('emit').attach();
+    await child.run();
+    await link.closeAsync();
+    const pids: number[] = [];
+    for await (const batch of obj.ringbuf('ring').batches()) {
+      batch.forEach((view, off) => pids.push(view.getUint32(off, true)));
+      break;
+    }
+    expect(pids).toEqual([child.pid]);
+  });
+});
+
 describe('event maps declared with their record type (cilium/ebpf, bpf2go)', () => {
   it('a ring buffer and a perf event array with __type(value, struct event) load as the kernel wants them, and the ring buffer carries the records', async () => {
     const child = syscalls('getppid', 3);

@@ -298,8 +298,8 @@ export interface MapDesc {
 /** A map's configuration before load (libbpf's `bpf_map__set_*`). */
 export interface MapOptions {
   /**
-   * `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (a power of 2,
-   * a multiple of the page size).
+   * `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (rounded up to a
+   * power-of-2 multiple of the page size, as libbpf does).
    */
   maxEntries?: number
   /** `bpf_map__set_value_size`. */

@@ -513,7 +513,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     let mut map_objs = Vec::new();
     for (name, map_obj) in obj.maps.drain() {
         let config = opts.maps.get(&name).cloned().unwrap_or_default();
-        let inner = match &config.inner_map {
+        let mut inner = match &config.inner_map {
             Some(InnerMap::Name(n)) => Some(defs.get(n).cloned().ok_or_else(|| {
                 enoent(format!(
                     "map '{name}' innerMap: no map named '{n}' in the object"
@@ -522,6 +522,11 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             Some(InnerMap::Def(d)) => Some(d.clone()),
             None => map_obj.inner().map(|i| MapDef::of(&i)),
         };
+        // The template is created as the inner maps are (`__array(values, ...)` of perf
+        // event arrays declares no size, of ring buffers any size), as libbpf does.
+        if let Some(def) = inner.as_mut() {
+            def.normalize().map_err(|e| e.for_map(&name))?;
+        }
         let def = defs
             .get(&name)
             .cloned()
