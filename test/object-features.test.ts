@@ -7,7 +7,7 @@ import os from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 
-import { load, type BpfObject } from '../dist/index.js';
+import { load, type BpfError, type BpfObject } from '../dist/index.js';
 import { Child, fixture, kernelFeatures, syscalls } from './helpers.js';
 
 /** What the program wrote into its `seen` struct in .data/.bss after the child's getppid. */
@@ -216,6 +216,27 @@ describe('CO-RE type id and size of a type the kernel lacks (bpf_core_type_id_ke
     expect(words.slice(0, 7)).toEqual([0, 0, 0, 0, 0, 1, 8]);
     const insnId = /^\[(\d+)\] STRUCT 'bpf_insn' /m.exec(execFileSync('bpftool', ['btf', 'dump', 'file', '/sys/kernel/btf/vmlinux'], { encoding: 'utf8', maxBuffer: 1 << 30 }))?.[1];
     expect(words[7]).toBe(Number(insnId));
+  });
+});
+
+describe('an object whose BTF the kernel refuses (a forward-declared enum)', () => {
+  it('loads without its BTF, as libbpf does, and runs', async () => {
+    const child = syscalls('getppid', 2);
+    await using obj = await load(fixture('btf_refused.bpf.o'), { globals: { target_tgid: child.pid } });
+    const link = obj.program('count').attach();
+    await child.run();
+    await link.closeAsync();
+    expect(seen(obj).getUint32(0, true)).toBe(2);
+  });
+
+  it('a program that needs the BTF (a spin lock in a map value) is refused with the verifier\'s reason and the BTF\'s', async () => {
+    const err = await load(fixture('btf_refused_lock.bpf.o')).then(
+      () => undefined,
+      (e: unknown) => e as BpfError,
+    );
+    expect(err).toMatchObject({ code: 'VERIFIER', program: 'count' });
+    expect(err?.verifierLog).toMatch(/map 'locked' has to have BTF in order to use bpf_spin_lock/);
+    expect(err?.message.split('\n')[0]).toMatch(/loaded without its BTF, which the kernel refused: .*ENUM nodebpf_forward size=0 vlen=0 Unexpected size/);
   });
 });
 

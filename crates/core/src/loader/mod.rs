@@ -491,12 +491,25 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         slots,
         modules,
     } = staged?;
-    let btf_fd = match btf {
-        None => None,
-        Some(full) => Some(Arc::new(match load_btf(&full) {
-            Ok(fd) => fd,
-            Err(first) => load_btf(&sanitized_btf(&obj)?.ok_or(first)?)?,
-        })),
+    let (btf_fd, btf_refused) = match btf {
+        None => (None, None),
+        Some(full) => match object_btf(&full, &obj)? {
+            Ok(fd) => (Some(Arc::new(fd)), None),
+            Err(refused) => (None, Some(refused)),
+        },
+    };
+    // What fails later may be for want of the BTF the kernel refused: say so on the
+    // message's first line (a verifier log follows it).
+    let noting_btf = |mut e: Error| {
+        if let Some(refused) = &btf_refused {
+            let at = e.message.find('\n').unwrap_or(e.message.len());
+            let note = format!(
+                " (the object was loaded without its BTF, which the kernel refused: {})",
+                refused.message
+            );
+            e.message.insert_str(at, &note);
+        }
+        e
     };
 
     let map_names: Vec<String> = obj.maps.keys().cloned().collect();
@@ -540,7 +553,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             btf_fd.as_deref(),
             opts,
         )
-        .map_err(|e| e.for_map(&name))?;
+        .map_err(|e| noting_btf(e.for_map(&name)))?;
         map_objs.push((name, map_obj));
         maps.push(map);
     }
@@ -585,7 +598,8 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         if autoload == Some(false) {
             program.autoload = false;
         } else {
-            load_eagerly(&mut program, opts).map_err(|e| e.for_program(&program.name))?;
+            load_eagerly(&mut program, opts)
+                .map_err(|e| noting_btf(e.for_program(&program.name)))?;
         }
         programs.push(program);
     }
@@ -640,6 +654,24 @@ fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
     let fd = program.load_instance(&target)?;
     program.set_fd(fd);
     Ok(())
+}
+
+/// The object's BTF in the kernel: as it is, else sanitized (for a kernel without its
+/// newest kinds), else none. Like libbpf, an object whose BTF the kernel refuses both ways
+/// (a forward-declared enum, a type chain deeper than it follows) loads without it: its
+/// maps then carry no key/value types and its programs no func/line info, and what cannot
+/// do without (a spin lock in a map value, a global function) is refused by the kernel
+/// naming that map or program.
+/// The inner result is the BTF's fd, or the kernel's reason for refusing it as it is.
+fn object_btf(full: &[u8], obj: &aya_obj::Object) -> Result<std::result::Result<OwnedFd, Error>> {
+    let refused = match load_btf(full) {
+        Ok(fd) => return Ok(Ok(fd)),
+        Err(e) => e,
+    };
+    Ok(match sanitized_btf(obj)? {
+        Some(sanitized) => load_btf(&sanitized).map_err(|_| refused),
+        None => Err(refused),
+    })
 }
 
 /// The read-only array (one value) the `.kconfig` externs are read from, frozen like
