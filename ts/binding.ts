@@ -430,6 +430,8 @@ export interface ProgramSpec {
   expectedAttachType: number
   /** What the SEC() name says to attach to. */
   attachTarget?: string
+  /** Whether it is loaded unless configured otherwise (`false` for libbpf's `SEC("?…")`). */
+  autoload: boolean
 }
 
 export interface TestRunOptions {

@@ -86,7 +86,8 @@ pub enum InnerMap {
 /// A program's configuration before it is loaded.
 #[derive(Default, Clone, Debug)]
 pub struct ProgramConfig {
-    /// `false`: listed, not loaded (attaching it says so). Default `true`.
+    /// `false`: listed, not loaded (attaching it says so). Default: what the SEC() name
+    /// says (`true`, `false` for `SEC("?…")`).
     pub autoload: Option<bool>,
     /// `bpf_program__set_attach_target`: the function, tracepoint, LSM hook or iterator a
     /// BTF-targeted program (fentry/fexit/fmod_ret/tp_btf/lsm/iter) is loaded for.
@@ -183,6 +184,8 @@ pub struct ProgramSpec {
     pub expected_attach_type: u32,
     /// What the SEC() name says to attach to (`tp/sched/sched_switch` → `sched/sched_switch`).
     pub attach_target: Option<String>,
+    /// Whether it is loaded unless configured otherwise (`false` for `SEC("?…")`).
+    pub autoload: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +245,7 @@ impl Parsed {
                 section,
                 prog_type: spec.prog_type,
                 expected_attach_type: spec.expected_attach_type,
+                autoload: spec.autoload,
                 attach_target: spec.target,
             });
         }
@@ -595,7 +599,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             config.apply(&mut program)?;
         }
         let autoload = opts.programs.get(&program.name).and_then(|c| c.autoload);
-        if autoload == Some(false) {
+        if !autoload.unwrap_or(program.spec.autoload) {
             program.autoload = false;
         } else {
             load_eagerly(&mut program, opts)

@@ -67,6 +67,9 @@ pub struct SectionSpec {
     pub kind: AttachKind,
     /// What follows `prefix/` in the section name, if anything.
     pub target: Option<String>,
+    /// `false` for libbpf's `SEC("?…")`: the program is loaded only when configured to be
+    /// (`autoload`), e.g. one of several variants a front-end picks from.
+    pub autoload: bool,
 }
 
 struct Def {
@@ -214,6 +217,10 @@ const DEFS: &[Def] = &[
 
 /// Parses a SEC() name; `None` for names libbpf would not know either.
 pub fn parse(section: &str) -> Option<SectionSpec> {
+    let (section, autoload) = match section.strip_prefix('?') {
+        Some(rest) => (rest, false),
+        None => (section, true),
+    };
     DEFS.iter().find_map(|d| {
         let target = if section == d.prefix {
             None
@@ -229,6 +236,7 @@ pub fn parse(section: &str) -> Option<SectionSpec> {
             prog_flags: d.flags,
             kind: d.kind,
             target,
+            autoload,
         })
     })
 }
@@ -275,6 +283,17 @@ mod tests {
             parse("uprobe.session.s/x").unwrap().prog_flags,
             BPF_F_SLEEPABLE
         );
+    }
+
+    #[test]
+    fn question_mark_turns_autoload_off() {
+        let s = parse("?tp/syscalls/sys_enter_getppid").unwrap();
+        assert_eq!(s.kind, AttachKind::Tracepoint);
+        assert_eq!(s.target.as_deref(), Some("syscalls/sys_enter_getppid"));
+        assert!(!s.autoload);
+        assert!(parse("tc").unwrap().autoload);
+        assert!(parse("??tc").is_none());
+        assert!(parse("?").is_none());
     }
 
     #[test]
