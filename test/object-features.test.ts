@@ -240,6 +240,13 @@ describe('an object whose BTF the kernel refuses (a forward-declared enum)', () 
   });
 });
 
+describe('a map declared with max_entries 1 << 27 (a 512 MiB array type in its BTF definition, only pointed at)', () => {
+  it('loads with that many entries', async () => {
+    await using obj = await load(fixture('big_map_def.bpf.o'));
+    expect(obj.maps.find((m) => m.name === 'big')?.maxEntries).toBe(2 ** 27);
+  });
+});
+
 describe('event maps sized as libbpf sizes them for the kernel', () => {
   it('ring buffers of 1000 and 3 pages + 1 bytes are rounded up to 1 and 4 pages; a map of such ring buffers and one of perf event arrays with no size are created, and an event goes through the ring buffer found in the map of maps', async () => {
     const page = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }));
