@@ -36,6 +36,9 @@ pub enum AttachKind {
     FexitMulti,
     FsessionMulti,
     Lsm,
+    /// `lsm_cgroup/HOOK`: loaded for the hook's BTF id like `lsm`, attached to a cgroup
+    /// (not auto-attachable).
+    LsmCgroup,
     Iter,
     /// `BPF_PROG_TYPE_EXT`: replaces a global function of another BPF program.
     Freplace,
@@ -54,6 +57,7 @@ impl AttachKind {
                 | AttachKind::FmodRet
                 | AttachKind::Fsession
                 | AttachKind::Lsm
+                | AttachKind::LsmCgroup
                 | AttachKind::Iter
         )
     }
@@ -157,7 +161,7 @@ const DEFS: &[Def] = &[
     def("freplace", BPF_PROG_TYPE_EXT, 0, 0, K::Freplace, true),
     def("lsm", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, 0, K::Lsm, true),
     def("lsm.s", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, S, K::Lsm, true),
-    def("lsm_cgroup", BPF_PROG_TYPE_LSM, BPF_LSM_CGROUP, 0, K::Other, true),
+    def("lsm_cgroup", BPF_PROG_TYPE_LSM, BPF_LSM_CGROUP, 0, K::LsmCgroup, true),
     def("iter", BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, 0, K::Iter, true),
     def("iter.s", BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, S, K::Iter, true),
     def("syscall", BPF_PROG_TYPE_SYSCALL, 0, S, K::Other, false),
@@ -283,6 +287,15 @@ mod tests {
             parse("uprobe.session.s/x").unwrap().prog_flags,
             BPF_F_SLEEPABLE
         );
+    }
+
+    #[test]
+    fn lsm_cgroup_is_loaded_for_its_hook() {
+        let s = parse("lsm_cgroup/socket_post_create").unwrap();
+        assert_eq!(s.kind, AttachKind::LsmCgroup);
+        assert!(s.kind.needs_btf_target());
+        assert_eq!(s.expected_attach_type, BPF_LSM_CGROUP);
+        assert_eq!(s.target.as_deref(), Some("socket_post_create"));
     }
 
     #[test]
