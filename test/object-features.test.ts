@@ -96,6 +96,15 @@ describe('__ksym externs', () => {
     expect(v.getBigUint64(16, true)).toBe(0n);
   });
 
+  const perCpuStart = addressOf('__per_cpu_start');
+  it.skipIf(perCpuStart === undefined)(
+    `a typeless symbol listed at address 0 (x86-64's __per_cpu_start) is taken, as libbpf does, not mistaken for a hidden address${perCpuStart === undefined ? ' [skipped: /proc/kallsyms lists no __per_cpu_start (CONFIG_KALLSYMS_ALL is off)]' : ''}`,
+    async () => {
+      const v = await run('ksym_at_zero.bpf.o');
+      expect(v.getBigUint64(0, true)).toBe(perCpuStart);
+    },
+  );
+
   // The verifier resolves a typed __ksym's address by name: only kernels built with
   // CONFIG_KALLSYMS_ALL list data symbols (Debian's do; this VM's does not).
   // Kernel BTF lists per-CPU variables only where pahole encoded them (not Debian 11's).
