@@ -136,6 +136,13 @@ describe('tp_btf, lsm, ksyscall', () => {
     }
   });
 
+  it.skipIf(!f.fentry)(`lsm_cgroup/socket_post_create loads for its hook (libbpf resolves bpf_lsm_<hook> as for lsm/) and is left to a cgroup attach${TRACING}`, async () => {
+    using obj = await load(fixture('lsm_cgroup.bpf.o'));
+    const p = obj.program('allow_sockets');
+    expect([p.loaded, p.section]).toEqual([true, 'lsm_cgroup/socket_post_create']);
+    expect(() => p.attach()).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('cannot auto-attach') }));
+  });
+
   it.skipIf(!f.kprobe)(`ksyscall/getpgid reads the exact argument through the wrapper's pt_regs; kretsyscall the return value${lacks('kprobe', 'kprobes')}`, async () => {
     const child = syscalls('getpgid', N, ARG);
     using obj = await load(fixture('attach_kinds.bpf.o'), {

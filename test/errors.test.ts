@@ -49,6 +49,13 @@ describe('errors', () => {
     expect(e.verifierLog).toContain('processed');
   });
 
+  it('a verifier log longer than the buffer (the kernel then answers ENOSPC) still gives the verdict: EACCES and the log\'s tail', async () => {
+    const e = (await load(fixture('long_log.bpf.o')).catch((x: unknown) => x)) as BpfError;
+    expect(e).toMatchObject({ code: 'VERIFIER', program: 'long_log', errno: 13 });
+    expect(e.message.split('\n')[0]).toContain('Permission denied');
+    expect(e.verifierLog).toMatch(/invalid mem access 'scalar'/);
+  });
+
   it('missing files and names → ENOENT naming them', async () => {
     await expect(load('/nonexistent/x.bpf.o')).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining('/nonexistent/x.bpf.o') });
     using obj = await load(fixture('trace.bpf.o'));

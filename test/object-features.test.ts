@@ -7,7 +7,7 @@ import os from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 
-import { load, type BpfObject } from '../dist/index.js';
+import { load, type BpfError, type BpfObject } from '../dist/index.js';
 import { Child, fixture, kernelFeatures, syscalls } from './helpers.js';
 
 /** What the program wrote into its `seen` struct in .data/.bss after the child's getppid. */
@@ -95,6 +95,15 @@ describe('__ksym externs', () => {
     expect(v.getUint32(12, true)).toBe(0);
     expect(v.getBigUint64(16, true)).toBe(0n);
   });
+
+  const perCpuStart = addressOf('__per_cpu_start');
+  it.skipIf(perCpuStart === undefined)(
+    `a typeless symbol listed at address 0 (x86-64's __per_cpu_start) is taken, as libbpf does, not mistaken for a hidden address${perCpuStart === undefined ? ' [skipped: /proc/kallsyms lists no __per_cpu_start (CONFIG_KALLSYMS_ALL is off)]' : ''}`,
+    async () => {
+      const v = await run('ksym_at_zero.bpf.o');
+      expect(v.getBigUint64(0, true)).toBe(perCpuStart);
+    },
+  );
 
   // The verifier resolves a typed __ksym's address by name: only kernels built with
   // CONFIG_KALLSYMS_ALL list data symbols (Debian's do; this VM's does not).
@@ -206,6 +215,63 @@ describe('CO-RE type matches (BPF_CORE_TYPE_MATCHES)', () => {
   it("libbpf's rules: a struct behind a pointer and a subset of the kernel's fields match; a field at the wrong width, a field or enumerator the kernel lacks, an int of the other signedness do not", async () => {
     const v = await run('core_matches.bpf.o');
     expect(Array.from({ length: 7 }, (_, i) => v.getUint32(4 * i, true))).toEqual([1, 1, 0, 0, 1, 0, 0]);
+  });
+});
+
+describe('CO-RE type id and size of a type the kernel lacks (bpf_core_type_id_kernel, bpf_core_type_size)', () => {
+  it("are 0, as libbpf answers, for a struct, a typedef and an enum the kernel has none of; a type it has keeps its size and id", async () => {
+    const v = await run('core_absent.bpf.o');
+    const words = Array.from({ length: 8 }, (_, i) => v.getUint32(4 * i, true));
+    expect(words.slice(0, 7)).toEqual([0, 0, 0, 0, 0, 1, 8]);
+    const insnId = /^\[(\d+)\] STRUCT 'bpf_insn' /m.exec(execFileSync('bpftool', ['btf', 'dump', 'file', '/sys/kernel/btf/vmlinux'], { encoding: 'utf8', maxBuffer: 1 << 30 }))?.[1];
+    expect(words[7]).toBe(Number(insnId));
+  });
+});
+
+describe('an object whose BTF the kernel refuses (a forward-declared enum)', () => {
+  it('loads without its BTF, as libbpf does, and runs', async () => {
+    const child = syscalls('getppid', 2);
+    await using obj = await load(fixture('btf_refused.bpf.o'), { globals: { target_tgid: child.pid } });
+    const link = obj.program('count').attach();
+    await child.run();
+    await link.closeAsync();
+    expect(seen(obj).getUint32(0, true)).toBe(2);
+  });
+
+  it('a program that needs the BTF (a spin lock in a map value) is refused with the verifier\'s reason and the BTF\'s', async () => {
+    const err = await load(fixture('btf_refused_lock.bpf.o')).then(
+      () => undefined,
+      (e: unknown) => e as BpfError,
+    );
+    expect(err).toMatchObject({ code: 'VERIFIER', program: 'count' });
+    expect(err?.verifierLog).toMatch(/map 'locked' has to have BTF in order to use bpf_spin_lock/);
+    expect(err?.message.split('\n')[0]).toMatch(/loaded without its BTF, which the kernel refused: .*ENUM nodebpf_forward size=0 vlen=0 Unexpected size/);
+  });
+});
+
+describe('a map declared with max_entries 1 << 27 (a 512 MiB array type in its BTF definition, only pointed at)', () => {
+  it('loads with that many entries', async () => {
+    await using obj = await load(fixture('big_map_def.bpf.o'));
+    expect(obj.maps.find((m) => m.name === 'big')?.maxEntries).toBe(2 ** 27);
+  });
+});
+
+describe('event maps sized as libbpf sizes them for the kernel', () => {
+  it('ring buffers of 1000 and 3 pages + 1 bytes are rounded up to 1 and 4 pages; a map of such ring buffers and one of perf event arrays with no size are created, and an event goes through the ring buffer found in the map of maps', async () => {
+    const page = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }));
+    const child = syscalls('getppid', 1);
+    await using obj = await load(fixture('event_map_sizes.bpf.o'), { globals: { target_tgid: child.pid } });
+    const entries = Object.fromEntries(obj.maps.map((m) => [m.name, m.maxEntries]));
+    expect(entries).toMatchObject({ ring: page, bigger: 4 * page, rings: 1, perf_buffers: 4 });
+    const link = obj.program('emit').attach();
+    await child.run();
+    await link.closeAsync();
+    const pids: number[] = [];
+    for await (const batch of obj.ringbuf('ring').batches()) {
+      batch.forEach((view, off) => pids.push(view.getUint32(off, true)));
+      break;
+    }
+    expect(pids).toEqual([child.pid]);
   });
 });
 

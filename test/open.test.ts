@@ -51,6 +51,37 @@ describe('open → configure → load', () => {
     expect(again.program('unchecked').loaded).toBe(false);
   });
 
+  it('SEC("?…") programs start with autoload off (libbpf): left out unless configured on, then loaded, attached and run', async () => {
+    const hits = (obj: { map(n: string): { get(k: Uint8Array): unknown } }) => {
+      const v = obj.map('.bss').get(new Uint8Array(4)) as Uint8Array;
+      const d = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      return [d.getBigUint64(0, true), d.getBigUint64(8, true)];
+    };
+    const child = syscalls('getppid', 2);
+    const o = await open(fixture('optional.bpf.o'));
+    expect(o.programs.map((p) => [p.name, p.section, p.autoload])).toEqual([
+      ['always', 'tp/syscalls/sys_enter_getppid', true],
+      ['unchecked', '?tp/syscalls/sys_enter_getppid', false],
+      ['variant', '?tp/syscalls/sys_enter_getppid', false],
+    ]);
+    o.program('variant').autoload = true;
+    await using obj = await o.load({ globals: { target_tgid: child.pid } });
+    expect(obj.programs.map((p) => [p.name, p.loaded, p.autoload])).toEqual([
+      ['always', true, true],
+      ['unchecked', false, false],
+      ['variant', true, true],
+    ]);
+    const links = [obj.program('always').attach(), obj.program('variant').attach()];
+    await child.run();
+    for (const l of links) await l.closeAsync();
+    expect(hits(obj)).toEqual([2n, 2n]);
+    expect((await rejects(() => obj.program('unchecked').attach())).message).toContain('autoload is off');
+    // Through load()'s options: left out by default, refused by the verifier when on.
+    await using plain = await load(fixture('optional.bpf.o'));
+    expect(plain.programs.filter((p) => p.loaded).map((p) => p.name)).toEqual(['always']);
+    expect(await rejects(load(fixture('optional.bpf.o'), { programs: { unchecked: { autoload: true } } }))).toMatchObject({ code: 'VERIFIER', program: 'unchecked' });
+  });
+
   it('configuration is checked: names, numbers, types', async () => {
     const missing = await rejects(load(fixture('maps.bpf.o'), { maps: { nope: { maxEntries: 1 } } }));
     expect(missing.code).toBe('ENOENT');

@@ -342,8 +342,8 @@ export interface MapDesc {
 /** A map's configuration before load (libbpf's `bpf_map__set_*`). */
 export interface MapOptions {
   /**
-   * `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (a power of 2,
-   * a multiple of the page size).
+   * `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (rounded up to a
+   * power-of-2 multiple of the page size, as libbpf does).
    */
   maxEntries?: number
   /** `bpf_map__set_value_size`. */
@@ -474,6 +474,8 @@ export interface ProgramSpec {
   expectedAttachType: number
   /** What the SEC() name says to attach to. */
   attachTarget?: string
+  /** Whether it is loaded unless configured otherwise (`false` for libbpf's `SEC("?…")`). */
+  autoload: boolean
 }
 
 /**

@@ -14,8 +14,12 @@ import type { GlobalSpec, InnerMapSpec, MapSpec, ProgramSpec } from './binding.j
 export class OpenProgram {
   readonly name: string;
   readonly section: string;
-  /** `false` leaves the program out of the load (libbpf's `bpf_program__set_autoload`). */
-  autoload = true;
+  /**
+   * `false` leaves the program out of the load (libbpf's `bpf_program__set_autoload`);
+   * `false` to begin with for a `SEC("?…")` program.
+   */
+  autoload: boolean;
+  #autoloadDefault: boolean;
   #progType: number;
   #expectedAttachType: number;
   #attachTarget: string | undefined;
@@ -28,6 +32,7 @@ export class OpenProgram {
     this.#progType = p.progType;
     this.#expectedAttachType = p.expectedAttachType;
     this.#attachTarget = p.attachTarget ?? undefined;
+    this.autoload = this.#autoloadDefault = p.autoload;
   }
 
   /** The program type; set it (libbpf's `bpf_program__set_type`) with a libbpf name or a number. */
@@ -74,7 +79,7 @@ export class OpenProgram {
 
   /** @internal What was configured, as load options (undefined when nothing was). */
   get config(): ProgramConfig | undefined {
-    const c: ProgramConfig = { ...this.#config, ...(this.autoload ? {} : { autoload: false }) };
+    const c: ProgramConfig = { ...this.#config, ...(this.autoload === this.#autoloadDefault ? {} : { autoload: this.autoload }) };
     return Object.keys(c).length > 0 ? c : undefined;
   }
 }

@@ -52,7 +52,7 @@ pub fn kernel_btf(path: Option<&Path>) -> Result<Arc<Btf>> {
 pub fn tracing_target(btf: &Btf, kind: AttachKind, name: &str) -> Result<BtfTarget> {
     let (type_name, btf_kind) = match kind {
         AttachKind::TpBtf => (format!("btf_trace_{name}"), BtfKind::Typedef),
-        AttachKind::Lsm => (format!("bpf_lsm_{name}"), BtfKind::Func),
+        AttachKind::Lsm | AttachKind::LsmCgroup => (format!("bpf_lsm_{name}"), BtfKind::Func),
         AttachKind::Iter => (format!("bpf_iter_{name}"), BtfKind::Func),
         _ => (name.to_string(), BtfKind::Func),
     };

@@ -51,7 +51,8 @@ impl MapDef {
     /// gets one per possible CPU. The record type declared on a perf event array or a ring
     /// buffer (`__type(value, struct event)`, cilium/ebpf's examples and bpf2go name the
     /// events so) only documents the records: the kernel takes u32 fd slots for the one
-    /// and no key or value for the other.
+    /// and no key or value for the other. A ring buffer's size is rounded up to what the
+    /// kernel takes, as libbpf does (see [`ringbuf_size`]).
     pub fn normalize(&mut self) -> Result<()> {
         match self.map_type {
             sys::BPF_MAP_TYPE_PERF_EVENT_ARRAY => {
@@ -63,6 +64,7 @@ impl MapDef {
             }
             sys::BPF_MAP_TYPE_RINGBUF | sys::BPF_MAP_TYPE_USER_RINGBUF => {
                 (self.key_size, self.value_size) = (0, 0);
+                self.max_entries = ringbuf_size(self.max_entries, page_size());
             }
             _ => {}
         }
@@ -99,6 +101,26 @@ impl MapDef {
             _ => (self.btf_key_type_id, self.btf_value_type_id),
         }
     }
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf reads a constant of the running system.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(page).unwrap_or(u32::MAX)
+}
+
+/// A ring buffer's size as the kernel takes it: a power-of-2 multiple of the page size.
+/// Objects declare sizes such as `256 * 1024` or `1000`; like libbpf (`adjust_ringbuf_sz`)
+/// the smallest such size above one that is not a valid size is used. 0 is left for the
+/// kernel to refuse, and so is a size no valid one lies above.
+fn ringbuf_size(size: u32, page: u32) -> u32 {
+    if size == 0 || page == 0 || (size.is_multiple_of(page) && (size / page).is_power_of_two()) {
+        return size;
+    }
+    (0..u32::BITS)
+        .map_while(|shift| page.checked_shl(shift).filter(|&s| s >> shift == page))
+        .find(|&s| s > size)
+        .unwrap_or(size)
 }
 
 /// The kernel takes `[A-Za-z0-9_.]` in 15 bytes (and a NUL).
@@ -278,6 +300,23 @@ mod tests {
             };
             d.normalize().unwrap();
             assert_eq!(d.max_entries, cpus);
+        }
+    }
+
+    #[test]
+    fn ring_buffers_are_sized_to_a_power_of_2_multiple_of_the_page() {
+        let page = 4096;
+        for (declared, created) in [
+            (0, 0),
+            (1, page),
+            (1000, page),
+            (page, page),
+            (page + 1, 2 * page),
+            (3 * page, 4 * page),
+            (256 * 1024, 256 * 1024),
+            (u32::MAX, u32::MAX),
+        ] {
+            assert_eq!(ringbuf_size(declared, page), created, "declared {declared}");
         }
     }
 

@@ -183,6 +183,9 @@ impl Program {
         attr.log_buf = sys::ptr(log.as_mut_ptr());
         let second = match sys::bpf_fd(sys::BPF_PROG_LOAD, &mut attr) {
             Ok(fd) => return Ok(fd),
+            // A log longer than the buffer makes the kernel (6.4+) answer ENOSPC in place
+            // of its verdict (the log's tail still says why): the first answer is the verdict.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => first,
             Err(e) => e,
         };
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());

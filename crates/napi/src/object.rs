@@ -81,6 +81,8 @@ pub struct ProgramSpec {
     pub expected_attach_type: u32,
     /// What the SEC() name says to attach to.
     pub attach_target: Option<String>,
+    /// Whether it is loaded unless configured otherwise (`false` for libbpf's `SEC("?…")`).
+    pub autoload: bool,
 }
 
 #[napi(object)]
@@ -159,6 +161,7 @@ impl From<core::Spec> for ObjectSpec {
                     prog_type: p.prog_type,
                     expected_attach_type: p.expected_attach_type,
                     attach_target: p.attach_target,
+                    autoload: p.autoload,
                 })
                 .collect(),
             maps: s.maps.into_iter().map(MapSpec::from).collect(),

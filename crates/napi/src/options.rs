@@ -104,8 +104,8 @@ pub struct LoadOptions {
 /// A map's configuration before load (libbpf's `bpf_map__set_*`).
 #[napi(object)]
 pub struct MapOptions {
-    /// `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (a power of 2,
-    /// a multiple of the page size).
+    /// `bpf_map__set_max_entries`: for a ring buffer, its size in bytes (rounded up to a
+    /// power-of-2 multiple of the page size, as libbpf does).
     pub max_entries: Option<u32>,
     /// `bpf_map__set_value_size`.
     pub value_size: Option<u32>,

@@ -125,7 +125,7 @@ pub fn attach_auto(prog: &Program, btf_path: Option<&Path>) -> Result<Link> {
                 prog.name, prog.section
             )))
         }
-        AttachKind::Other => Err(einval(format!(
+        AttachKind::Other | AttachKind::LsmCgroup => Err(einval(format!(
             "program '{}': SEC(\"{}\") programs are not attached to a trace point; \
              nodebpf loads them but cannot auto-attach them",
             prog.name, prog.section

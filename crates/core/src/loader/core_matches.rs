@@ -1,7 +1,12 @@
-//! `BPF_CORE_TYPE_MATCHES` relocations (`bpf_core_type_matches()`, clang 15 and later),
-//! which aya-obj 0.3 does not know: resolved here against the kernel's BTF by libbpf's
-//! rules (`__bpf_core_types_match`), their instructions given the answer, and their
-//! records taken out of `.BTF.ext` before aya-obj reads it.
+//! Type-based CO-RE relocations aya-obj 0.3 does not answer as libbpf does, resolved here
+//! against the kernel's BTF, their instructions given the answer and their records taken out
+//! of `.BTF.ext` before aya-obj reads it:
+//! - `BPF_CORE_TYPE_MATCHES` (`bpf_core_type_matches()`, clang 15 and later), which aya-obj
+//!   does not know, by libbpf's rules (`__bpf_core_types_match`);
+//! - `BPF_CORE_TYPE_ID_TARGET` and `BPF_CORE_TYPE_SIZE` (`bpf_core_type_id_kernel()`,
+//!   `bpf_core_type_size()`) of a type the kernel has none of (by kind and name): libbpf
+//!   answers 0 (programs test `bpf_core_type_exists()` first), aya-obj refuses the object.
+//!   Types the kernel has are left to aya-obj.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +21,9 @@ use crate::btf::kinds::{
 use crate::btf_index::{essential_name, u32_at, BtfIndex};
 use crate::error::{bad_object, Result};
 
-/// `enum bpf_core_relo_kind`'s `BPF_CORE_TYPE_MATCHES`.
+/// `enum bpf_core_relo_kind`'s kinds answered here.
+const TYPE_ID_TARGET: u32 = 7;
+const TYPE_SIZE: u32 = 9;
 const TYPE_MATCHES: u32 = 12;
 /// `.BTF.ext` header: hdr_len at 4; core_relo_off/len at 24/28 in headers this long.
 const HDR_LEN_AT: usize = 4;
@@ -38,8 +45,8 @@ const CLASS_ALU64: u8 = 0x07;
 const SOURCE_K: u8 = 0x00;
 const OP_LD_IMM64: u8 = 0x18;
 
-/// Resolves every TYPE_MATCHES relocation in `bytes`; `target` gives the kernel's BTF
-/// (read only when the object has such relocations).
+/// Resolves the relocations this module answers (see the module's doc) in `bytes`;
+/// `target` gives the kernel's BTF (read only when the object has such relocations).
 pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> Result<()> {
     let (ext_range, btf, sections) = {
         let file = ElfFile64::<LittleEndian>::parse(&*bytes)
@@ -83,9 +90,8 @@ pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> 
         .ok_or_else(bad)?;
     let rec_size = u32_at(sub, 0).ok_or_else(bad)? as usize;
 
-    // Walk the sections' records: keep the others, answer the TYPE_MATCHES ones.
-    let mut kept = sub[..4].to_vec();
-    let mut answers: Vec<(u32, u32, u32)> = Vec::new(); // (sec_name_off, insn_off, local type)
+    // The sections' records: (sec_name_off, records).
+    let mut by_section: Vec<(u32, Vec<&[u8]>)> = Vec::new();
     let mut pos = 4;
     while pos < sub.len() {
         let sec_name = u32_at(sub, pos).ok_or_else(bad)?;
@@ -96,17 +102,48 @@ pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> 
             .and_then(|n| n.checked_add(records))
             .filter(|&e| e <= sub.len())
             .ok_or_else(bad)?;
+        by_section.push((sec_name, sub[records..end].chunks_exact(rec_size).collect()));
+        pos = end;
+    }
+    let answered_kind = |rec: &[u8]| {
+        matches!(
+            u32_at(rec, RELO_KIND_AT),
+            Some(TYPE_ID_TARGET | TYPE_SIZE | TYPE_MATCHES)
+        )
+    };
+    if !by_section
+        .iter()
+        .flat_map(|(_, r)| r)
+        .any(|r| answered_kind(r))
+    {
+        return Ok(());
+    }
+
+    let local = BtfIndex::parse(btf)?;
+    let target = target()?;
+    // Whether the kernel has a type of the local one's kind and name, by local type.
+    let mut in_kernel: HashMap<u32, bool> = HashMap::new();
+    // Keep the records aya-obj answers, answer the others.
+    let mut kept = sub[..4].to_vec();
+    let mut answers: Vec<(u32, u32, u32)> = Vec::new(); // (sec_name_off, insn_off, value)
+    for (sec_name, records) in by_section {
         let mut others = Vec::new();
-        for rec in sub[records..end].chunks_exact(rec_size) {
-            if u32_at(rec, RELO_KIND_AT) == Some(TYPE_MATCHES) {
-                let insn_off = u32_at(rec, 0).ok_or_else(bad)?;
-                answers.push((
-                    sec_name,
-                    insn_off,
-                    u32_at(rec, RELO_TYPE_AT).ok_or_else(bad)?,
-                ));
-            } else {
-                others.push(rec);
+        for rec in records {
+            let kind = u32_at(rec, RELO_KIND_AT).ok_or_else(bad)?;
+            let type_id = u32_at(rec, RELO_TYPE_AT).ok_or_else(bad)?;
+            let answer = match kind {
+                TYPE_MATCHES => Some(u32::from(matches_any(&local, type_id, &target))),
+                TYPE_ID_TARGET | TYPE_SIZE => {
+                    let has = *in_kernel
+                        .entry(type_id)
+                        .or_insert_with(|| kernel_has(&local, type_id, &target));
+                    (!has).then_some(0)
+                }
+                _ => None,
+            };
+            match answer {
+                Some(value) => answers.push((sec_name, u32_at(rec, 0).ok_or_else(bad)?, value)),
+                None => others.push(rec),
             }
         }
         if !others.is_empty() {
@@ -114,21 +151,13 @@ pub fn resolve(bytes: &mut [u8], target: &dyn Fn() -> Result<Arc<BtfIndex>>) -> 
             kept.extend_from_slice(&(others.len() as u32).to_le_bytes());
             others.iter().for_each(|r| kept.extend_from_slice(r));
         }
-        pos = end;
     }
-    if answers.is_empty() {
-        return Ok(());
-    }
-
-    let local = BtfIndex::parse(btf)?;
-    let target = target()?;
-    for (sec_name, insn_off, type_id) in answers {
+    for (sec_name, insn_off, value) in answers {
         let section = local
             .string(sec_name)
             .and_then(|n| std::str::from_utf8(n).ok())
             .ok_or_else(|| bad_object(".BTF.ext names a section outside the BTF strings"))?
             .to_string();
-        let value = u32::from(matches_any(&local, type_id, &target));
         let range = sections.get(&section).copied().ok_or_else(|| {
             bad_object(format!(
                 ".BTF.ext names section '{section}', which the ELF lacks"
@@ -158,17 +187,13 @@ fn patch(
         .checked_add(16)
         .filter(|&e| e <= sec_len)
         .map(|_| (sec_at as usize) + insn_off)
-        .ok_or_else(|| {
-            bad_object(format!(
-                "TYPE_MATCHES relocation outside section '{section}'"
-            ))
-        })?;
+        .ok_or_else(|| bad_object(format!("CO-RE type relocation outside section '{section}'")))?;
     let code = bytes[at];
     let class = code & 0x07;
     let imm_k = (class == CLASS_ALU || class == CLASS_ALU64) && code & 0x08 == SOURCE_K;
     if !imm_k && code != OP_LD_IMM64 {
         return Err(bad_object(format!(
-            "TYPE_MATCHES relocation at {section}+{insn_off:#x} on instruction {code:#04x}, \
+            "CO-RE type relocation at {section}+{insn_off:#x} on instruction {code:#04x}, \
              which takes no immediate"
         )));
     }
@@ -179,20 +204,37 @@ fn patch(
     Ok(())
 }
 
+/// Kinds a kernel type may have to stand for a local type of `kind`: its own, and an enum
+/// may meet its 64-bit form and the other way round.
+fn candidate_kinds(kind: u32) -> Vec<u32> {
+    match kind {
+        KIND_ENUM | KIND_ENUM64 => vec![KIND_ENUM, KIND_ENUM64],
+        k => vec![k],
+    }
+}
+
+/// Whether the kernel has a type of the local type's kind and (essential) name: the
+/// candidates libbpf and aya-obj look at. An anonymous or unknown local type counts as
+/// present, so that aya-obj says what it makes of it.
+fn kernel_has(local: &BtfIndex, id: u32, target: &BtfIndex) -> bool {
+    let Some(t) = local.view(id) else {
+        return true;
+    };
+    t.name.is_empty()
+        || candidate_kinds(t.kind)
+            .into_iter()
+            .any(|k| !target.ids_by_essential_name(k, t.name).is_empty())
+}
+
 /// Whether some type of the kernel with the local type's kind and (essential) name
 /// matches it.
 fn matches_any(local: &BtfIndex, id: u32, target: &BtfIndex) -> bool {
     let Some(t) = local.view(id) else {
         return false;
     };
-    // An enum may meet its 64-bit form and the other way round.
-    let kinds: &[u32] = match t.kind {
-        KIND_ENUM | KIND_ENUM64 => &[KIND_ENUM, KIND_ENUM64],
-        k => &[k][..],
-    };
-    kinds
-        .iter()
-        .flat_map(|&k| target.ids_by_essential_name(k, t.name))
+    candidate_kinds(t.kind)
+        .into_iter()
+        .flat_map(|k| target.ids_by_essential_name(k, t.name))
         .any(|cand| types_match(local, id, target, cand, false, MAX_DEPTH))
 }
 

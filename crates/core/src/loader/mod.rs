@@ -86,7 +86,8 @@ pub enum InnerMap {
 /// A program's configuration before it is loaded.
 #[derive(Default, Clone, Debug)]
 pub struct ProgramConfig {
-    /// `false`: listed, not loaded (attaching it says so). Default `true`.
+    /// `false`: listed, not loaded (attaching it says so). Default: what the SEC() name
+    /// says (`true`, `false` for `SEC("?…")`).
     pub autoload: Option<bool>,
     /// `bpf_program__set_attach_target`: the function, tracepoint, LSM hook or iterator a
     /// BTF-targeted program (fentry/fexit/fmod_ret/tp_btf/lsm/iter) is loaded for.
@@ -183,6 +184,8 @@ pub struct ProgramSpec {
     pub expected_attach_type: u32,
     /// What the SEC() name says to attach to (`tp/sched/sched_switch` → `sched/sched_switch`).
     pub attach_target: Option<String>,
+    /// Whether it is loaded unless configured otherwise (`false` for `SEC("?…")`).
+    pub autoload: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +245,7 @@ impl Parsed {
                 section,
                 prog_type: spec.prog_type,
                 expected_attach_type: spec.expected_attach_type,
+                autoload: spec.autoload,
                 attach_target: spec.target,
             });
         }
@@ -491,12 +495,25 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         slots,
         modules,
     } = staged?;
-    let btf_fd = match btf {
-        None => None,
-        Some(full) => Some(Arc::new(match load_btf(&full) {
-            Ok(fd) => fd,
-            Err(first) => load_btf(&sanitized_btf(&obj)?.ok_or(first)?)?,
-        })),
+    let (btf_fd, btf_refused) = match btf {
+        None => (None, None),
+        Some(full) => match object_btf(&full, &obj)? {
+            Ok(fd) => (Some(Arc::new(fd)), None),
+            Err(refused) => (None, Some(refused)),
+        },
+    };
+    // What fails later may be for want of the BTF the kernel refused: say so on the
+    // message's first line (a verifier log follows it).
+    let noting_btf = |mut e: Error| {
+        if let Some(refused) = &btf_refused {
+            let at = e.message.find('\n').unwrap_or(e.message.len());
+            let note = format!(
+                " (the object was loaded without its BTF, which the kernel refused: {})",
+                refused.message
+            );
+            e.message.insert_str(at, &note);
+        }
+        e
     };
 
     let map_names: Vec<String> = obj.maps.keys().cloned().collect();
@@ -513,7 +530,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     let mut map_objs = Vec::new();
     for (name, map_obj) in obj.maps.drain() {
         let config = opts.maps.get(&name).cloned().unwrap_or_default();
-        let inner = match &config.inner_map {
+        let mut inner = match &config.inner_map {
             Some(InnerMap::Name(n)) => Some(defs.get(n).cloned().ok_or_else(|| {
                 enoent(format!(
                     "map '{name}' innerMap: no map named '{n}' in the object"
@@ -522,6 +539,11 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             Some(InnerMap::Def(d)) => Some(d.clone()),
             None => map_obj.inner().map(|i| MapDef::of(&i)),
         };
+        // The template is created as the inner maps are (`__array(values, ...)` of perf
+        // event arrays declares no size, of ring buffers any size), as libbpf does.
+        if let Some(def) = inner.as_mut() {
+            def.normalize().map_err(|e| e.for_map(&name))?;
+        }
         let def = defs
             .get(&name)
             .cloned()
@@ -535,7 +557,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             btf_fd.as_deref(),
             opts,
         )
-        .map_err(|e| e.for_map(&name))?;
+        .map_err(|e| noting_btf(e.for_map(&name)))?;
         map_objs.push((name, map_obj));
         maps.push(map);
     }
@@ -577,10 +599,11 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             config.apply(&mut program)?;
         }
         let autoload = opts.programs.get(&program.name).and_then(|c| c.autoload);
-        if autoload == Some(false) {
+        if !autoload.unwrap_or(program.spec.autoload) {
             program.autoload = false;
         } else {
-            load_eagerly(&mut program, opts).map_err(|e| e.for_program(&program.name))?;
+            load_eagerly(&mut program, opts)
+                .map_err(|e| noting_btf(e.for_program(&program.name)))?;
         }
         programs.push(program);
     }
@@ -635,6 +658,24 @@ fn load_eagerly(program: &mut Program, opts: &LoadOptions) -> Result<()> {
     let fd = program.load_instance(&target)?;
     program.set_fd(fd);
     Ok(())
+}
+
+/// The object's BTF in the kernel: as it is, else sanitized (for a kernel without its
+/// newest kinds), else none. Like libbpf, an object whose BTF the kernel refuses both ways
+/// (a forward-declared enum, a type chain deeper than it follows) loads without it: its
+/// maps then carry no key/value types and its programs no func/line info, and what cannot
+/// do without (a spin lock in a map value, a global function) is refused by the kernel
+/// naming that map or program.
+/// The inner result is the BTF's fd, or the kernel's reason for refusing it as it is.
+fn object_btf(full: &[u8], obj: &aya_obj::Object) -> Result<std::result::Result<OwnedFd, Error>> {
+    let refused = match load_btf(full) {
+        Ok(fd) => return Ok(Ok(fd)),
+        Err(e) => e,
+    };
+    Ok(match sanitized_btf(obj)? {
+        Some(sanitized) => load_btf(&sanitized).map_err(|_| refused),
+        None => Err(refused),
+    })
 }
 
 /// The read-only array (one value) the `.kconfig` externs are read from, frozen like

@@ -36,6 +36,9 @@ pub enum AttachKind {
     FexitMulti,
     FsessionMulti,
     Lsm,
+    /// `lsm_cgroup/HOOK`: loaded for the hook's BTF id like `lsm`, attached to a cgroup
+    /// (not auto-attachable).
+    LsmCgroup,
     Iter,
     /// `BPF_PROG_TYPE_EXT`: replaces a global function of another BPF program.
     Freplace,
@@ -54,6 +57,7 @@ impl AttachKind {
                 | AttachKind::FmodRet
                 | AttachKind::Fsession
                 | AttachKind::Lsm
+                | AttachKind::LsmCgroup
                 | AttachKind::Iter
         )
     }
@@ -67,6 +71,9 @@ pub struct SectionSpec {
     pub kind: AttachKind,
     /// What follows `prefix/` in the section name, if anything.
     pub target: Option<String>,
+    /// `false` for libbpf's `SEC("?…")`: the program is loaded only when configured to be
+    /// (`autoload`), e.g. one of several variants a front-end picks from.
+    pub autoload: bool,
 }
 
 struct Def {
@@ -154,7 +161,7 @@ const DEFS: &[Def] = &[
     def("freplace", BPF_PROG_TYPE_EXT, 0, 0, K::Freplace, true),
     def("lsm", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, 0, K::Lsm, true),
     def("lsm.s", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, S, K::Lsm, true),
-    def("lsm_cgroup", BPF_PROG_TYPE_LSM, BPF_LSM_CGROUP, 0, K::Other, true),
+    def("lsm_cgroup", BPF_PROG_TYPE_LSM, BPF_LSM_CGROUP, 0, K::LsmCgroup, true),
     def("iter", BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, 0, K::Iter, true),
     def("iter.s", BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER, S, K::Iter, true),
     def("syscall", BPF_PROG_TYPE_SYSCALL, 0, S, K::Other, false),
@@ -214,6 +221,10 @@ const DEFS: &[Def] = &[
 
 /// Parses a SEC() name; `None` for names libbpf would not know either.
 pub fn parse(section: &str) -> Option<SectionSpec> {
+    let (section, autoload) = match section.strip_prefix('?') {
+        Some(rest) => (rest, false),
+        None => (section, true),
+    };
     DEFS.iter().find_map(|d| {
         let target = if section == d.prefix {
             None
@@ -229,6 +240,7 @@ pub fn parse(section: &str) -> Option<SectionSpec> {
             prog_flags: d.flags,
             kind: d.kind,
             target,
+            autoload,
         })
     })
 }
@@ -275,6 +287,26 @@ mod tests {
             parse("uprobe.session.s/x").unwrap().prog_flags,
             BPF_F_SLEEPABLE
         );
+    }
+
+    #[test]
+    fn lsm_cgroup_is_loaded_for_its_hook() {
+        let s = parse("lsm_cgroup/socket_post_create").unwrap();
+        assert_eq!(s.kind, AttachKind::LsmCgroup);
+        assert!(s.kind.needs_btf_target());
+        assert_eq!(s.expected_attach_type, BPF_LSM_CGROUP);
+        assert_eq!(s.target.as_deref(), Some("socket_post_create"));
+    }
+
+    #[test]
+    fn question_mark_turns_autoload_off() {
+        let s = parse("?tp/syscalls/sys_enter_getppid").unwrap();
+        assert_eq!(s.kind, AttachKind::Tracepoint);
+        assert_eq!(s.target.as_deref(), Some("syscalls/sys_enter_getppid"));
+        assert!(!s.autoload);
+        assert!(parse("tc").unwrap().autoload);
+        assert!(parse("??tc").is_none());
+        assert!(parse("?").is_none());
     }
 
     #[test]

@@ -103,9 +103,13 @@ const MAX_VAR_LINKAGE: u32 = 2;
 /// gives up after as many (its `MAX_RESOLVE_DEPTH`).
 const MAX_RESOLVE_DEPTH: usize = 32;
 
-/// The largest type, in bytes, whose size in bits fits in a u32 (aya-obj's CO-RE
-/// arithmetic multiplies sizes by 8 in 32 bits).
-const MAX_TYPE_SIZE: u64 = u32::MAX as u64 / 8;
+/// The largest struct or union member, in bytes, whose size in bits fits in a u32
+/// (aya-obj's CO-RE field relocations multiply a member's size by 8 in 32 bits).
+const MAX_MEMBER_SIZE: u64 = u32::MAX as u64 / 8;
+
+/// The largest type, in bytes: aya-obj computes sizes (an array's elements times their
+/// size) in 32 bits.
+const MAX_TYPE_SIZE: u64 = u32::MAX as u64;
 
 /// A BTF PTR's size on the 64-bit targets BPF has.
 const POINTER_SIZE: u64 = 8;
@@ -994,8 +998,11 @@ pub(crate) fn check_btf(btf: &[u8], file_offset: u64) -> Result<BtfSummary> {
     }
 
     // Pass 3: chains of references end within aya-obj's resolve depth (no cycles through
-    // typedefs), and every type's size — arrays of arrays included — fits in 32 bits
-    // counted in bits, as aya-obj computes it (`size * 8` in u32 during CO-RE).
+    // typedefs), every type's size — arrays of arrays included — fits in 32 bits, and every
+    // struct or union member's size fits in 32 bits counted in bits, as aya-obj computes
+    // them (`size * 8` in u32 for a member during CO-RE). Types only pointed at may be
+    // larger than a member can be: a BTF map definition's `__uint(max_entries, 1 << 27)` is
+    // a pointer to an array of 2^27 ints (512 MiB).
     let mut sizes: Vec<Option<u64>> = vec![None; all.len()];
     for id in 1..all.len() {
         let at = types_at + all[id].extra - BTF_TYPE_SIZE;
@@ -1011,10 +1018,29 @@ pub(crate) fn check_btf(btf: &[u8], file_offset: u64) -> Result<BtfSummary> {
                 S,
                 at,
                 format!(
-                    "type [{id}]: {size} bytes, more than {MAX_TYPE_SIZE} (its size in bits must \
-                     fit in 32 bits)"
+                    "type [{id}]: {size} bytes, more than {MAX_TYPE_SIZE} (sizes must fit in \
+                     32 bits)"
                 ),
             ));
+        }
+    }
+    for (id, t) in all.iter().enumerate() {
+        if !matches!(t.kind, KIND_STRUCT | KIND_UNION) {
+            continue;
+        }
+        for m in 0..u64::from(t.vlen) {
+            let member = u32_at(types_bytes, t.extra + m * BTF_MEMBER_SIZE + 4).unwrap_or(0);
+            let size = sizes.get(member as usize).copied().flatten().unwrap_or(0);
+            if size > MAX_MEMBER_SIZE {
+                return Err(err(
+                    S,
+                    types_at + t.extra - BTF_TYPE_SIZE,
+                    format!(
+                        "type [{id}] member {m}: {size} bytes, more than {MAX_MEMBER_SIZE} (a \
+                         member's size in bits must fit in 32 bits)"
+                    ),
+                ));
+            }
         }
     }
     Ok(BtfSummary {
@@ -1321,7 +1347,36 @@ mod tests {
         let e = check_btf(&btf(&huge, b"\0int\0"), 0)
             .err()
             .expect("refused");
-        assert!(e.message.contains("its size in bits"), "{}", e.message);
+        assert!(
+            e.message.contains("sizes must fit in 32 bits"),
+            "{}",
+            e.message
+        );
+
+        // A map definition's `__uint(max_entries, 1 << 27)`: a pointer to 512 MiB of ints,
+        // taken; the same array as a member is not.
+        let pointed = [
+            words(&[1, KIND_INT << 24, 4, 32]),
+            words(&[0, KIND_ARRAY << 24, 0, 1, 1, 1 << 27]),
+            words(&[0, KIND_PTR << 24, 2]),
+            words(&[0, (KIND_STRUCT << 24) | 1, 8, 1, 3, 0]),
+        ]
+        .concat();
+        assert!(check_btf(&btf(&pointed, b"\0int\0"), 0).is_ok());
+        let member = [
+            words(&[1, KIND_INT << 24, 4, 32]),
+            words(&[0, KIND_ARRAY << 24, 0, 1, 1, 1 << 27]),
+            words(&[0, (KIND_STRUCT << 24) | 1, 1 << 29, 1, 2, 0]),
+        ]
+        .concat();
+        let e = check_btf(&btf(&member, b"\0int\0"), 0)
+            .err()
+            .expect("refused");
+        assert!(
+            e.message.contains("type [3] member 0") && e.message.contains("size in bits"),
+            "{}",
+            e.message
+        );
 
         // Arrays of arrays: each fits, the whole does not.
         let nested = [

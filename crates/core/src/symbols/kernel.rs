@@ -153,10 +153,20 @@ impl Kallsyms {
     }
 
     /// A kernel symbol's address (`typeless __ksym` externs), `None` when it is not
-    /// listed, or listed as 0 (hidden). Data symbols are listed only on kernels built with
-    /// CONFIG_KALLSYMS_ALL.
+    /// listed, or listed as 0 where kallsyms hides every address (kptr_restrict). Per-CPU
+    /// symbols really are at 0 and up (x86-64's `__per_cpu_start`), as libbpf takes them.
+    /// Data symbols are listed only on kernels built with CONFIG_KALLSYMS_ALL.
     pub fn address(&self, name: &str) -> Option<u64> {
-        self.entry(name).filter(|&a| a != 0)
+        self.entry(name)
+            .filter(|&a| a != 0 || self.shows_addresses())
+    }
+
+    /// Whether any address is shown (not all zeros).
+    fn shows_addresses(&self) -> bool {
+        self.0.split(|&b| b == b'\n').any(|line| {
+            let addr = line.split(|&b| b == b' ').next().unwrap_or_default();
+            !addr.is_empty() && addr.iter().any(|&b| b != b'0')
+        })
     }
 }
 
