@@ -94,20 +94,21 @@ describe('zero-copy ring-buffer batches', () => {
     expect(copies.every((c) => c.byteLength === RECORD_BYTES)).toBe(true);
   });
 
-  it('close() detaches the buffer (a batch read after it is STALE) and frees the fds at once', async () => {
+  it('close() detaches the buffer (a batch read after it is STALE) and frees the ring\'s fds at once', async () => {
+    await using obj = await produce(10);
+    // Counted with the object loaded and its producer gone: what the consumer adds.
     const before = openFds();
-    const obj = await produce(10);
     const rb = obj.ringbuf('records');
     const b = rb.poll();
     if (!b) throw new Error('no batch');
-    expect(openFds()).toBeGreaterThan(before);
+    // Its own copy of the map fd, an epoll and an eventfd.
+    expect(openFds()).toBeGreaterThanOrEqual(before + 3);
     rb.close();
     expect(() => b.view).toThrow(expect.objectContaining({ code: 'STALE' }));
-    obj.close();
     // The waiter thread (if any) lets go of the ring as soon as it wakes.
     const deadline = Date.now() + 5000;
-    while (openFds() !== before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(openFds()).toBe(before);
+    while (openFds() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(openFds()).toBeLessThanOrEqual(before);
   });
 });
 
