@@ -67,7 +67,7 @@ describe('perf buffers', () => {
     // All on CPU 0, so every failure is in the ring the last trigger writes to again: the
     // kernel reports a ring's losses with its next record that fits.
     const pinned = (n: number) => new Child('taskset', ['-c', '0', fixture('syscalls'), 'getppid', String(n)]);
-    const PER = 2000; // 64 KiB of samples into a 4 KiB ring, before anything is read
+    const PER = 1024; // 32 KiB of samples into a 4 KiB ring, before anything is read
     const flood = pinned(2);
     await using obj = await load(fixture('perfbuf.bpf.o'), { globals: { target_tgid: flood.pid, per_trigger: PER } });
     const pb = obj.perfbuf('events', { pagesPerCpu: 1 });
