@@ -53,7 +53,11 @@ describe('errors', () => {
     const e = (await load(fixture('long_log.bpf.o')).catch((x: unknown) => x)) as BpfError;
     expect(e).toMatchObject({ code: 'VERIFIER', program: 'long_log', errno: 13 });
     expect(e.message.split('\n')[0]).toContain('Permission denied');
-    expect(e.verifierLog).toMatch(/invalid mem access 'scalar'/);
+    // The verdict is the log's last line, and the message quotes the tail (what the verifier
+    // says there differs between kernels).
+    const last = (e.verifierLog ?? '').trim().split('\n').at(-1) ?? '';
+    expect(last.length).toBeGreaterThan(0);
+    expect(e.message).toContain(last);
   });
 
   it('missing files and names → ENOENT naming them', async () => {

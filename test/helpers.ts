@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +10,12 @@ export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 
 export const fixture = (name: string) => path.join(FIXTURES, name);
 
 export const kernelFeatures = await features();
+
+/** Whether the running kernel is at least `major.minor` (for what features() does not name). */
+export function kernelAtLeast(major: number, minor: number): boolean {
+  const [a, b] = os.release().split('.').map(Number);
+  return a > major || (a === major && b >= minor);
+}
 
 /** Whether `bpf` is among the active LSMs (securityfs; unreadable counts as no). */
 function bpfLsm(): boolean {
