@@ -7,22 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 
-import { BpfError, load, loadSync, type BpfObject, type EventRecord, type ReadonlyDataView } from '../dist/index.js';
-import { Child, fixture, openFds, rejects, syscalls } from './helpers.js';
+import { BpfError, load, loadSync, type EventRecord, type ReadonlyDataView } from '../dist/index.js';
+import { Child, fixture, openFds, produceRecords as produce, rejects, syscalls } from './helpers.js';
 
 
 /** Each record's sequence number, read as the iteration passes it (a batch reuses one record). */
 const seqs = (records: Iterable<EventRecord>) => Array.from(records, (r) => r.view.getBigUint64(r.offset, true));
 
-/** A ring-buffer producer that emits `n` records with sequence numbers 0..n-1 into `records`. */
-async function produce(n: number): Promise<BpfObject> {
-  const child = syscalls('getppid', 1);
-  const obj = await load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: n } });
-  const link = obj.program('produce').attach();
-  await child.run();
-  link.close();
-  return obj;
-}
 
 describe('malformed objects never end the process', () => {
   const REGRESSIONS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'regressions');

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { BpfError, features, load, type RingBuffer } from '../dist/index.js';
+import { BpfError, features, load, type BpfObject, type RingBuffer } from '../dist/index.js';
 
 export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'build');
 export const fixture = (name: string) => path.join(FIXTURES, name);
@@ -82,6 +82,16 @@ export class Child {
 }
 
 export const syscalls = (...args: (string | number)[]) => new Child(fixture('syscalls'), args.map(String));
+
+/** ringbuf.bpf.o loaded, after its producer emitted `n` records with sequence numbers 0..n-1 into `records`. */
+export async function produceRecords(n: number): Promise<BpfObject> {
+  const child = syscalls('getppid', 1);
+  const obj = await load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: n } });
+  const link = obj.program('produce').attach();
+  await child.run();
+  link.close();
+  return obj;
+}
 
 /** Everything in the ring right now (the producers are done). */
 export function drain(rb: RingBuffer): Uint8Array[] {

@@ -4,21 +4,12 @@
 // same; closing frees the mapping and its fds at once.
 import { describe, expect, it } from 'vitest';
 
-import { load, type BpfObject, type EventRecord } from '../dist/index.js';
-import { fixture, openFds, syscalls } from './helpers.js';
+import { load, type EventRecord } from '../dist/index.js';
+import { fixture, openFds, produceRecords as produce, syscalls } from './helpers.js';
 
 /** struct record of ringbuf.bpf.c: seq, then value. */
 const RECORD_BYTES = 16;
 
-/** A producer that has emitted `n` records with sequence numbers 0..n-1 into `records`. */
-async function produce(n: number): Promise<BpfObject> {
-  const child = syscalls('getppid', 1);
-  const obj = await load(fixture('ringbuf.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: n } });
-  const link = obj.program('produce').attach();
-  await child.run();
-  link.close();
-  return obj;
-}
 
 const seq = (r: EventRecord) => r.view.getBigUint64(r.offset, true);
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => BigInt(i));

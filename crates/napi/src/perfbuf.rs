@@ -8,9 +8,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use nodebpf_core as core;
 
-use crate::errors::{call, catch, closed, to_js, Ctx, Outcome};
+use crate::errors::{call, closed, to_js, Ctx, Outcome};
 use crate::object::NativeObject;
-use crate::ringbuf::RingSpan;
+use crate::ringbuf::{wait_ready, RingSpan};
 
 /// Data pages per CPU when not given (libbpf-tools' PERF_BUFFER_PAGES).
 const DEFAULT_PAGES_PER_CPU: u32 = 64;
@@ -120,23 +120,7 @@ impl NativePerfBuf {
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn wait<'env>(&self, env: &'env Env, since: f64) -> Result<PromiseRaw<'env, bool>> {
         let buf = self.buf().map_err(|f| to_js(env, f))?;
-        let ctx = self.ctx.clone();
-        env.spawn_future_with_callback(
-            async move {
-                let waited = tokio::task::spawn_blocking(move || {
-                    catch(&ctx, || {
-                        Ok(buf.wait(-1, since as u64)? == core::ringbuf::Wait::Ready)
-                    })
-                })
-                .await;
-                Ok(waited)
-            },
-            |env, waited| {
-                waited
-                    .map_err(|e| Error::from_reason(format!("perf-buffer waiter failed: {e}")))?
-                    .map_err(|f| to_js(env, f))
-            },
-        )
+        wait_ready(env, self.ctx.clone(), move || buf.wait(-1, since as u64))
     }
 
     #[napi]

@@ -201,23 +201,7 @@ impl NativeRingBuf {
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn wait<'env>(&self, env: &'env Env, since: f64) -> Result<PromiseRaw<'env, bool>> {
         let ring = self.ring().map_err(|f| to_js(env, f))?;
-        let ctx = self.ctx.clone();
-        env.spawn_future_with_callback(
-            async move {
-                let waited = tokio::task::spawn_blocking(move || {
-                    catch(&ctx, || {
-                        Ok(ring.wait(-1, since as u64)? == core::ringbuf::Wait::Ready)
-                    })
-                })
-                .await;
-                Ok(waited)
-            },
-            |env, waited| {
-                waited
-                    .map_err(|e| Error::from_reason(format!("ring-buffer waiter failed: {e}")))?
-                    .map_err(|f| to_js(env, f))
-            },
-        )
+        wait_ready(env, self.ctx.clone(), move || ring.wait(-1, since as u64))
     }
 
     /// Makes a pending `wait` resolve with `false`.
@@ -246,4 +230,27 @@ impl NativeRingBuf {
             }
         }
     }
+}
+
+/// Runs a consumer's `wait` on a blocking thread: resolves `true` once its fds are
+/// readable, `false` once it is closed or woken (ring and perf buffers alike).
+pub(crate) fn wait_ready<'env>(
+    env: &'env Env,
+    ctx: Ctx,
+    wait: impl FnOnce() -> core::Result<core::ringbuf::Wait> + Send + 'static,
+) -> Result<PromiseRaw<'env, bool>> {
+    env.spawn_future_with_callback(
+        async move {
+            let waited = tokio::task::spawn_blocking(move || {
+                catch(&ctx, || Ok(wait()? == core::ringbuf::Wait::Ready))
+            })
+            .await;
+            Ok(waited)
+        },
+        |env, waited| {
+            waited
+                .map_err(|e| Error::from_reason(format!("event waiter failed: {e}")))?
+                .map_err(|f| to_js(env, f))
+        },
+    )
 }
