@@ -1,15 +1,17 @@
 // Reference consumer: libbpf (Debian's libbpf-dev) on the same producer and ring.
-//   libbpf_consumer drain OBJ ROUNDS PER
-//     ROUNDS times: this process's getppid fills the ring with PER records, then
-//     ring_buffer__consume drains it (timed), the callback reading each record's seq.
-//   libbpf_consumer perfdrain OBJ ROUNDS TRIGGERS PAGES
-//     the same for a perf buffer (perf_buffer__consume, PAGES pages per CPU): ROUNDS
-//     times, TRIGGERS getppids of 4,096 records each fill it, then it is drained (timed).
+//   libbpf_consumer drain OBJ ROUNDS PER WARMUP
+//     WARMUP + ROUNDS times: this process's getppid fills the ring with PER records, then
+//     ring_buffer__consume drains it (timed after the WARMUP rounds), the callback
+//     reading each record's seq.
+//   libbpf_consumer perfdrain OBJ ROUNDS TRIGGERS PAGES WARMUP
+//     the same for a perf buffer (perf_buffer__consume, PAGES pages per CPU): WARMUP +
+//     ROUNDS times, TRIGGERS getppids of 4,096 records each fill it, then it is drained
+//     (timed after the WARMUP rounds).
 //   libbpf_consumer sustained OBJ TRIGGER TOTAL PER SLEEP_US
 //     TRIGGER (test/fixtures/syscalls) makes TOTAL/PER getppids paced by SLEEP_US, while
 //     ring_buffer__poll consumes.
-// Prints "records seconds dropped errors"; errors: records out of sequence (a gap that is
-// not a drop, a duplicate, a wrong value).
+// Prints "records seconds dropped errors timed"; errors: records out of sequence (a gap
+// that is not a drop, a duplicate, a wrong value); timed: the records of the timed rounds.
 #define _GNU_SOURCE
 #include <bpf/libbpf.h>
 #include <fcntl.h>
@@ -97,7 +99,7 @@ static uint64_t dropped(struct bpf_object *obj)
 	return c[1];
 }
 
-static int perfdrain(char **argv)
+static int perfdrain(int argc, char **argv)
 {
 	struct state s = { 0 };
 	double seconds = 0;
@@ -109,19 +111,23 @@ static int perfdrain(char **argv)
 						  strtoul(argv[5], NULL, 10), on_sample, on_lost, &s, NULL);
 	if (!link || !pb)
 		return 1;
-	long rounds = atol(argv[3]), triggers = atol(argv[4]);
-	for (long i = 0; i < rounds; i++) {
+	long rounds = atol(argv[3]), triggers = atol(argv[4]), warmup = argc > 6 ? atol(argv[6]) : 0;
+	uint64_t timed_from = 0;
+	for (long i = 0; i < warmup + rounds; i++) {
 		for (long t = 0; t < triggers; t++)
 			syscall(SYS_getppid);
+		if (i == warmup)
+			timed_from = s.received;
 		double t0 = now();
 		perf_buffer__consume(pb);
-		seconds += now() - t0;
+		if (i >= warmup)
+			seconds += now() - t0;
 	}
 	uint64_t c[2];
 	counters(obj, c);
 	int unaccounted = s.gaps + (c[0] - s.next) != c[1];
-	printf("%llu %.6f %llu %llu\n", (unsigned long long)s.received, seconds, (unsigned long long)c[1],
-	       (unsigned long long)(s.errors + unaccounted));
+	printf("%llu %.6f %llu %llu %llu\n", (unsigned long long)s.received, seconds, (unsigned long long)c[1],
+	       (unsigned long long)(s.errors + unaccounted), (unsigned long long)(s.received - timed_from));
 	perf_buffer__free(pb);
 	bpf_link__destroy(link);
 	bpf_object__close(obj);
@@ -133,7 +139,7 @@ int main(int argc, char **argv)
 	if (argc < 5)
 		return 2;
 	if (!strcmp(argv[1], "perfdrain"))
-		return perfdrain(argv);
+		return perfdrain(argc, argv);
 	int drain = !strcmp(argv[1], "drain");
 	struct state s = { 0 };
 	double seconds = 0;
@@ -163,13 +169,17 @@ int main(int argc, char **argv)
 	struct ring_buffer *rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "records"), on_record, &s, NULL);
 	if (!link || !rb)
 		return 1;
+	uint64_t timed_from = 0;
 	if (drain) {
-		long rounds = atol(argv[3]);
-		for (long i = 0; i < rounds; i++) {
+		long rounds = atol(argv[3]), warmup = argc > 5 ? atol(argv[5]) : 0;
+		for (long i = 0; i < warmup + rounds; i++) {
 			syscall(SYS_getppid);
+			if (i == warmup)
+				timed_from = s.received;
 			double t0 = now();
 			ring_buffer__consume(rb);
-			seconds += now() - t0;
+			if (i >= warmup)
+				seconds += now() - t0;
 		}
 	} else {
 		uint64_t total = strtoull(argv[4], NULL, 10) / per * per;
@@ -186,8 +196,8 @@ int main(int argc, char **argv)
 	counters(obj, c);
 	/* Every attempt not received must be a drop: gaps, and drops after the last record. */
 	int unaccounted = s.gaps + (c[0] - s.next) != c[1];
-	printf("%llu %.6f %llu %llu\n", (unsigned long long)s.received, seconds, (unsigned long long)c[1],
-	       (unsigned long long)(s.errors + unaccounted));
+	printf("%llu %.6f %llu %llu %llu\n", (unsigned long long)s.received, seconds, (unsigned long long)c[1],
+	       (unsigned long long)(s.errors + unaccounted), (unsigned long long)(s.received - timed_from));
 	ring_buffer__free(rb);
 	bpf_link__destroy(link);
 	bpf_object__close(obj);

@@ -6,8 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { load, PerfBuffer, type BpfObject } from '../dist/index.js';
 import { Child, fixture, syscalls } from './helpers.js';
 
-/** struct record of perfbuf.bpf.c, 16 bytes; the kernel pads a sample's raw data so the whole record is 8-aligned: 20 bytes reach the reader, as with libbpf. */
-const SAMPLE_BYTES = 20;
+/**
+ * struct record of perfbuf.bpf.c, 16 bytes (32 when wide); the kernel pads a sample's raw
+ * data so the whole record is 8-aligned: 20 (36) bytes reach the reader, as with libbpf.
+ */
+const SAMPLE_BYTES = { narrow: 20, wide: 36 };
 
 interface Sample {
   seq: bigint;
@@ -32,14 +35,20 @@ function drain(pb: PerfBuffer, out: Sample[]): void {
 }
 
 describe('perf buffers', () => {
-  it('every sample once and intact, in order on each CPU, through rings that wrap many times', async () => {
+  const variants = [
+    { wide: false, copy: false, how: '32-byte records, none straddling the end of a ring, read in place' },
+    { wide: true, copy: false, how: '48-byte records, some straddling the end of a ring (those come copied), read in place' },
+    { wide: true, copy: true, how: '48-byte records, copied into one reused buffer (forced, as without external buffers)' },
+  ];
+  it.each(variants)('every sample once and intact, in order on each CPU, through rings that wrap many times: $how', async ({ wide, copy }) => {
     const TRIGGERS = 40;
-    const PER = 100; // 32 ring bytes each: 3,200 per trigger through 8 KiB rings
+    const PER = 100; // 3,200 (4,800) ring bytes per trigger through 8 KiB rings
     const child = syscalls('getppid', TRIGGERS, 0, 2000);
-    await using obj = await load(fixture('perfbuf.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: PER } });
-    const pb = obj.events('events');
+    await using obj = await load(fixture('perfbuf.bpf.o'), { globals: { target_tgid: child.pid, per_trigger: PER, wide: wide ? 1 : 0 } });
+    const pb = obj.perfbuf('events', { pagesPerCpu: 2, copy });
+    expect(pb.zeroCopy).toBe(!copy);
+    expect(obj.events('events')).toBe(pb);
     expect(pb).toBeInstanceOf(PerfBuffer);
-    expect(obj.perfbuf('events')).toBe(pb);
     using _l = obj.program('produce').attach();
     const got: Sample[] = [];
     const done = child.run();
@@ -54,7 +63,7 @@ describe('perf buffers', () => {
     expect(produced).toBe(TRIGGERS * PER);
     expect(failed).toBe(0);
     expect(got.length).toBe(produced);
-    expect(got.every((s) => s.intact && s.length === SAMPLE_BYTES)).toBe(true);
+    expect(got.every((s) => s.intact && s.length === SAMPLE_BYTES[wide ? 'wide' : 'narrow'])).toBe(true);
     expect(new Set(got.map((s) => s.seq)).size).toBe(produced);
     for (const cpu of new Set(got.map((s) => s.cpu))) {
       const seqs = got.filter((s) => s.cpu === cpu).map((s) => s.seq);

@@ -223,6 +223,9 @@ export class BpfObject implements Disposable {
   /**
    * The map's ring-buffer consumer: the same one while it is open (records are delivered
    * once, to one consumer), a new one after it was closed. Options apply to a new one.
+   * A map of ring buffers (`ARRAY_OF_MAPS`/`HASH_OF_MAPS` whose inner map is a ring
+   * buffer) is a fan-in: a ring per online CPU is made, put in the CPU's slot, and read
+   * as one stream; closing the consumer takes them out again.
    */
   ringbuf(name: string, given: RingBufferOptions = {}): RingBuffer {
     const o = options('ringbuf options', given);
@@ -257,25 +260,31 @@ export class BpfObject implements Disposable {
       throw new BpfError('RANGE', `pagesPerCpu is ${pages}, not a power of two`, { map: name });
     }
     const perf = native(() => this._native().perfbuf(str('name', name), pages), { map: name });
-    const pb: PerfBuffer = new PerfBuffer(name, perf, () => {
-      this.#open.delete(pb);
-      if (this.#rings.get(name) === pb) this.#rings.delete(name);
-    });
+    const pb: PerfBuffer = new PerfBuffer(
+      name,
+      perf,
+      () => {
+        this.#open.delete(pb);
+        if (this.#rings.get(name) === pb) this.#rings.delete(name);
+      },
+      { copy: o.copy === true },
+    );
     this.#open.add(pb);
     this.#rings.set(name, pb);
     return pb;
   }
 
   /**
-   * The consumer of an event map, whichever kind it is: `ringbuf(name)` for a ring buffer,
-   * `perfbuf(name)` for a perf event array. Both read the same way.
+   * The consumer of an event map, whichever kind it is: `ringbuf(name)` for a ring buffer
+   * or a map of ring buffers (a fan-in), `perfbuf(name)` for a perf event array. All read
+   * the same way.
    */
   events(name: string): RingBuffer {
     const d = this.#maps.get(name);
     if (!d) throw new BpfError('ENOENT', `no map named '${name}'; maps: ${[...this.#maps.keys()].join(', ')}`, { map: name });
     if (d.mapType === MapType.PERF_EVENT_ARRAY) return this.perfbuf(name);
-    if (d.mapType === MapType.RINGBUF) return this.ringbuf(name);
-    throw new BpfError('EINVAL', `map '${name}' is neither a ring buffer nor a perf event array (map type ${d.mapType})`, { map: name });
+    if (d.mapType === MapType.RINGBUF || d.mapType === MapType.ARRAY_OF_MAPS || d.mapType === MapType.HASH_OF_MAPS) return this.ringbuf(name);
+    throw new BpfError('EINVAL', `map '${name}' is neither a ring buffer (or a map of them) nor a perf event array (map type ${d.mapType})`, { map: name });
   }
 
   /** The records ring `name` refused, from nodebpf.bpf.h's per-CPU `<name>__lost` counter. */

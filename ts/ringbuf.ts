@@ -1,19 +1,18 @@
 import { BpfError, native, nativeAsync } from './errors.js';
-import type { NativePerfBuf, NativeRingBuf } from './native.js';
+import type { NativeEvents } from './native.js';
 
-/** Each record's header: u32 length with the busy/discard bits, 4 bytes the kernel keeps. */
-const HEADER = 8;
-/** Records are padded to 8 bytes. */
-const ALIGN_MASK = 7;
-/** Set in the header of a record the BPF program discarded (`bpf_ringbuf_discard`). */
-const DISCARD_BIT = 1 << 30;
-/** The length bits of a header (without the busy and discard bits). */
-const LENGTH_MASK = (1 << 30) - 1;
 /** The copy buffer's size: the most one batch holds (the addon hands out no more). */
 const COPY_BUFFER_BYTES = 4 << 20;
-
-/** Where the record after the one whose header is at `off` starts. */
-const nextRecord = (length: number, off: number) => off + ((HEADER + length + ALIGN_MASK) & ~ALIGN_MASK);
+/**
+ * The most records one batch holds: its index (a data offset and a length per record,
+ * written by the addon, which alone knows the kernel's record layouts) is this big.
+ */
+const INDEX_RECORDS = 1 << 16;
+/**
+ * The most a record-at-a-time iteration takes per batch: its records go back to the
+ * kernel this often, so a producer keeps room while they are read one await at a time.
+ */
+const STREAM_BATCH_BYTES = 256 << 10;
 
 /**
  * A DataView without its setters: the memory a zero-copy batch shows is the kernel's
@@ -113,48 +112,46 @@ class IteratedRecord implements EventRecord {
   }
 }
 
-/** A batch's iterator: one reused record and one reused result. */
+/** An iterator's end once its batch is released: no position is below it. */
+const RELEASED = -1;
+
+/**
+ * A batch's iterator: one reused record and one reused result, moved along the batch's
+ * index. Releasing the batch sets its end to RELEASED, so the check costs nothing per
+ * record: the walk stops, and the step that finds itself at the end throws instead of
+ * ending.
+ */
 class BatchIterator implements Iterator<EventRecord> {
-  readonly #batch: Batch;
-  /** The ring's generation, and the batch's: they differ once it is released. */
-  readonly #current: Generation;
-  readonly #gen: number;
-  readonly #view: DataView;
-  readonly #end: number;
-  #off: number;
+  readonly #ring: string;
+  readonly #index: Uint32Array;
+  #end: number;
+  #at = 0;
   readonly #record: IteratedRecord;
   readonly #result: IteratorYieldResult<EventRecord>;
 
-  constructor(batch: Batch, current: Generation, gen: number, view: DataView, start: number, end: number) {
-    this.#batch = batch;
-    this.#current = current;
-    this.#gen = gen;
-    this.#view = view;
-    this.#off = start;
-    this.#end = end;
+  constructor(ring: string, view: DataView, index: Uint32Array, count: number) {
+    this.#ring = ring;
+    this.#index = index;
+    this.#end = 2 * count;
     this.#record = new IteratedRecord(view);
     this.#result = { value: this.#record, done: false };
   }
 
+  /** Its batch was released. */
+  invalidate(): void {
+    this.#end = RELEASED;
+  }
+
   next(): IteratorResult<EventRecord> {
-    if (this.#current.gen !== this.#gen) throw stale(this.#batch.ring);
-    const view = this.#view;
-    const end = this.#end;
-    let off = this.#off;
-    while (off < end) {
-      const header = view.getUint32(off, true);
-      const length = header & LENGTH_MASK;
-      const at = off;
-      off = nextRecord(length, off);
-      if ((header & DISCARD_BIT) === 0) {
-        this.#off = off;
-        const record = this.#record;
-        record.offset = at + HEADER;
-        record.length = length;
-        return this.#result;
-      }
+    const at = this.#at;
+    if (at < this.#end) {
+      const record = this.#record;
+      record.offset = this.#index[at];
+      record.length = this.#index[at + 1];
+      this.#at = at + 2;
+      return this.#result;
     }
-    this.#off = off;
+    if (this.#end === RELEASED) throw stale(this.#ring);
     return DONE;
   }
 
@@ -172,25 +169,29 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, 
  * read-only.
  */
 export class Batch implements Iterable<EventRecord> {
-  /** Records in the batch (those the BPF side discarded are skipped). */
+  /** Records in the batch (those the BPF side discarded are not in it). */
   readonly count: number;
+  /** Bytes of its records with their headers in the kernel's ring. */
+  readonly byteLength: number;
   readonly #ring: string;
   readonly #current: Generation;
   readonly #gen: number;
   readonly #view: DataView;
-  readonly #start: number;
-  readonly #end: number;
+  /** Each record's data offset in `view` and length: the consumer's, reused per batch. */
+  readonly #index: Uint32Array;
   readonly #release: (b: Batch) => void;
+  /** Its iterators, told when it is released. */
+  readonly #iterators: BatchIterator[] = [];
 
   /** @internal */
-  constructor(ring: string, current: Generation, view: DataView, start: number, length: number, count: number, release: (b: Batch) => void) {
+  constructor(ring: string, current: Generation, view: DataView, index: Uint32Array, count: number, byteLength: number, release: (b: Batch) => void) {
     this.#ring = ring;
     this.#current = current;
     this.#gen = current.gen;
     this.#view = view;
-    this.#start = start;
-    this.#end = start + length;
+    this.#index = index;
     this.count = count;
+    this.byteLength = byteLength;
     this.#release = release;
   }
 
@@ -205,31 +206,26 @@ export class Batch implements Iterable<EventRecord> {
     return this.#view;
   }
 
-  /** Bytes of records and their headers. */
-  get byteLength(): number {
-    return this.#end - this.#start;
-  }
-
   /** Calls `f(view, offset, length)` for each record, allocating nothing. Returns the count. */
   forEach(f: (view: ReadonlyDataView, offset: number, length: number) => void): number {
     const view = this.view as DataView;
-    const end = this.#end;
-    let n = 0;
-    for (let off = this.#start; off < end; ) {
-      const header = view.getUint32(off, true);
-      const length = header & LENGTH_MASK;
-      if ((header & DISCARD_BIT) === 0) {
-        f(view, off + HEADER, length);
-        n++;
-      }
-      off = nextRecord(length, off);
-    }
-    return n;
+    const index = this.#index;
+    const end = 2 * this.count;
+    for (let at = 0; at < end; at += 2) f(view, index[at], index[at + 1]);
+    return this.count;
   }
 
   /** Each record through one reused `EventRecord` (nothing allocated per record): keep `slice()`s, not the record. */
   [Symbol.iterator](): Iterator<EventRecord> {
-    return new BatchIterator(this, this.#current, this.#gen, this.view as DataView, this.#start, this.#end);
+    const it = new BatchIterator(this.#ring, this.view as DataView, this.#index, this.count);
+    this.#iterators.push(it);
+    return it;
+  }
+
+  /** @internal Its memory went back to the kernel (the ring moved to the next generation). */
+  invalidate(): void {
+    for (const it of this.#iterators) it.invalidate();
+    this.#iterators.length = 0;
   }
 
   /** @internal The ring's name, for errors. */
@@ -237,27 +233,16 @@ export class Batch implements Iterable<EventRecord> {
     return this.#ring;
   }
 
+  /** @internal Each record's data offset and length, in pairs (read it while current). */
+  get index(): Uint32Array {
+    return this.#index;
+  }
+
   /** Gives the records back to the kernel now. Idempotent. */
   release(): void {
+    if (this.released) return;
     this.#release(this);
-  }
-
-  /** @internal Where its records start and end in `view`. */
-  bounds(): [number, number] {
-    return [this.#start, this.#end];
-  }
-
-  /** @internal Records in its first `bytes`. */
-  countIn(bytes: number): number {
-    if (bytes >= this.byteLength) return this.count;
-    let n = 0;
-    const view = this.#view;
-    for (let off = this.#start; off < this.#start + bytes; ) {
-      const header = view.getUint32(off, true);
-      if ((header & DISCARD_BIT) === 0) n++;
-      off = nextRecord(header & LENGTH_MASK, off);
-    }
-    return n;
+    this.invalidate();
   }
 }
 
@@ -268,7 +253,7 @@ interface StreamSource<T> {
   poll: () => Batch | null;
   /** The next batch, waiting; null once closed or aborted. */
   next: () => Promise<Batch | null>;
-  release: (b: Batch, bytes: number) => void;
+  release: (b: Batch, records: number) => void;
   /** The iteration is over. */
   end: () => void;
 }
@@ -282,11 +267,10 @@ class RecordStream<T> implements AsyncIterableIterator<T> {
   readonly #src: StreamSource<T>;
   #batch: Batch | null = null;
   #view: DataView | null = null;
-  #start = 0;
-  #off = 0;
+  #index: Uint32Array | null = null;
+  /** Where the next record is in the index, and its end. */
+  #at = 0;
   #end = 0;
-  /** Bytes of the batch whose records were handed out. */
-  #consumed = 0;
   #finished = false;
   readonly #result: { value: T; done: false } = { value: undefined as T, done: false };
 
@@ -296,30 +280,21 @@ class RecordStream<T> implements AsyncIterableIterator<T> {
 
   /** Moves to the next record of the current batch: true when there is one (in `#result`). */
   #step(): boolean {
-    const view = this.#view;
     const batch = this.#batch;
-    if (!view || !batch) return false;
+    if (!batch || this.#at >= this.#end) return false;
     if (batch.released) throw stale(batch.ring);
-    while (this.#off < this.#end) {
-      const at = this.#off;
-      const header = view.getUint32(at, true);
-      const length = header & LENGTH_MASK;
-      this.#off = nextRecord(length, at);
-      if ((header & DISCARD_BIT) === 0) {
-        this.#result.value = this.#src.make(batch, view, at + HEADER, length);
-        this.#consumed = this.#off - this.#start;
-        return true;
-      }
-    }
-    return false;
+    const at = this.#at;
+    this.#at = at + 2;
+    this.#result.value = this.#src.make(batch, this.#view!, this.#index![at], this.#index![at + 1]);
+    return true;
   }
 
   #take(batch: Batch | null): void {
     this.#batch = batch;
     this.#view = batch ? (batch.view as DataView) : null;
-    [this.#start, this.#end] = batch ? batch.bounds() : [0, 0];
-    this.#off = this.#start;
-    this.#consumed = 0;
+    this.#index = batch ? batch.index : null;
+    this.#at = 0;
+    this.#end = batch ? 2 * batch.count : 0;
   }
 
   next(): Promise<IteratorResult<T>> {
@@ -345,7 +320,8 @@ class RecordStream<T> implements AsyncIterableIterator<T> {
   return(): Promise<IteratorResult<T>> {
     if (!this.#finished) {
       this.#finished = true;
-      if (this.#batch && !this.#batch.released) this.#src.release(this.#batch, this.#consumed);
+      // The records handed out go back; the rest stay for the next iteration.
+      if (this.#batch && !this.#batch.released) this.#src.release(this.#batch, this.#at / 2);
       this.#take(null);
       this.#src.end();
     }
@@ -390,8 +366,11 @@ export interface RingBufferOptions {
 }
 
 /**
- * A BPF ring buffer's consumer (one per map). JS reads the records in the kernel's ring
- * (zero copy), a batch per wakeup; the records go back to the kernel once handed back
+ * A BPF ring buffer's consumer (one per map), or a fan-in's: a map of ring buffers
+ * (`ARRAY_OF_MAPS`, see nodebpf.bpf.h's NODEBPF_RINGBUF_PER_CPU) gets a ring per online
+ * CPU, made and put in its slots here, read as one stream (rings take turns batch by
+ * batch; order holds within a CPU's ring, not across them). JS reads the records in the
+ * kernel's ring (zero copy), a batch per wakeup; the records go back to the kernel once handed back
  * (the next batch asked for, the loop body ended, or `release()`), so a slow consumer
  * makes the BPF side's reservations fail (counted there), never this process grow.
  * Nothing runs (and the process can exit) while no iteration is awaiting. Leaving a
@@ -400,15 +379,18 @@ export interface RingBufferOptions {
  */
 export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, AsyncDisposable {
   readonly name: string;
-  #ring: NativeRingBuf | NativePerfBuf;
+  #ring: NativeEvents;
   #closed = false;
   #onClose: () => void;
   #iterating = false;
-  /** The external ArrayBuffer over the ring (null when copying). */
-  #data: ArrayBuffer | null;
+  /** External ArrayBuffers over the data areas batches are in (null when copying). */
+  #buffers: ArrayBuffer[] | null;
   /** The reused copy buffer (null when reading in place). */
   #copy: Uint8Array | null;
-  #view: DataView;
+  /** A view of each data area (of the copy buffer when copying). */
+  #views: DataView[];
+  /** Where the addon writes each batch's record offsets and lengths. */
+  readonly #index = new Uint32Array(2 * INDEX_RECORDS);
   #current: Generation = { gen: 0 };
   #batch: Batch | null = null;
   #received = 0;
@@ -416,14 +398,14 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
   #lost: () => number | undefined;
 
   /** @internal */
-  constructor(name: string, ring: NativeRingBuf | NativePerfBuf, onClose: () => void, options: RingBufferOptions = {}, lost: () => number | undefined = () => undefined) {
+  constructor(name: string, ring: NativeEvents, onClose: () => void, options: RingBufferOptions = {}, lost: () => number | undefined = () => undefined) {
     this.name = name;
     this.#ring = ring;
     this.#onClose = onClose;
     this.#lost = lost;
-    this.#data = options.copy ? null : native(() => ring.data(), { map: name });
-    this.#copy = this.#data ? null : new Uint8Array(COPY_BUFFER_BYTES);
-    this.#view = this.#data ? new DataView(this.#data) : new DataView(this.#copy!.buffer);
+    this.#buffers = options.copy ? null : native(() => ring.buffers(), { map: name });
+    this.#copy = this.#buffers ? null : new Uint8Array(COPY_BUFFER_BYTES);
+    this.#views = this.#buffers ? this.#buffers.map((b) => new DataView(b)) : [new DataView(this.#copy!.buffer)];
   }
 
   get closed(): boolean {
@@ -432,34 +414,43 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
 
   /** Whether batches are read in the kernel's ring (false: copied into one reused buffer). */
   get zeroCopy(): boolean {
-    return this.#data !== null;
+    return this.#buffers !== null;
   }
 
-  /** Gives `b`'s first `bytes` (all by default) back to the kernel, if it is still current. */
-  #release = (b: Batch, bytes = b.byteLength): void => {
+  /** Gives `b`'s first `records` (all by default) back to the kernel, if it is still current. */
+  #release = (b: Batch, records = b.count): void => {
     if (b !== this.#batch) return;
-    this.#received += b.countIn(bytes);
+    this.#received += Math.min(records, b.count);
     this.#batch = null;
     this.#current.gen++;
-    if (!this.#closed) native(() => this.#ring.release(bytes), { map: this.name });
+    b.invalidate();
+    if (!this.#closed) native(() => this.#ring.release(records), { map: this.name });
   };
 
   /** What is available right now, without waiting; releases the batch before it. */
   poll(): Batch | null {
+    return this.#poll();
+  }
+
+  #poll(maxBytes?: number): Batch | null {
     if (this.#batch) this.#release(this.#batch);
     if (this.#closed) return null;
-    const span = native(() => this.#ring.peek(this.#copy ?? undefined), { map: this.name });
+    const span = native(() => this.#ring.peek(this.#index, this.#copy ?? undefined, maxBytes), { map: this.name });
     if (!span) return null;
     this.#current.gen++;
     this.#batchCount++;
-    this.#batch = new Batch(this.name, this.#current, this.#view, span.offset, span.length, span.records, this.#release);
+    this.#batch = new Batch(this.name, this.#current, this.#views[span.buffer], this.#index, span.records, span.length, this.#release);
     return this.#batch;
   }
 
   /** Resolves with the next batch (releasing the one before), or `null` when closed or woken by an abort. */
-  async next(): Promise<Batch | null> {
+  next(): Promise<Batch | null> {
+    return this.#next();
+  }
+
+  async #next(maxBytes?: number): Promise<Batch | null> {
     for (;;) {
-      const batch = this.poll();
+      const batch = this.#poll(maxBytes);
       if (batch || this.#closed) return batch;
       const since = native(() => this.#ring.wakes(), { map: this.name });
       if (!(await nativeAsync(() => this.#ring.wait(since), { map: this.name }))) return null;
@@ -515,7 +506,9 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
 
   /**
    * Each record as an `EventRecord`, valid until the iteration moves past its batch (then
-   * reading it throws `STALE`; `slice()` copies). Stopping early keeps the rest.
+   * reading it throws `STALE`; `slice()` copies). Batches here hold at most 256 KiB of
+   * records, given back to the kernel as the iteration moves on, so a producer has room
+   * while records are read one at a time. Stopping early keeps the rest.
    */
   records(options: IterateOptions = {}): AsyncIterableIterator<EventRecord> {
     return this.#stream((batch, _view, offset, length) => new CheckedRecord(batch, offset, length), options);
@@ -528,9 +521,9 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
     signal?.addEventListener('abort', onAbort, { once: true });
     return new RecordStream<T>({
       make,
-      poll: () => (signal?.aborted ? null : this.poll()),
-      next: () => (signal?.aborted ? Promise.resolve(null) : this.next()),
-      release: (b, bytes) => this.#release(b, bytes),
+      poll: () => (signal?.aborted ? null : this.#poll(STREAM_BATCH_BYTES)),
+      next: () => (signal?.aborted ? Promise.resolve(null) : this.#next(STREAM_BATCH_BYTES)),
+      release: (b, records) => this.#release(b, records),
       end: () => {
         signal?.removeEventListener('abort', onAbort);
         this.#iterating = false;
@@ -552,9 +545,10 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
     if (this.#closed) return;
     this.#closed = true;
     this.#current.gen++;
+    this.#batch?.invalidate();
     this.#batch = null;
-    this.#ring.close(this.#data ?? undefined);
-    this.#data = null;
+    this.#ring.close(this.#buffers ?? undefined);
+    this.#buffers = null;
     this.#onClose();
   }
 
@@ -572,29 +566,30 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
   }
 }
 
-export interface PerfBufferOptions {
+export interface PerfBufferOptions extends RingBufferOptions {
   /** Data pages of each CPU's ring, a power of two (default 64: 256 KiB with 4 KiB pages). */
   pagesPerCpu?: number;
 }
 
 /**
  * A perf event array's consumer (`bpf_perf_event_output`): one ring per online CPU, read
- * as one stream with the ring-buffer API (batches, records, events; a batch gathers what
- * every CPU had). Records are copied out of the kernel's rings (a perf record can wrap),
- * into one reused buffer. `stats().lost` and `lostPerCpu()` are the kernel's counts of
- * samples it could not write (`PERF_RECORD_LOST`), taken in as they are read.
+ * as one stream with the ring-buffer API (batches, records, events). A batch is a run of
+ * one CPU's records (CPUs take turns), read where the kernel wrote them; a record that
+ * wraps at the end of its ring comes alone, copied. Order holds within a CPU, not across
+ * CPUs. `stats().lost` and `lostPerCpu()` are the kernel's counts of samples it could not
+ * write (`PERF_RECORD_LOST`), taken in as they are read.
  */
 export class PerfBuffer extends RingBuffer {
-  readonly #perf: NativePerfBuf;
+  readonly #perf: NativeEvents;
 
   /** @internal */
-  constructor(name: string, perf: NativePerfBuf, onClose: () => void) {
-    super(name, perf, onClose, { copy: true }, () => perf.lost().reduce((sum, c) => sum + c.lost, 0));
+  constructor(name: string, perf: NativeEvents, onClose: () => void, options: RingBufferOptions = {}) {
+    super(name, perf, onClose, options, () => (perf.lost() ?? []).reduce((sum, c) => sum + c.lost, 0));
     this.#perf = perf;
   }
 
   /** Samples lost on each CPU so far, as the kernel reported them. */
   lostPerCpu(): { cpu: number; lost: number }[] {
-    return native(() => this.#perf.lost(), { map: this.name });
+    return native(() => this.#perf.lost() ?? [], { map: this.name });
   }
 }

@@ -6,6 +6,7 @@ pub mod btf;
 pub mod btf_index;
 pub mod caps;
 pub mod error;
+pub mod events;
 pub mod features;
 pub mod globals;
 pub mod loader;
@@ -25,6 +26,7 @@ mod waiter;
 
 pub use attach::Link;
 pub use error::{Code, Error, Result};
+pub use events::EventSource;
 pub use loader::{
     load, load_file, parse, GlobalValue, InnerMap, LoadOptions, MapConfig, MapSpec, Object, Parsed,
     ProgramConfig, ProgramSpec, Spec,

@@ -18,8 +18,10 @@ pub struct Map {
     pub flags: u32,
     /// Where the map is pinned, when it was pinned or reused by name.
     pub pinned: Option<PathBuf>,
+    /// A map of maps' inner template: what its values are (a fan-in makes its rings so).
+    pub inner: Option<MapDef>,
     /// Who consumes the map as a ring buffer: one consumer at a time.
-    pub(crate) ring_claim: std::sync::Arc<crate::ringbuf::Claim>,
+    pub(crate) ring_claim: std::sync::Arc<crate::events::Claim>,
     /// Which USDT spec ids are in use, when this is an object's `__bpf_usdt_specs`.
     pub(crate) usdt_slots: std::sync::Arc<crate::usdt::SpecSlots>,
     fd: OwnedFd,
@@ -39,6 +41,7 @@ impl Map {
             max_entries: def.max_entries,
             flags: def.flags,
             pinned,
+            inner: None,
             ring_claim: Default::default(),
             usdt_slots: Default::default(),
             fd,
@@ -62,7 +65,16 @@ impl Map {
             )));
         }
         let fd = map_create::create(name, &def, None, inner.map(Map::fd))?;
-        Ok(Map::new(name.to_string(), &def, fd, None))
+        let mut map = Map::new(name.to_string(), &def, fd, None);
+        map.inner = inner.map(|i| MapDef {
+            map_type: i.map_type,
+            key_size: i.key_size,
+            value_size: i.value_size,
+            max_entries: i.max_entries,
+            flags: i.flags,
+            ..Default::default()
+        });
+        Ok(map)
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

@@ -3,23 +3,22 @@
 //! in the map at the CPU's index, and one epoll over all of them. Kernels before 5.8 have
 //! no ring buffer, and per-CPU rings scale where one shared ring's lock does not.
 //!
-//! Records are copied out (a perf ring is mapped once, so a record may wrap at its end)
-//! into the same layout as ring-buffer spans (u32 length, 4 bytes, data padded to 8), so
-//! one JS reader serves both. Like a ring buffer's, the records of a batch go back to
-//! the kernel (each CPU's `data_tail` moves) only when the batch is released, all of it
-//! or up to a record; `PERF_RECORD_LOST` records are counted per CPU as the tail passes
-//! them.
+//! Zero copy where a record is contiguous: a batch is a run of one CPU's records, read
+//! where the kernel wrote them (the index gives each sample's data). A perf ring is
+//! mapped once, so a record may wrap at its end: such a sample is copied into a bounce
+//! buffer, a batch of its own. Like a ring buffer's, the records of a batch go back to
+//! the kernel (the CPU's `data_tail` moves) only when the batch is released, all of it or
+//! up to a record; `PERF_RECORD_LOST` records are counted per CPU as the tail passes them.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{einval, Code, Error, Result};
+use crate::events::{Consumer, EventSource, Index, Slots, Span};
 use crate::maps::Map;
 use crate::mmap::Mapping;
-use crate::ringbuf::{Claim, Span};
 use crate::sys::{self, PerfEventAttr};
-use crate::waiter::{Wait, Waiter};
 
 /// `PERF_COUNT_SW_BPF_OUTPUT`: the software event `bpf_perf_event_output` writes to.
 const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
@@ -33,9 +32,12 @@ const DATA_HEAD: usize = 1024;
 const DATA_TAIL: usize = 1032;
 /// `struct perf_event_header`: u32 type, u16 misc, u16 size.
 const HEADER: usize = 8;
-/// A span record's header, as a ring buffer's: u32 length, 4 bytes.
-const SPAN_HEADER: usize = 8;
-const ALIGN: usize = 8;
+/// A sample: `struct { header; u32 size; char data[size]; }`.
+const SAMPLE_DATA: usize = HEADER + 4;
+/// A lost-records notice: `struct { header; u64 id; u64 lost; }`.
+const LOST_COUNT: usize = HEADER + 8;
+/// The largest perf record (its size is a u16): the bounce buffer.
+const BOUNCE_BYTES: usize = u16::MAX as usize;
 
 struct CpuRing {
     cpu: u32,
@@ -59,10 +61,14 @@ impl CpuRing {
         unsafe { (self.mapping.ptr as *const u8).add(self.page) }
     }
 
-    /// Copies `dst.len()` bytes from data offset `from` (wrapping at the end).
-    fn read(&self, from: u64, dst: &mut [u8]) {
+    fn offset(&self, pos: u64) -> usize {
         // The size is a power of two.
-        let start = (from & (self.size as u64 - 1)) as usize;
+        (pos & (self.size as u64 - 1)) as usize
+    }
+
+    /// Copies `dst.len()` bytes from data position `from` (wrapping at the end).
+    fn read(&self, from: u64, dst: &mut [u8]) {
+        let start = self.offset(from);
         let first = dst.len().min(self.size - start);
         // SAFETY: both pieces lie in the mapped data area.
         unsafe {
@@ -78,11 +84,6 @@ impl CpuRing {
     }
 
     fn u32_at(&self, pos: u64) -> u32 {
-        let start = (pos & (self.size as u64 - 1)) as usize;
-        if start + 4 <= self.size {
-            // SAFETY: within the data area; records are 8-aligned, so this u32 is too.
-            return unsafe { (self.data().add(start) as *const u32).read() };
-        }
         let mut b = [0u8; 4];
         self.read(pos, &mut b);
         u32::from_ne_bytes(b)
@@ -93,34 +94,50 @@ impl CpuRing {
         self.read(pos, &mut b);
         u64::from_ne_bytes(b)
     }
+
+    /// The record at `pos` (below the head): its type and size.
+    fn record(&self, pos: u64) -> (u32, usize) {
+        (
+            self.u32_at(pos),
+            usize::from((self.u32_at(pos + 4) >> 16) as u16),
+        )
+    }
 }
 
-/// One CPU's records in the last peek's span: the span bytes they fill and the ring
-/// positions they came from.
-struct Segment {
+/// What a walk of one CPU's ring found.
+enum Walked {
+    Batch(Taken),
+    /// Records that are no samples, taken in: walk again.
+    Skipped,
+    Nothing,
+}
+
+/// The last peek's batch: one CPU's records, from `from` to `to`.
+#[derive(Clone, Copy)]
+struct Taken {
     ring: usize,
-    /// Span bytes before and after this CPU's records.
-    start: usize,
-    end: usize,
-    /// The CPU's tail before and after them.
     from: u64,
     to: u64,
-    /// `PERF_RECORD_LOST` counts passed on the way.
+    /// `PERF_RECORD_LOST` counts among them.
     lost: u64,
+    span: Span,
 }
 
 pub struct PerfBuf {
-    name: String,
+    consumer: Consumer,
     rings: Vec<CpuRing>,
-    waiter: Waiter,
-    claim: Arc<Claim>,
-    /// The last peek's span, CPU by CPU, until released.
-    segments: Mutex<Vec<Segment>>,
-    map_fd: OwnedFd,
+    /// The ring the next peek looks at first: rings take turns.
+    turn: AtomicUsize,
+    /// Where a sample that wraps is copied: the last data area.
+    bounce: Mutex<Box<[u8]>>,
+    bounce_ptr: *const u8,
+    last: Mutex<Option<Taken>>,
+    /// The map's slots of our events, cleared on drop (the map holds each event till then).
+    _slots: Slots,
 }
 
-// SAFETY: the mappings are shared memory touched through atomics (positions) and copies
-// made under the `segments` lock by the one consumer.
+// SAFETY: the mappings are shared memory touched through atomics (positions) and read by
+// the one consumer; the bounce buffer is written under its lock, between batches.
 unsafe impl Send for PerfBuf {}
 // SAFETY: see `Send`.
 unsafe impl Sync for PerfBuf {}
@@ -140,25 +157,7 @@ impl PerfBuf {
                 format!("pagesPerCpu is {pages_per_cpu}, not a power of two"),
             ));
         }
-        if map.ring_claim.taken.swap(true, Ordering::AcqRel) {
-            return Err(Error::new(
-                Code::Busy,
-                format!(
-                    "perf buffer '{}' already has a consumer: close it first (records are \
-                     delivered once, to one consumer)",
-                    map.name
-                ),
-            ));
-        }
-        let claim = map.ring_claim.clone();
-        let opened = Self::open(map, pages_per_cpu, claim.clone());
-        if opened.is_err() {
-            claim.taken.store(false, Ordering::Release);
-        }
-        opened
-    }
-
-    fn open(map: &Map, pages_per_cpu: usize, claim: Arc<Claim>) -> Result<Self> {
+        let claim = Consumer::claim(&map.ring_claim, "perf buffer", &map.name)?;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
         let size = pages_per_cpu
@@ -168,12 +167,14 @@ impl PerfBuf {
             .fd()
             .try_clone_to_owned()
             .map_err(|e| Error::os("duplicating the perf event array's fd", e))?;
+        // Slots filled before a failure are cleared as `slots` drops.
+        let mut slots = Slots::new(map_fd);
         let mut rings = Vec::new();
-        for cpu in crate::attach::sampling::online_cpus()? {
-            // The map has one slot per possible CPU; an online one beyond it cannot post.
-            if cpu >= map.max_entries {
-                continue;
-            }
+        // The map has one slot per possible CPU; an online one beyond it cannot post.
+        for cpu in crate::attach::sampling::online_cpus()?
+            .into_iter()
+            .filter(|&c| c < map.max_entries)
+        {
             let mut attr = PerfEventAttr {
                 type_: sys::PERF_TYPE_SOFTWARE,
                 config: PERF_COUNT_SW_BPF_OUTPUT,
@@ -184,6 +185,7 @@ impl PerfBuf {
             };
             let event = sys::perf_event_open_on(&mut attr, -1, cpu as i32, 0)
                 .map_err(|e| Error::os(format!("perf_event_open (BPF output) on CPU {cpu}"), e))?;
+            // Writable: the kernel then keeps what is before our tail (no overwriting).
             let mapping = Mapping::new(
                 event.as_fd(),
                 page + size,
@@ -198,7 +200,7 @@ impl PerfBuf {
                     std::io::Error::last_os_error(),
                 ));
             }
-            map.update(&cpu.to_ne_bytes(), &event.as_raw_fd().to_ne_bytes(), 0)?;
+            slots.fill(cpu, event.as_raw_fd(), &format!("map '{}'", map.name))?;
             rings.push(CpuRing {
                 cpu,
                 mapping,
@@ -209,216 +211,208 @@ impl PerfBuf {
             });
         }
         let fds: Vec<i32> = rings.iter().map(|r| r.event.as_raw_fd()).collect();
+        let bounce = vec![0u8; BOUNCE_BYTES].into_boxed_slice();
         Ok(PerfBuf {
-            name: map.name.clone(),
-            waiter: Waiter::new(&fds)?,
+            consumer: Consumer::new(&map.name, &fds, claim)?,
             rings,
-            claim,
-            segments: Mutex::new(Vec::new()),
-            map_fd,
+            turn: AtomicUsize::new(0),
+            bounce_ptr: bounce.as_ptr(),
+            bounce: Mutex::new(bounce),
+            last: Mutex::new(None),
+            _slots: slots,
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn check_open(&self) -> Result<()> {
-        if self.waiter.is_closed() {
-            return Err(Error::new(
-                Code::Closed,
-                format!("perf buffer '{}' is closed", self.name),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Copies the samples not yet released, CPU by CPU, into `out` in the span layout, as
-    /// many as fit; `None` when there are none (lost-record notices alone are taken in).
-    pub fn peek_into(&self, out: &mut [u8]) -> Result<Option<Span>> {
-        self.check_open()?;
-        let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
-        segments.clear();
-        let (mut len, mut records) = (0usize, 0usize);
-        for (i, ring) in self.rings.iter().enumerate() {
-            let head = ring.pos(DATA_HEAD).load(Ordering::Acquire);
-            let from = ring.pos(DATA_TAIL).load(Ordering::Relaxed);
-            let start = len;
-            let walked = walk(ring, from, head, &mut |raw_at, raw| {
-                let need = SPAN_HEADER + raw.next_multiple_of(ALIGN);
-                if len + need > out.len() {
-                    return false;
-                }
-                out[len..len + 4].copy_from_slice(&(raw as u32).to_ne_bytes());
-                out[len + 4..len + SPAN_HEADER].fill(0);
-                ring.read(raw_at, &mut out[len + SPAN_HEADER..len + SPAN_HEADER + raw]);
-                out[len + SPAN_HEADER + raw..len + need].fill(0);
-                len += need;
-                records += 1;
-                true
-            });
-            if walked.to != from {
-                segments.push(Segment {
-                    ring: i,
-                    start,
-                    end: len,
-                    from,
-                    to: walked.to,
-                    lost: walked.lost,
-                });
+    /// One CPU's next batch: its run of contiguous records, or the sample at the tail if
+    /// it wraps (copied into the bounce buffer). Records that are no samples before any
+    /// sample are taken in at once (lost-record notices counted), and the walk goes on.
+    fn peek_ring(&self, i: usize, max_bytes: usize, index: &mut Index<'_>) -> Option<Taken> {
+        loop {
+            match self.walk_ring(i, max_bytes, index) {
+                Walked::Batch(taken) => return Some(taken),
+                Walked::Skipped => continue,
+                Walked::Nothing => return None,
             }
-            if walked.full {
-                if records == 0 {
-                    return Err(Error::new(
-                        Code::Range,
-                        "a sample does not fit the copy buffer".to_string(),
-                    ));
+        }
+    }
+
+    fn walk_ring(&self, i: usize, max_bytes: usize, index: &mut Index<'_>) -> Walked {
+        let ring = &self.rings[i];
+        let head = ring.pos(DATA_HEAD).load(Ordering::Acquire);
+        let from = ring.pos(DATA_TAIL).load(Ordering::Relaxed);
+        let (mut to, mut lost) = (from, 0);
+        while to < head {
+            let (kind, size) = ring.record(to);
+            if size < HEADER || to + size as u64 > head {
+                // Not a record the kernel writes: stop reading this ring.
+                break;
+            }
+            let at = ring.offset(to);
+            if at + size > ring.size {
+                if to == from {
+                    return self.bounce(i, from, kind, size, index);
                 }
                 break;
             }
-        }
-        if records == 0 {
-            // Only lost-record notices (or nothing): count them now.
-            self.apply(&segments, usize::MAX)?;
-            segments.clear();
-            return Ok(None);
-        }
-        Ok(Some(Span {
-            offset: 0,
-            len,
-            records,
-        }))
-    }
-
-    /// Gives the first `len` bytes of the last peek's span back: each CPU's tail moves
-    /// past its records that end within them.
-    pub fn release(&self, len: usize) -> Result<()> {
-        self.check_open()?;
-        let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
-        self.apply(&segments, len)?;
-        segments.clear();
-        Ok(())
-    }
-
-    fn apply(&self, segments: &[Segment], len: usize) -> Result<()> {
-        for seg in segments {
-            let ring = &self.rings[seg.ring];
-            let (to, lost) = if len >= seg.end {
-                (seg.to, seg.lost)
-            } else if len <= seg.start {
-                continue;
-            } else {
-                // Cut inside this CPU's records: walk them again to the record boundary.
-                let mut bytes = seg.start;
-                let walked = walk(ring, seg.from, seg.to, &mut |_, raw| {
-                    let need = SPAN_HEADER + raw.next_multiple_of(ALIGN);
-                    if bytes + need > len {
-                        return false;
-                    }
-                    bytes += need;
-                    true
-                });
-                if bytes != len {
-                    return Err(einval(format!(
-                        "perf buffer '{}': {len} bytes is not a record boundary of the last batch",
-                        self.name
-                    )));
-                }
-                (walked.to, walked.lost)
-            };
-            if lost > 0 {
-                ring.lost.fetch_add(lost, Ordering::Relaxed);
+            if to != from && (to - from) as usize + size > max_bytes {
+                break;
             }
-            ring.pos(DATA_TAIL).store(to, Ordering::Release);
+            match kind {
+                PERF_RECORD_SAMPLE => {
+                    let raw = (ring.u32_at(to + HEADER as u64) as usize)
+                        .min(size.saturating_sub(SAMPLE_DATA));
+                    if !index.push(at + SAMPLE_DATA, raw) {
+                        break;
+                    }
+                }
+                PERF_RECORD_LOST => lost += ring.u64_at(to + LOST_COUNT as u64),
+                _ => {}
+            }
+            to += size as u64;
+            // A batch is read in one mapping: it ends where the data area does.
+            if ring.offset(to) == 0 {
+                break;
+            }
         }
-        Ok(())
-    }
-
-    /// Records the kernel could not write, per CPU (`PERF_RECORD_LOST`), as (cpu, count).
-    pub fn lost(&self) -> Vec<(u32, u64)> {
-        self.rings
-            .iter()
-            .map(|r| (r.cpu, r.lost.load(Ordering::Relaxed)))
-            .collect()
-    }
-
-    pub fn wakes(&self) -> u64 {
-        self.waiter.wakes()
-    }
-
-    /// Sleeps until a CPU's ring has data, or closed / woken after `since`.
-    pub fn wait(&self, timeout_ms: i32, since: u64) -> Result<Wait> {
-        self.waiter.wait(timeout_ms, since)
-    }
-
-    pub fn wake(&self) {
-        self.waiter.wake();
-    }
-
-    /// Ends waiting and frees the map for another consumer; the events go on drop.
-    pub fn close(&self) {
-        if self.waiter.close() {
-            self.claim.taken.store(false, Ordering::Release);
+        if to == from {
+            return Walked::Nothing;
         }
-    }
-}
-
-/// Where a walk of one CPU's ring stopped.
-struct Walked {
-    /// The tail after the records taken.
-    to: u64,
-    /// `PERF_RECORD_LOST` counts among them.
-    lost: u64,
-    /// `take` refused a sample (the copy buffer is full).
-    full: bool,
-}
-
-/// Walks `ring`'s records from `from` to `head`, calling `take(raw data position, raw
-/// length)` on each sample until it returns false; lost-record notices are summed.
-fn walk(ring: &CpuRing, from: u64, head: u64, take: &mut dyn FnMut(u64, usize) -> bool) -> Walked {
-    let mut w = Walked {
-        to: from,
-        lost: 0,
-        full: false,
-    };
-    while w.to < head {
-        let kind = ring.u32_at(w.to);
-        let size = usize::from((ring.u32_at(w.to + 4) >> 16) as u16);
-        if size < HEADER || w.to + size as u64 > head {
-            // Not a record the kernel writes: stop reading this ring.
-            break;
+        if index.records() == 0 {
+            self.advance(ring, to, lost);
+            return Walked::Skipped;
         }
+        Walked::Batch(Taken {
+            ring: i,
+            from,
+            to,
+            lost,
+            span: Span {
+                buffer: i,
+                offset: ring.offset(from),
+                len: (to - from) as usize,
+                records: index.records(),
+            },
+        })
+    }
+
+    /// The record at `from` wraps: a sample is copied into the bounce buffer; anything
+    /// else is taken in (a lost-record notice counted).
+    fn bounce(&self, i: usize, from: u64, kind: u32, size: usize, index: &mut Index<'_>) -> Walked {
+        let ring = &self.rings[i];
+        let to = from + size as u64;
         match kind {
             PERF_RECORD_SAMPLE => {
-                // struct { header; u32 size; char data[size]; }
-                let raw = ring.u32_at(w.to + HEADER as u64) as usize;
-                let raw = raw.min(size.saturating_sub(HEADER + 4));
-                if !take(w.to + (HEADER + 4) as u64, raw) {
-                    w.full = true;
-                    break;
-                }
+                let raw = (ring.u32_at(from + HEADER as u64) as usize)
+                    .min(size.saturating_sub(SAMPLE_DATA));
+                let mut bounce = self.bounce.lock().unwrap_or_else(|p| p.into_inner());
+                ring.read(from + SAMPLE_DATA as u64, &mut bounce[..raw]);
+                index.push(0, raw);
+                Walked::Batch(Taken {
+                    ring: i,
+                    from,
+                    to,
+                    lost: 0,
+                    span: Span {
+                        buffer: self.rings.len(),
+                        offset: 0,
+                        len: raw,
+                        records: 1,
+                    },
+                })
             }
-            // struct { header; u64 id; u64 lost; }
-            PERF_RECORD_LOST => w.lost += ring.u64_at(w.to + (HEADER + 8) as u64),
-            _ => {}
+            PERF_RECORD_LOST => {
+                self.advance(ring, to, ring.u64_at(from + LOST_COUNT as u64));
+                Walked::Skipped
+            }
+            _ => {
+                self.advance(ring, to, 0);
+                Walked::Skipped
+            }
         }
-        w.to += size as u64;
     }
-    w
+
+    /// Moves `ring`'s tail to `to`, counting `lost` records.
+    fn advance(&self, ring: &CpuRing, to: u64, lost: u64) {
+        if lost > 0 {
+            ring.lost.fetch_add(lost, Ordering::Relaxed);
+        }
+        ring.pos(DATA_TAIL).store(to, Ordering::Release);
+    }
 }
 
-impl Drop for PerfBuf {
-    fn drop(&mut self) {
-        self.close();
-        // The map keeps a reference to each event until its slot is cleared.
-        for ring in &self.rings {
-            let key = ring.cpu.to_ne_bytes();
-            let mut attr = sys::MapElemAttr {
-                map_fd: self.map_fd.as_raw_fd() as u32,
-                key: sys::ptr(key.as_ptr()),
-                ..Default::default()
-            };
-            let _ = sys::bpf(sys::BPF_MAP_DELETE_ELEM, &mut attr);
+impl EventSource for PerfBuf {
+    fn consumer(&self) -> &Consumer {
+        &self.consumer
+    }
+
+    /// Each CPU's data area, then the bounce buffer.
+    fn buffers(&self) -> usize {
+        self.rings.len() + 1
+    }
+
+    fn buffer(&self, i: usize) -> Option<(*const u8, usize)> {
+        match self.rings.get(i) {
+            Some(ring) => Some((ring.data(), ring.size)),
+            None if i == self.rings.len() => Some((self.bounce_ptr, BOUNCE_BYTES)),
+            None => None,
         }
+    }
+
+    /// The next CPU's batch that has samples (CPUs take turns).
+    fn peek(&self, max_bytes: usize, index: &mut Index<'_>) -> Result<Option<Span>> {
+        self.consumer.check_open("perf buffer")?;
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        *last = None;
+        let n = self.rings.len();
+        let first = self.turn.load(Ordering::Relaxed);
+        for i in (0..n).map(|k| (first + k) % n) {
+            if let Some(taken) = self.peek_ring(i, max_bytes, index) {
+                self.turn.store((i + 1) % n, Ordering::Relaxed);
+                *last = Some(taken);
+                return Ok(Some(taken.span));
+            }
+        }
+        Ok(None)
+    }
+
+    fn release(&self, records: usize) -> Result<()> {
+        self.consumer.check_open("perf buffer")?;
+        let Some(t) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return if records == 0 {
+                Ok(())
+            } else {
+                Err(einval("release without a batch: peek first"))
+            };
+        };
+        let ring = &self.rings[t.ring];
+        if records >= t.span.records {
+            self.advance(ring, t.to, t.lost);
+            return Ok(());
+        }
+        // Past the first `records` samples of the run (and the notices among them).
+        let (mut to, mut lost, mut samples) = (t.from, 0, 0);
+        while to < t.to {
+            let (kind, size) = ring.record(to);
+            if kind == PERF_RECORD_SAMPLE {
+                if samples == records {
+                    break;
+                }
+                samples += 1;
+            } else if kind == PERF_RECORD_LOST {
+                lost += ring.u64_at(to + LOST_COUNT as u64);
+            }
+            to += size as u64;
+        }
+        self.advance(ring, to, lost);
+        Ok(())
+    }
+
+    fn lost_per_cpu(&self) -> Option<Vec<(u32, u64)>> {
+        Some(
+            self.rings
+                .iter()
+                .map(|r| (r.cpu, r.lost.load(Ordering::Relaxed)))
+                .collect(),
+        )
     }
 }

@@ -1,123 +1,65 @@
-//! The BPF ring-buffer consumer. It reads records straight from the kernel's mapping,
-//! sleeps in `epoll_wait` on the ring's fd, and publishes the consumer position once
-//! per drained batch rather than once per record (each publish is a cache-line write
-//! the producer side then has to read).
+//! The BPF ring-buffer consumer. JS reads records straight from the kernel's mapping
+//! (zero copy), sleeps in `epoll_wait` on the ring's fd, and publishes the consumer
+//! position once per batch rather than once per record (each publish is a cache-line
+//! write the producer side then has to read).
 //!
-//! Memory never grows with the producer: a drain copies at most `max_bytes`, and what
-//! is not drained stays in the kernel ring, whose reservations then fail (the BPF side
-//! sees and can count them).
+//! `peek` finds the committed records from the consumer position on as one [`Span`] of a
+//! data area (which the kernel maps twice back to back, so a span never wraps), and
+//! `release` gives them back to the kernel once read, all of them or up to a record
+//! boundary. Memory never grows with the producer: what is not released stays in the
+//! kernel ring, whose reservations then fail (the BPF side sees and can count them).
 //!
-//! Zero copy: [`RingBuf::peek`] finds the committed records from the consumer position
-//! on as one [`Span`] of the data area (which the kernel maps twice back to back, so a
-//! span never wraps), and [`RingBuf::release`] gives them back to the kernel once read,
-//! all of them or up to a record boundary. Records are read where the kernel wrote them,
-//! through [`RingBuf::data`]: read-only memory.
+//! Fan-in: one ring per CPU (`ARRAY_OF_MAPS` of ring buffers, each CPU's program writing
+//! to its own ring, so producers never share a ring's lock). [`RingBuf::new`] on such a
+//! map creates a ring per online CPU from the inner template, puts each in the CPU's
+//! slot, and consumes them as one stream: one epoll over all, the rings taking turns
+//! batch by batch (order holds within a CPU's ring, not across them).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{einval, Code, Error, Result};
+use crate::events::{ClaimGuard, Consumer, EventSource, Index, Slots, Span};
+use crate::map_create::{self, MapDef};
 use crate::maps::Map;
 use crate::mmap::Mapping;
 use crate::sys;
-use crate::waiter::Waiter;
 
+/// Set in the header of a record still being written.
 const BUSY_BIT: u32 = 1 << 31;
+/// Set in the header of a record the BPF side discarded: skipped.
 const DISCARD_BIT: u32 = 1 << 30;
-const HDR_SIZE: usize = 8;
+/// A record's header: u32 length with the bits above, 4 bytes the kernel keeps. Data
+/// follows, padded to 8 bytes.
+const HEADER: usize = 8;
 
-/// Size of the per-record header in the batches [`RingBuf::drain_into`] fills:
-/// `u32` little-endian length, 4 bytes of padding; data is then padded to 8 bytes.
-pub const BATCH_HEADER: usize = 8;
-
-/// Committed records from the consumer position on, in the data area.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// Byte offset of the first record's header in the data area.
-    pub offset: usize,
-    /// Bytes of headers and records (each record's header, then its data padded to 8).
-    pub len: usize,
-    /// Records not discarded by the BPF side.
-    pub records: usize,
-}
-
-pub use crate::waiter::Wait;
-
-/// A ring-buffer map's consumer slot, shared by every `RingBuf` made on the map: records
-/// taken by two consumers would be split between them, or read twice.
-#[derive(Default)]
-pub struct Claim {
-    pub(crate) taken: AtomicBool,
-    /// Serializes walks, so a consumer being closed never walks beside its successor.
-    walk: Mutex<()>,
-}
-
-pub struct RingBuf {
-    name: String,
-    /// The consumer page (read-write) and the producer page plus the data area, which
-    /// the kernel maps twice in a row so no record ever wraps.
+/// One mapped ring: its consumer page (read-write) and its producer page plus the data
+/// area, which the kernel maps twice in a row so no record ever wraps.
+struct Ring {
     consumer: Mapping,
     producer: Mapping,
     page: usize,
     mask: u64,
-    claim: Arc<Claim>,
-    waiter: Waiter,
-    _fd: OwnedFd,
+    fd: OwnedFd,
 }
 
-// SAFETY: the mappings are plain shared memory: the positions are only touched through
-// atomics, and the record area is read only under the `walk` mutex.
-unsafe impl Send for RingBuf {}
-// SAFETY: see `Send`; `wake`/`close` only touch an eventfd and an atomic flag.
-unsafe impl Sync for RingBuf {}
-
-impl RingBuf {
-    pub fn new(map: &Map) -> Result<Self> {
-        if map.map_type != sys::BPF_MAP_TYPE_RINGBUF {
-            return Err(einval(format!(
-                "map '{}' is not a ring buffer (map type {})",
-                map.name, map.map_type
-            )));
-        }
-        if map.ring_claim.taken.swap(true, Ordering::AcqRel) {
-            return Err(Error::new(
-                Code::Busy,
-                format!(
-                    "ring buffer '{}' already has a consumer: close it first (records are \
-                     delivered once, to one consumer)",
-                    map.name
-                ),
-            ));
-        }
-        let claim = ClaimGuard(Some(map.ring_claim.clone()));
-        let fd = map
-            .fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::os("duplicating the ring-buffer fd", e))?;
+impl Ring {
+    fn new(fd: OwnedFd, size: usize, name: &str) -> Result<Self> {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let size = map.max_entries as usize;
-        let mmap_err = |e| Error::os(format!("mapping ring buffer '{}'", map.name), e);
+        let mmap_err = |e| Error::os(format!("mapping ring buffer '{name}'"), e);
         let consumer = Mapping::new(fd.as_fd(), page, libc::PROT_READ | libc::PROT_WRITE, 0)
             .map_err(mmap_err)?;
         let producer =
             Mapping::new(fd.as_fd(), page + 2 * size, libc::PROT_READ, page).map_err(mmap_err)?;
-        let waiter = Waiter::new(&[fd.as_raw_fd()])?;
-        Ok(RingBuf {
-            name: map.name.clone(),
+        Ok(Ring {
             consumer,
             producer,
             page,
             mask: size as u64 - 1,
-            claim: claim.keep(),
-            waiter,
-            _fd: fd,
+            fd,
         })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     fn consumer_pos(&self) -> &AtomicU64 {
@@ -131,190 +73,208 @@ impl RingBuf {
         unsafe { &*(self.producer.ptr as *const AtomicU64) }
     }
 
-    /// The data area: records at `Span` offsets, `2 * max_entries` bytes (mapped twice).
-    /// Read-only: the kernel refuses a writable mapping, so a write through it faults.
-    pub fn data(&self) -> (*const u8, usize) {
+    /// The data area, mapped twice: `2 * size` bytes. Read-only: the kernel refuses a
+    /// writable mapping, so a write through it faults.
+    fn data(&self) -> (*const u8, usize) {
         // SAFETY: the producer mapping is a page plus twice the data area.
         let ptr = unsafe { (self.producer.ptr as *const u8).add(self.page) };
         (ptr, self.producer.len - self.page)
     }
 
-    /// The committed records from the consumer position on, up to `max_bytes` of record
-    /// data (one record always goes through), without giving them back: the next `peek`
-    /// finds them again until [`RingBuf::release`].
-    pub fn peek(&self, max_bytes: usize) -> Result<Option<Span>> {
-        self.check_open()?;
-        let start = self.consumer_pos().load(Ordering::Relaxed);
-        let prod = self.producer_pos().load(Ordering::Acquire);
-        let (data, _) = self.data();
-        // SAFETY: as in `consume`.
-        let (end, records) = unsafe { walk(data, self.mask, start, prod, max_bytes, &mut |_| {}) };
-        Ok((end != start).then_some(Span {
-            offset: (start & self.mask) as usize,
-            len: (end - start) as usize,
-            records,
-        }))
+    /// Walks the committed records from `start` to `prod` (see [`walk`]).
+    fn walk(
+        &self,
+        start: u64,
+        prod: u64,
+        max_bytes: usize,
+        take: &mut impl FnMut(usize, usize) -> bool,
+    ) -> u64 {
+        // SAFETY: the data area is mapped twice back to back, and `prod` is the kernel's
+        // producer position, published after the records before it were reserved.
+        unsafe { walk(self.data().0, self.mask, start, prod, max_bytes, take) }
+    }
+}
+
+pub struct RingBuf {
+    consumer: Consumer,
+    rings: Vec<Ring>,
+    /// The ring the next peek looks at first: in a fan-in the rings take turns.
+    turn: AtomicUsize,
+    /// The last peek's span, until released.
+    last: Mutex<Option<Span>>,
+    /// A fan-in's slots in its outer map, emptied on drop so the kernel frees the rings.
+    _slots: Option<Slots>,
+}
+
+// SAFETY: the mappings are plain shared memory: the positions are only touched through
+// atomics, and the record areas are only read.
+unsafe impl Send for RingBuf {}
+// SAFETY: see `Send`; `wake`/`close` only touch an eventfd and an atomic flag.
+unsafe impl Sync for RingBuf {}
+
+impl RingBuf {
+    /// The consumer of a ring buffer, or of a fan-in: a map of maps (array or hash) whose
+    /// inner template is a ring buffer gets a ring per online CPU (see the module doc).
+    pub fn new(map: &Map) -> Result<Self> {
+        match map.map_type {
+            sys::BPF_MAP_TYPE_RINGBUF => {
+                let claim = Consumer::claim(&map.ring_claim, "ring buffer", &map.name)?;
+                let fd = map
+                    .fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| Error::os("duplicating the ring-buffer fd", e))?;
+                let ring = Ring::new(fd, map.max_entries as usize, &map.name)?;
+                Self::consume(&map.name, vec![ring], claim, None)
+            }
+            sys::BPF_MAP_TYPE_ARRAY_OF_MAPS | sys::BPF_MAP_TYPE_HASH_OF_MAPS => match &map.inner {
+                Some(inner) if inner.map_type == sys::BPF_MAP_TYPE_RINGBUF => {
+                    Self::fan_in(map, inner)
+                }
+                _ => Err(einval(format!(
+                    "map '{}' is a map of maps whose values are not ring buffers",
+                    map.name
+                ))),
+            },
+            other => Err(einval(format!(
+                "map '{}' is not a ring buffer, nor a map of ring buffers (map type {other})",
+                map.name
+            ))),
+        }
     }
 
-    /// Gives the first `len` bytes of `span` (from the last `peek`) back to the kernel:
-    /// all of it, or the records before a boundary within it.
-    pub fn release(&self, span: &Span, len: usize) -> Result<()> {
-        self.check_open()?;
-        let start = self.consumer_pos().load(Ordering::Relaxed);
-        if (start & self.mask) as usize != span.offset || len > span.len {
+    fn fan_in(outer: &Map, inner: &MapDef) -> Result<Self> {
+        let claim = Consumer::claim(&outer.ring_claim, "ring buffer", &outer.name)?;
+        let cpus = crate::attach::sampling::online_cpus()?;
+        let is_array = outer.map_type == sys::BPF_MAP_TYPE_ARRAY_OF_MAPS;
+        if !is_array && cpus.len() > outer.max_entries as usize {
+            return Err(Error::new(
+                Code::Range,
+                format!(
+                    "map '{}' holds {} rings, and there are {} online CPUs",
+                    outer.name,
+                    outer.max_entries,
+                    cpus.len()
+                ),
+            ));
+        }
+        let outer_fd = outer
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::os("duplicating the map of ring buffers' fd", e))?;
+        // Slots filled before a failure are cleared as `slots` drops.
+        let mut slots = Slots::new(outer_fd);
+        let mut rings = Vec::new();
+        // An array has a slot per index below its size: a CPU beyond it cannot post.
+        for cpu in cpus
+            .into_iter()
+            .filter(|&c| !is_array || c < outer.max_entries)
+        {
+            let name = format!("{}.{cpu}", outer.name);
+            let fd = map_create::create(&name, inner, None, None)?;
+            slots.fill(cpu, fd.as_raw_fd(), &format!("map '{}'", outer.name))?;
+            rings.push(Ring::new(fd, inner.max_entries as usize, &name)?);
+        }
+        if rings.is_empty() {
             return Err(einval(format!(
-                "ring buffer '{}': released {len} bytes of a span the consumer is not at",
-                self.name
+                "map '{}' has no slot for any online CPU",
+                outer.name
             )));
         }
-        if len < span.len {
-            // A record boundary: a consumer position in the middle of a record would make
-            // the kernel and the next walk read data as a header.
-            let (data, _) = self.data();
-            // SAFETY: as in `consume`; the span's records are committed.
-            let (end, _) = unsafe {
-                walk(
-                    data,
-                    self.mask,
-                    start,
-                    start + len as u64,
-                    usize::MAX,
-                    &mut |_| {},
-                )
-            };
-            if end != start + len as u64 {
-                return Err(einval(format!(
-                    "ring buffer '{}': {len} bytes is not a record boundary",
-                    self.name
-                )));
-            }
-        }
-        if len > 0 {
-            self.consumer_pos()
-                .store(start + len as u64, Ordering::Release);
-        }
-        Ok(())
+        Self::consume(&outer.name, rings, claim, Some(slots))
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.waiter.is_closed() {
-            return Err(Error::new(
-                Code::Closed,
-                format!("ring buffer '{}' is closed", self.name),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Walks committed records, calling `f` on each, until none is left or `max_bytes`
-    /// of record data have been seen (one record always goes through). Returns the count.
-    pub fn consume(&self, max_bytes: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
-        if self.waiter.is_closed() {
-            return Err(Error::new(
-                Code::Closed,
-                format!("ring buffer '{}' is closed", self.name),
-            ));
-        }
-        let _guard = self.claim.walk.lock().unwrap_or_else(|p| p.into_inner());
-        if self.waiter.is_closed() {
-            return Ok(0);
-        }
-        let start = self.consumer_pos().load(Ordering::Relaxed);
-        let prod = self.producer_pos().load(Ordering::Acquire);
-        // SAFETY: the data area starts one page into the producer mapping and is mapped
-        // twice back to back, and `prod` was published by the kernel after the records
-        // before it were reserved.
-        let (cons, count) = unsafe {
-            let data = (self.producer.ptr as *const u8).add(self.page);
-            walk(data, self.mask, start, prod, max_bytes, &mut f)
-        };
-        if cons != start {
-            self.consumer_pos().store(cons, Ordering::Release);
-        }
-        Ok(count)
-    }
-
-    /// Appends available records to `out` in the batch format (see [`BATCH_HEADER`]).
-    pub fn drain_into(&self, out: &mut Vec<u8>, max_bytes: usize) -> Result<usize> {
-        self.consume(max_bytes, |rec| {
-            out.extend_from_slice(&(rec.len() as u32).to_le_bytes());
-            out.extend_from_slice(&[0; 4]);
-            out.extend_from_slice(rec);
-            out.resize(out.len().next_multiple_of(8), 0);
+    fn consume(
+        name: &str,
+        rings: Vec<Ring>,
+        claim: ClaimGuard,
+        slots: Option<Slots>,
+    ) -> Result<Self> {
+        let fds: Vec<i32> = rings.iter().map(|r| r.fd.as_raw_fd()).collect();
+        Ok(RingBuf {
+            consumer: Consumer::new(name, &fds, claim)?,
+            rings,
+            turn: AtomicUsize::new(0),
+            last: Mutex::new(None),
+            _slots: slots,
         })
     }
+}
 
-    /// The number of [`wake`](RingBuf::wake) calls so far: pass it to [`wait`](RingBuf::wait).
-    pub fn wakes(&self) -> u64 {
-        self.waiter.wakes()
+impl EventSource for RingBuf {
+    fn consumer(&self) -> &Consumer {
+        &self.consumer
     }
 
-    /// Sleeps until the ring has data, `timeout_ms` passes (-1: forever), or
-    /// [`wake`](RingBuf::wake) is called after the caller read `since` from `wakes()`.
-    pub fn wait(&self, timeout_ms: i32, since: u64) -> Result<Wait> {
-        self.waiter.wait(timeout_ms, since)
+    /// One per ring: 1, or a fan-in's one per CPU.
+    fn buffers(&self) -> usize {
+        self.rings.len()
     }
 
-    /// Wakes a thread blocked in [`RingBuf::wait`] (or the next one to wait).
-    pub fn wake(&self) {
-        self.waiter.wake();
+    fn buffer(&self, i: usize) -> Option<(*const u8, usize)> {
+        self.rings.get(i).map(Ring::data)
     }
 
-    /// Marks the ring closed and wakes any waiter; memory is released on drop.
-    pub fn close(&self) {
-        if self.waiter.close() {
-            // Walks check `closed` under the walk lock, so a successor never walks beside
-            // this consumer.
-            self.claim.taken.store(false, Ordering::Release);
-        }
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.waiter.is_closed()
-    }
-
-    /// Blocks until at least one record is drained into `out`, or the ring is closed or
-    /// woken after `since` was read from [`wakes`](RingBuf::wakes) (returns 0).
-    pub fn next_batch(&self, out: &mut Vec<u8>, max_bytes: usize, since: u64) -> Result<usize> {
-        loop {
-            let n = self.drain_into(out, max_bytes)?;
-            if n > 0 {
-                return Ok(n);
-            }
-            if self.wait(-1, since)? == Wait::Woken {
-                return Ok(0);
+    /// The committed records of the next ring that has some (rings take turns).
+    fn peek(&self, max_bytes: usize, index: &mut Index<'_>) -> Result<Option<Span>> {
+        self.consumer.check_open("ring buffer")?;
+        let n = self.rings.len();
+        let first = self.turn.load(Ordering::Relaxed);
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        *last = None;
+        for i in (0..n).map(|k| (first + k) % n) {
+            let ring = &self.rings[i];
+            let start = ring.consumer_pos().load(Ordering::Relaxed);
+            let prod = ring.producer_pos().load(Ordering::Acquire);
+            let end = ring.walk(start, prod, max_bytes, &mut |at, len| index.push(at, len));
+            let records = index.records();
+            if end != start {
+                self.turn.store((i + 1) % n, Ordering::Relaxed);
+                *last = Some(Span {
+                    buffer: i,
+                    offset: (start & ring.mask) as usize,
+                    len: (end - start) as usize,
+                    records,
+                });
+                return Ok(*last);
             }
         }
+        Ok(None)
     }
-}
 
-impl Drop for RingBuf {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-/// Gives the claim back if `RingBuf::new` fails after taking it.
-struct ClaimGuard(Option<Arc<Claim>>);
-
-impl ClaimGuard {
-    fn keep(mut self) -> Arc<Claim> {
-        self.0.take().unwrap_or_default()
-    }
-}
-
-impl Drop for ClaimGuard {
-    fn drop(&mut self) {
-        if let Some(c) = &self.0 {
-            c.taken.store(false, Ordering::Release);
+    fn release(&self, records: usize) -> Result<()> {
+        self.consumer.check_open("ring buffer")?;
+        let Some(span) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return if records == 0 {
+                Ok(())
+            } else {
+                Err(einval("release without a batch: peek first"))
+            };
+        };
+        let ring = &self.rings[span.buffer];
+        let start = ring.consumer_pos().load(Ordering::Relaxed);
+        let end = if records >= span.records {
+            start + span.len as u64
+        } else {
+            // Past the first `records` records: a consumer position is always a record
+            // boundary, or the kernel and the next walk would read data as a header.
+            let mut taken = 0;
+            ring.walk(start, start + span.len as u64, usize::MAX, &mut |_, _| {
+                taken += 1;
+                taken <= records
+            })
+        };
+        if end != start {
+            ring.consumer_pos().store(end, Ordering::Release);
         }
+        Ok(())
     }
 }
 
-/// Walks the committed records between `start` and `prod`, calling `f` on each that was
-/// not discarded, until a record still being written (busy), the end, or `max_bytes` of
-/// records with their headers and padding (one record always goes through). Returns the new consumer position and
-/// the count. Kept apart from the mapping so it runs over a heap buffer in tests.
+/// Walks the committed records between `start` and `prod`, calling `take(data offset,
+/// length)` on each that was not discarded, until `take` says no (that record is left), a
+/// record still being written (busy), the end, or `max_bytes` of records with their
+/// headers and padding (one record always goes through). Returns the position after the
+/// last record walked. Kept apart from the mapping so it runs over a heap buffer in tests.
 ///
 /// # Safety
 /// `data` points to a ring data area of `mask + 1` bytes mapped twice back to back (so a
@@ -326,10 +286,9 @@ unsafe fn walk(
     start: u64,
     prod: u64,
     max_bytes: usize,
-    f: &mut impl FnMut(&[u8]),
-) -> (u64, usize) {
+    take: &mut impl FnMut(usize, usize) -> bool,
+) -> u64 {
     let mut cons = start;
-    let mut count = 0;
     let mut bytes = 0;
     while cons < prod {
         let at = (cons & mask) as usize;
@@ -340,21 +299,19 @@ unsafe fn walk(
             break;
         }
         let data_len = (len & !(BUSY_BIT | DISCARD_BIT)) as usize;
-        let size = (data_len + HDR_SIZE).next_multiple_of(HDR_SIZE);
+        let size = (data_len + HEADER).next_multiple_of(HEADER);
         if cons != start && bytes + size > max_bytes {
             break;
         }
-        if len & DISCARD_BIT == 0 {
-            // SAFETY: the record's data follows its header, committed (not busy), and the
-            // double mapping keeps it contiguous.
-            let rec = unsafe { std::slice::from_raw_parts(data.add(at + HDR_SIZE), data_len) };
-            f(rec);
-            count += 1;
+        // The record's data follows its header, committed (not busy), and the double
+        // mapping keeps it contiguous.
+        if len & DISCARD_BIT == 0 && !take(at + HEADER, data_len) {
+            break;
         }
         bytes += size;
         cons += size as u64;
     }
-    (cons, count)
+    cons
 }
 
 #[cfg(test)]
@@ -404,22 +361,37 @@ mod tests {
             self.pos += rec.len() as u64;
         }
 
-        fn walk(&mut self, start: u64, max_bytes: usize) -> (u64, Vec<Vec<u8>>) {
-            let mut out = Vec::new();
+        /// The records a walk takes (at most `max_records`), as the index gives them.
+        fn walk_some(
+            &mut self,
+            start: u64,
+            max_bytes: usize,
+            max_records: usize,
+        ) -> (u64, Vec<Vec<u8>>) {
+            let mut at = Vec::new();
             let (mask, prod) = (self.size as u64 - 1, self.pos);
             // SAFETY: the heap area is mirrored like the kernel's double mapping.
-            let (cons, n) = unsafe {
+            let cons = unsafe {
                 walk(
                     self.area.as_ptr() as *const u8,
                     mask,
                     start,
                     prod,
                     max_bytes,
-                    &mut |r| out.push(r.to_vec()),
+                    &mut |off, len| {
+                        at.push((off, len));
+                        at.len() <= max_records
+                    },
                 )
             };
-            assert_eq!(n, out.len());
-            (cons, out)
+            at.truncate(max_records);
+            let bytes = self.bytes();
+            let got = at.iter().map(|&(o, l)| bytes[o..o + l].to_vec()).collect();
+            (cons, got)
+        }
+
+        fn walk(&mut self, start: u64, max_bytes: usize) -> (u64, Vec<Vec<u8>>) {
+            self.walk_some(start, max_bytes, usize::MAX)
         }
     }
 
@@ -468,5 +440,18 @@ mod tests {
             1,
             "a record larger than the cap still goes through"
         );
+    }
+
+    #[test]
+    fn a_refused_record_is_left_for_the_next_walk() {
+        let mut r = HeapRing::new(256);
+        for p in [b"a", b"b", b"c"] {
+            r.push(p, 0);
+        }
+        let (cons, got) = r.walk_some(0, usize::MAX, 2);
+        assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(cons, 32, "stops before the third record");
+        let (_, rest) = r.walk(cons, usize::MAX);
+        assert_eq!(rest, vec![b"c".to_vec()]);
     }
 }

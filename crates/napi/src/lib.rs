@@ -5,12 +5,11 @@
 
 pub mod attach;
 pub mod errors;
+pub mod events;
 pub mod features;
 pub mod iter;
 pub mod link;
 pub mod map;
 pub mod object;
 pub mod options;
-pub mod perfbuf;
-pub mod ringbuf;
 pub mod test_run;

@@ -814,7 +814,9 @@ fn create_map(
         let own = fd
             .try_clone()
             .map_err(|e| Error::os(format!("map '{name}': duplicating the fd given"), e))?;
-        return Ok(Map::new(name.to_string(), &def, own, None));
+        let mut map = Map::new(name.to_string(), &def, own, None);
+        map.inner = inner;
+        return Ok(map);
     }
     let pin = match (&config.pin_path, map_obj.pinning()) {
         (Some(path), _) => Some(path.clone()),
@@ -831,13 +833,15 @@ fn create_map(
             .map_err(|e| Error::os(format!("opening pinned map {}", path.display()), e))?;
         let what = format!("the map pinned at {}", path.display());
         map_create::check_compatible(name, &def, fd.as_fd(), &what)?;
-        return Ok(Map::new(name.to_string(), &def, fd, pin));
+        let mut map = Map::new(name.to_string(), &def, fd, pin);
+        map.inner = inner;
+        return Ok(map);
     }
     let btf = btf_fd.map(|f| f.as_fd());
-    let template = match (def.is_map_of_maps(), inner) {
+    let template = match (def.is_map_of_maps(), &inner) {
         (true, Some(inner)) => Some(map_create::create(
             &format!("{name}.inner"),
-            &inner,
+            inner,
             btf,
             None,
         )?),
@@ -851,7 +855,8 @@ fn create_map(
     };
     let fd = map_create::create(name, &def, btf, template.as_ref().map(|f| f.as_fd()))?;
     drop(template);
-    let map = Map::new(name.to_string(), &def, fd, pin.clone());
+    let mut map = Map::new(name.to_string(), &def, fd, pin.clone());
+    map.inner = inner;
     initialize(&map, map_obj)?;
     if let Some(path) = &pin {
         map.pin(path)?;
