@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (MIT OR Apache-2.0) */
 /*
- * nodebpf.bpf.h: ring buffers whose lost records are counted.
+ * nodebpf.bpf.h: ring buffers whose lost records are counted, and one ring per CPU.
  *
  * The kernel does not count the records a full ring buffer refuses; declare the ring
  * with NODEBPF_RINGBUF and write with nodebpf_ringbuf_output / nodebpf_ringbuf_reserve,
@@ -18,9 +18,28 @@
  *   ...
  *   bpf_ringbuf_submit(e, 0);
  *   // or: nodebpf_ringbuf_output(events, &ev, sizeof(ev), 0);
+ *
+ * Where several CPUs produce fast, one ring's producers contend for its lock: declare one
+ * ring per CPU instead, which nodebpf reads as one stream (`obj.ringbuf('events')`: it
+ * makes a ring of `bytes` per online CPU and puts it in the CPU's slot; order then holds
+ * per CPU, not across CPUs):
+ *
+ *   NODEBPF_RINGBUF_PER_CPU(events, 1 << 20, 256);   // CPUs 0..255
+ *   ...
+ *   nodebpf_ringbuf_per_cpu_output(events, &ev, sizeof(ev), 0);
+ *   // or: e = nodebpf_ringbuf_per_cpu_reserve(events, sizeof(*e), 0); ... submit
  */
 #ifndef NODEBPF_BPF_H
 #define NODEBPF_BPF_H
+
+/* The per-CPU count of the records ring `name` refused, which rb.stats() reads. */
+#define NODEBPF__LOST(name)                                                                 \
+	struct {                                                                            \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                    \
+		__uint(max_entries, 1);                                                     \
+		__type(key, __u32);                                                         \
+		__type(value, __u64);                                                       \
+	} name##__lost SEC(".maps")
 
 /* A ring buffer of `bytes` (a power of 2, a multiple of the page size), and its counter. */
 #define NODEBPF_RINGBUF(name, bytes)                                                        \
@@ -28,12 +47,25 @@
 		__uint(type, BPF_MAP_TYPE_RINGBUF);                                         \
 		__uint(max_entries, bytes);                                                 \
 	} name SEC(".maps");                                                                \
+	NODEBPF__LOST(name)
+
+/*
+ * Slots for one ring buffer of `bytes` per CPU id below `max_cpus` (nodebpf fills those of
+ * the online CPUs when the consumer opens, and empties them when it closes), and their
+ * counter.
+ */
+#define NODEBPF_RINGBUF_PER_CPU(name, bytes, max_cpus)                                      \
+	struct name##__ring {                                                               \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);                                         \
+		__uint(max_entries, bytes);                                                 \
+	};                                                                                  \
 	struct {                                                                            \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                    \
-		__uint(max_entries, 1);                                                     \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                                   \
+		__uint(max_entries, max_cpus);                                              \
 		__type(key, __u32);                                                         \
-		__type(value, __u64);                                                       \
-	} name##__lost SEC(".maps")
+		__array(values, struct name##__ring);                                       \
+	} name SEC(".maps");                                                                \
+	NODEBPF__LOST(name)
 
 /* One more record lost on this CPU. Atomic: a program can interrupt another on its CPU. */
 static __always_inline void nodebpf__count_lost(void *lost)
@@ -60,6 +92,38 @@ static __always_inline void nodebpf__count_lost(void *lost)
 		void *__nodebpf_rec = bpf_ringbuf_reserve(&(ring), (size), (flags));        \
 		if (!__nodebpf_rec)                                                         \
 			nodebpf__count_lost(&ring##__lost);                                 \
+		__nodebpf_rec;                                                              \
+	})
+
+/* This CPU's ring of a NODEBPF_RINGBUF_PER_CPU map, or NULL when its slot is empty. */
+static __always_inline void *nodebpf__cpu_ring(void *rings)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(rings, &cpu);
+}
+
+/* bpf_ringbuf_output into this CPU's ring, counting a refusal (or an empty slot: -ENOENT). */
+#define nodebpf_ringbuf_per_cpu_output(rings, data, size, flags)                            \
+	({                                                                                  \
+		void *__nodebpf_ring = nodebpf__cpu_ring(&(rings));                         \
+		long __nodebpf_err = __nodebpf_ring                                         \
+			? bpf_ringbuf_output(__nodebpf_ring, (data), (size), (flags))       \
+			: -2;                                                               \
+		if (__nodebpf_err)                                                          \
+			nodebpf__count_lost(&rings##__lost);                                \
+		__nodebpf_err;                                                              \
+	})
+
+/* bpf_ringbuf_reserve in this CPU's ring, counting a refusal (NULL). */
+#define nodebpf_ringbuf_per_cpu_reserve(rings, size, flags)                                 \
+	({                                                                                  \
+		void *__nodebpf_ring = nodebpf__cpu_ring(&(rings));                         \
+		void *__nodebpf_rec = __nodebpf_ring                                        \
+			? bpf_ringbuf_reserve(__nodebpf_ring, (size), (flags))              \
+			: (void *)0;                                                        \
+		if (!__nodebpf_rec)                                                         \
+			nodebpf__count_lost(&rings##__lost);                                \
 		__nodebpf_rec;                                                              \
 	})
 

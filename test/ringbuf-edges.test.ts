@@ -26,7 +26,7 @@ const RING_ALIGN = 8;
 /** struct rec in ringbuf_edges.h: seq, len, pad, then the payload. */
 const REC_HEADER = 16;
 const PATTERN_MUL = 31n;
-/** MAX_BATCH_BYTES in crates/napi/src/ringbuf.rs: bytes of records with their headers handed to JS per batch at most. */
+/** MAX_BATCH_BYTES in crates/napi/src/events.rs: bytes of records with their headers handed to JS per batch at most. */
 const MAX_BATCH_BYTES = 4 * MIB;
 
 const footprint = (recBytes: number) => Math.ceil((RING_HEADER + recBytes) / RING_ALIGN) * RING_ALIGN;

@@ -291,8 +291,11 @@ unsafe fn walk(
     let mut cons = start;
     let mut bytes = 0;
     while cons < prod {
-        let at = (cons & mask) as usize;
-        // SAFETY: an 8-byte aligned record header inside the data area (caller's promise).
+        // Offsets run on from the first record's into the second mapping, so a batch's
+        // records are in one piece (copied as one, too).
+        let at = ((start & mask) + (cons - start)) as usize;
+        // SAFETY: an 8-byte aligned record header inside the double mapping: a walk covers
+        // at most one data area's worth of records (caller's promise).
         let hdr = unsafe { &*(data.add(at) as *const AtomicU32) };
         let len = hdr.load(Ordering::Acquire);
         if len & BUSY_BIT != 0 {
@@ -439,6 +442,35 @@ mod tests {
             one.len(),
             1,
             "a record larger than the cap still goes through"
+        );
+    }
+
+    #[test]
+    fn offsets_run_on_past_the_end_into_the_second_mapping() {
+        let mut r = HeapRing::new(64);
+        r.push(&[1; 40], 0);
+        let (cons, _) = r.walk(0, usize::MAX);
+        r.push(&[2; 8], 0); // 16 bytes at 48
+        r.push(&[3; 8], 0); // 16 bytes at 64: offset 0 of the ring, 64 of the batch
+        let mut at = Vec::new();
+        // SAFETY: the heap area is mirrored like the kernel's double mapping.
+        unsafe {
+            walk(
+                r.area.as_ptr() as *const u8,
+                63,
+                cons,
+                r.pos,
+                usize::MAX,
+                &mut |o, l| {
+                    at.push((o, l));
+                    true
+                },
+            )
+        };
+        assert_eq!(
+            at,
+            vec![(56, 8), (72, 8)],
+            "one piece from the batch's first record"
         );
     }
 
