@@ -84,6 +84,12 @@ impl CpuRing {
     }
 
     fn u32_at(&self, pos: u64) -> u32 {
+        let start = self.offset(pos);
+        if start + 4 <= self.size {
+            // SAFETY: within the data area, and 4-aligned: records are 8-aligned, and the
+            // u32s read are at 0, 4 or 8 into one.
+            return unsafe { (self.data().add(start) as *const u32).read() };
+        }
         let mut b = [0u8; 4];
         self.read(pos, &mut b);
         u32::from_ne_bytes(b)
@@ -97,9 +103,13 @@ impl CpuRing {
 
     /// The record at `pos` (below the head): its type and size.
     fn record(&self, pos: u64) -> (u32, usize) {
+        // SAFETY: records are 8-aligned and their sizes multiples of 8 (the kernel rounds
+        // them up), so a header is 8 aligned bytes inside the data area, never wrapping.
+        let header = unsafe { (self.data().add(self.offset(pos)) as *const [u8; 8]).read() };
+        let [t0, t1, t2, t3, _, _, s0, s1] = header;
         (
-            self.u32_at(pos),
-            usize::from((self.u32_at(pos + 4) >> 16) as u16),
+            u32::from_ne_bytes([t0, t1, t2, t3]),
+            usize::from(u16::from_ne_bytes([s0, s1])),
         )
     }
 }
