@@ -171,6 +171,22 @@ export declare class NativeProgress {
   total(): number
 }
 
+export declare class NativeSymbolizer {
+  constructor()
+  /** Takes in `pid`'s mappings and perf map now (kept once it exits), in the background. */
+  snapshot(pid: number): void
+  /** Forgets processes (their mappings, their open files). */
+  forget(pids: Array<number>): void
+  /**
+   * Symbolizes stacks: stack `i` is process `pids[i]`'s, its user addresses the next
+   * `userLens[i]` of `user`, its kernel ones the next `kernelLens[i]` of `kernel`, each
+   * leaf first.
+   */
+  symbolize(pids: Uint32Array, user: BigUint64Array, userLens: Uint32Array, kernel: BigUint64Array, kernelLens: Uint32Array): Promise<SymbolizedStacks>
+  /** Ends the symbolizer's thread once the work sent before is done. Idempotent. */
+  close(): void
+}
+
 /**
  * Panics inside the boundary's guard, so the suite can check that a panic becomes a
  * `BpfError` `INTERNAL` and the process lives on. Not part of the API.
@@ -476,6 +492,25 @@ export interface ProgramSpec {
   attachTarget?: string
   /** Whether it is loaded unless configured otherwise (`false` for libbpf's `SEC("?…")`). */
   autoload: boolean
+}
+
+/** A frame of the table. */
+export interface SymbolFrame {
+  name: string
+  /** The file's base name, `[kernel]`, `[jit]`, `[vdso]`, `[anon]` or `[unmapped]`. */
+  module: string
+  /** `user`, `kernel`, `jit` or `unknown`. */
+  kind: string
+}
+
+/**
+ * Each stack's frames as indices into `frames`, leaf first, one stack after another
+ * (the lengths are the ones asked with).
+ */
+export interface SymbolizedStacks {
+  frames: Array<SymbolFrame>
+  user: Array<number>
+  kernel: Array<number>
 }
 
 export interface TestRunOptions {

@@ -16,6 +16,8 @@ export type {
   NativeMultiLink,
   NativeEvents,
   NativeProgress,
+  NativeSymbolizer,
+  SymbolizedStacks,
   Features,
   LinkInfo,
   MapDesc,

@@ -15,6 +15,7 @@ pub mod maps;
 pub mod memlock;
 mod mmap;
 pub mod perfbuf;
+pub mod profile;
 pub mod program;
 pub mod ringbuf;
 pub mod symbols;

@@ -12,4 +12,5 @@ pub mod link;
 pub mod map;
 pub mod object;
 pub mod options;
+pub mod profile;
 pub mod test_run;

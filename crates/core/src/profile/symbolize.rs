@@ -1,0 +1,314 @@
+//! Stacks to names. ELF files and the kernel go through blazesym (libbpf's symbolizer):
+//! it reads `.symtab` and `.dynsym`, MiniDebugInfo (`.gnu_debugdata`, xz), separate debug
+//! files found by debug link and build id under `/usr/lib/debug`, DWARF, and kallsyms, and
+//! demangles C++ and Rust names; months of work nodebpf would otherwise redo. The process
+//! model around it is ours (`proc_maps`, `perf_map`): blazesym's own per-process source
+//! cannot at once keep the mappings of a process that exited, reach files in other mount
+//! namespaces, and read a perf map that grows, has stale entries, or a malformed line
+//! (it drops the whole map then). So blazesym gets files by an fd we keep open, and file
+//! offsets; JIT frames come from the perf map.
+
+use std::collections::HashMap;
+use std::fs::File;
+
+use blazesym::symbolize::source::{Elf, Kernel, Source};
+use blazesym::symbolize::{Input, Symbolized};
+use blazesym::MaybeDefault;
+
+use super::perf_map::PerfMap;
+use super::proc_maps::{self, FileId, Vma};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Kernel,
+    /// In a mapped file (executable, shared library).
+    User,
+    /// JIT code named by the process's perf map.
+    Jit,
+    /// Nothing names it: the name says `[unknown]` and where.
+    Unknown,
+}
+
+impl FrameKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameKind::Kernel => "kernel",
+            FrameKind::User => "user",
+            FrameKind::Jit => "jit",
+            FrameKind::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub name: String,
+    /// The file's base name, `[kernel]`, `[jit]`, `[vdso]`, or `[anon]`.
+    pub module: String,
+    pub kind: FrameKind,
+    /// The address in the stack.
+    pub addr: u64,
+}
+
+#[derive(Default)]
+struct Process {
+    vmas: Vec<Vma>,
+    perf_map: PerfMap,
+    /// Names by address, as found (a process's code is mapped once).
+    names: HashMap<u64, Frame>,
+}
+
+/// Symbolizes stacks of many processes and the kernel. Not `Send` (blazesym's caches are
+/// not): the binding keeps it on a thread of its own.
+pub struct Symbolizer {
+    blaze: blazesym::symbolize::Symbolizer,
+    procs: HashMap<u32, Process>,
+    files: HashMap<FileId, File>,
+    kernel: HashMap<u64, Frame>,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Symbolizer {
+    pub fn new() -> Self {
+        Symbolizer {
+            blaze: blazesym::symbolize::Symbolizer::builder()
+                .enable_code_info(false)
+                .enable_inlined_fns(false)
+                .build(),
+            procs: HashMap::new(),
+            files: HashMap::new(),
+            kernel: HashMap::new(),
+        }
+    }
+
+    /// Takes in `pid`'s mappings and perf map as they are now (kept once it exits: call
+    /// this while it lives, and again as it maps more).
+    pub fn snapshot(&mut self, pid: u32) {
+        let proc = self.procs.entry(pid).or_default();
+        if let Some(vmas) = proc_maps::snapshot(pid, &mut self.files) {
+            if vmas != proc.vmas {
+                proc.vmas = vmas;
+                proc.names.clear();
+            }
+        }
+        proc.perf_map.refresh(pid);
+    }
+
+    /// Perf-map lines of `pid` that could not be read.
+    pub fn perf_map_skipped(&self, pid: u32) -> usize {
+        self.procs.get(&pid).map_or(0, |p| p.perf_map.skipped)
+    }
+
+    /// A user stack of `pid`, leaf first. Frames but the leaf are return addresses: they
+    /// are looked up one byte back, in the call (a call that never returns is often the
+    /// last instruction of its function).
+    pub fn user(&mut self, pid: u32, stack: &[u64]) -> Vec<Frame> {
+        if !self.procs.contains_key(&pid) {
+            self.snapshot(pid);
+        }
+        let looked_up: Vec<u64> = stack
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| if i == 0 { a } else { a.saturating_sub(1) })
+            .collect();
+        let missing: Vec<u64> = {
+            let proc = &self.procs[&pid];
+            looked_up
+                .iter()
+                .copied()
+                .filter(|a| !proc.names.contains_key(a))
+                .collect()
+        };
+        if !missing.is_empty() {
+            let found = self.resolve_user(pid, &missing);
+            let proc = self.procs.entry(pid).or_default();
+            for (a, f) in missing.into_iter().zip(found) {
+                proc.names.insert(a, f);
+            }
+        }
+        let proc = &self.procs[&pid];
+        looked_up
+            .iter()
+            .zip(stack)
+            .map(|(a, &addr)| Frame {
+                addr,
+                ..proc.names[a].clone()
+            })
+            .collect()
+    }
+
+    fn resolve_user(&self, pid: u32, addrs: &[u64]) -> Vec<Frame> {
+        let proc = &self.procs[&pid];
+        // Addresses by file, to ask blazesym once per file.
+        let mut out: Vec<Option<Frame>> = vec![None; addrs.len()];
+        let mut by_file: HashMap<FileId, Vec<(usize, u64)>> = HashMap::new();
+        for (i, &addr) in addrs.iter().enumerate() {
+            let vma = proc_maps::find(&proc.vmas, addr);
+            match vma {
+                Some(v)
+                    if v.file.is_some() && self.files.contains_key(&v.file.unwrap_or_default()) =>
+                {
+                    by_file
+                        .entry(v.file.unwrap_or_default())
+                        .or_default()
+                        .push((i, v.file_offset(addr)));
+                }
+                _ => {
+                    out[i] = Some(self.unmapped(proc, vma, addr));
+                }
+            }
+        }
+        for (id, wanted) in by_file {
+            let file = &self.files[&id];
+            let module = proc
+                .vmas
+                .iter()
+                .find(|v| v.file == Some(id))
+                .map_or_else(String::new, |v| base_name(&v.path));
+            let src = Source::Elf(Elf::new(proc_maps::fd_path(file)));
+            let offsets: Vec<u64> = wanted.iter().map(|&(_, o)| o).collect();
+            let syms = self
+                .blaze
+                .symbolize(&src, Input::FileOffset(&offsets))
+                .unwrap_or_default();
+            for (k, &(i, offset)) in wanted.iter().enumerate() {
+                out[i] = Some(match syms.get(k) {
+                    Some(Symbolized::Sym(s)) => Frame {
+                        name: s.name.to_string(),
+                        module: module.clone(),
+                        kind: FrameKind::User,
+                        addr: addrs[i],
+                    },
+                    _ => unknown(offset, &module, addrs[i]),
+                });
+            }
+        }
+        out.into_iter()
+            .zip(addrs)
+            .map(|(f, &a)| f.unwrap_or_else(|| unknown(a, "[unmapped]", a)))
+            .collect()
+    }
+
+    /// A frame outside the files mapped: JIT code the perf map names, the vDSO, or unknown.
+    fn unmapped(&self, proc: &Process, vma: Option<&Vma>, addr: u64) -> Frame {
+        if let Some(name) = proc.perf_map.find(addr) {
+            return Frame {
+                name: name.to_string(),
+                module: "[jit]".into(),
+                kind: FrameKind::Jit,
+                addr,
+            };
+        }
+        match vma {
+            Some(v) if v.path == "[vdso]" => unknown(v.file_offset(addr), "[vdso]", addr),
+            Some(v) if v.path.is_empty() || v.path.starts_with("[anon") => {
+                unknown(addr, "[anon]", addr)
+            }
+            Some(v) => unknown(v.file_offset(addr), &base_name(&v.path), addr),
+            None => unknown(addr, "[unmapped]", addr),
+        }
+    }
+
+    /// A kernel stack, leaf first (return addresses looked up one byte back, as in `user`).
+    pub fn kernel(&mut self, stack: &[u64]) -> Vec<Frame> {
+        let looked_up: Vec<u64> = stack
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| if i == 0 { a } else { a.saturating_sub(1) })
+            .collect();
+        let missing: Vec<u64> = looked_up
+            .iter()
+            .copied()
+            .filter(|a| !self.kernel.contains_key(a))
+            .collect();
+        if !missing.is_empty() {
+            let src = Source::Kernel(Kernel {
+                // kallsyms: the running kernel's own, with modules; a vmlinux found on
+                // disk might not be this kernel's.
+                vmlinux: MaybeDefault::None,
+                debug_syms: false,
+                ..Kernel::default()
+            });
+            let syms = self
+                .blaze
+                .symbolize(&src, Input::AbsAddr(&missing))
+                .unwrap_or_default();
+            for (k, &a) in missing.iter().enumerate() {
+                let frame = match syms.get(k) {
+                    Some(Symbolized::Sym(s)) => Frame {
+                        name: s.name.to_string(),
+                        module: "[kernel]".into(),
+                        kind: FrameKind::Kernel,
+                        addr: a,
+                    },
+                    _ => unknown(a, "[kernel]", a),
+                };
+                self.kernel.insert(a, frame);
+            }
+        }
+        looked_up
+            .iter()
+            .zip(stack)
+            .map(|(a, &addr)| Frame {
+                addr,
+                ..self.kernel[a].clone()
+            })
+            .collect()
+    }
+
+    /// Forgets processes not in `keep` (their files close once no process maps them).
+    pub fn retain(&mut self, keep: impl Fn(u32) -> bool) {
+        self.procs.retain(|&pid, _| keep(pid));
+        let used: std::collections::HashSet<FileId> = self
+            .procs
+            .values()
+            .flat_map(|p| p.vmas.iter().filter_map(|v| v.file))
+            .collect();
+        self.files.retain(|id, _| used.contains(id));
+    }
+}
+
+fn unknown(at: u64, module: &str, addr: u64) -> Frame {
+    Frame {
+        name: format!("[unknown] {at:#x}"),
+        module: module.to_string(),
+        kind: FrameKind::Unknown,
+        addr,
+    }
+}
+
+fn base_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This test's own functions, found through its executable mapping.
+    #[inline(never)]
+    fn marker() -> u64 {
+        marker as *const () as usize as u64
+    }
+
+    #[test]
+    fn own_function_and_libc_by_address() {
+        let mut s = Symbolizer::new();
+        let pid = std::process::id();
+        s.snapshot(pid);
+        let frames = s.user(pid, &[marker(), libc::getpid as *const () as usize as u64]);
+        assert!(frames[0].name.contains("marker"), "{:?}", frames[0]);
+        assert_eq!(frames[0].kind, FrameKind::User);
+        // The second is looked up one byte back: the function before getpid, or getpid's
+        // own symbol when one precedes it closely; either way a libc name.
+        assert!(frames[1].module.starts_with("libc"), "{:?}", frames[1]);
+        let unmapped = s.user(pid, &[0x10]);
+        assert_eq!(unmapped[0].kind, FrameKind::Unknown);
+        assert_eq!(unmapped[0].name, "[unknown] 0x10");
+    }
+}

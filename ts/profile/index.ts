@@ -1,0 +1,1 @@
+export { profile, profileIntervals, Profile, type Frame, type ProfileOptions, type ProfileSample, type ProfileTotals, type SpeedscopeFile } from './profile.js';

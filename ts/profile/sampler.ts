@@ -1,0 +1,202 @@
+// The sampling side of the profiler: bpf/profile.bpf.c on a perf event on every online
+// CPU (the process filter is in the program: a perf event opened for a pid follows one
+// thread), its two halves drained in turn, the stacks symbolized in Rust.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { BpfError } from '../errors.js';
+import type { Link } from '../link.js';
+import { addon, type NativeSymbolizer } from '../native.js';
+import { load, type BpfObject } from '../object.js';
+import type { Frame, ProfileSample, ProfileTotals } from './profile.js';
+
+const OBJECT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bpf', 'profile.bpf.o');
+
+/** bpf/profile.h: frames a stack holds at most (one that fills them was cut). */
+const MAX_DEPTH = 127;
+/** A stack not asked for. */
+const NOT_TAKEN = -1000;
+const EFAULT = -14;
+const EEXIST = -17;
+/** enum profile_stat, in order. */
+const STATS = ['samples', 'idle', 'userCollided', 'userFailed', 'kernelCollided', 'kernelFailed', 'countsFull'] as const;
+/** struct sample_key: tgid, pid, user_stack, kernel_stack, comm[16]. */
+const COMM_AT = 16;
+/** How long a flip of the halves waits for programs still running on the old one (they run for microseconds). */
+const FLIP_SETTLE_MS = 5;
+
+export type SampledEvent = 'cycles' | 'cpu-clock';
+
+export interface SamplerOptions {
+  pid?: number;
+  cgroup?: string;
+  frequency: number;
+  user: boolean;
+  kernel: boolean;
+  event: SampledEvent | 'auto';
+}
+
+interface RawSample {
+  tgid: number;
+  tid: number;
+  comm: string;
+  user: number;
+  kernel: number;
+  count: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Sampler {
+  readonly event: SampledEvent;
+  readonly #obj: BpfObject;
+  readonly #link: Link;
+  readonly #symbolizer: NativeSymbolizer;
+  readonly #options: SamplerOptions;
+  #generation = 0;
+  #stats: bigint[] = STATS.map(() => 0n);
+
+  private constructor(obj: BpfObject, link: Link, event: SampledEvent, options: SamplerOptions) {
+    this.#obj = obj;
+    this.#link = link;
+    this.event = event;
+    this.#options = options;
+    this.#symbolizer = new addon.NativeSymbolizer();
+  }
+
+  static async start(options: SamplerOptions): Promise<Sampler> {
+    const obj = await load(OBJECT, {
+      globals: { target_tgid: options.pid ?? 0, user_stacks: options.user, kernel_stacks: options.kernel },
+    });
+    try {
+      const prog = obj.program('sample');
+      const attach = (event: SampledEvent) => prog.attachPerfEvent({ event, frequency: options.frequency, cgroup: options.cgroup });
+      let event: SampledEvent = options.event === 'auto' ? 'cycles' : options.event;
+      let link: Link;
+      try {
+        link = attach(event);
+      } catch (e) {
+        // No hardware PMU (VMs): the CPU clock samples as well, by time rather than cycles.
+        if (options.event !== 'auto' || !(e instanceof BpfError) || e.code !== 'UNSUPPORTED') throw e;
+        event = 'cpu-clock';
+        link = attach(event);
+      }
+      const s = new Sampler(obj, link, event, options);
+      if (options.pid !== undefined) s.#symbolizer.snapshot(options.pid);
+      return s;
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+  }
+
+  /** Takes in the processes' mappings now (for those that may exit before the next drain). */
+  snapshot(pid: number): void {
+    this.#symbolizer.snapshot(pid);
+  }
+
+  /** What was sampled since the last drain, symbolized, and the counters' changes. */
+  async drain(): Promise<{ samples: ProfileSample[]; totals: ProfileTotals }> {
+    const half = this.#generation & 1;
+    this.#generation++;
+    const bss = this.#obj.maps.find((m) => m.name.endsWith('.bss'));
+    if (!bss) throw new BpfError('INTERNAL', 'profile.bpf.o has no .bss');
+    const gen = new Uint8Array(4);
+    new DataView(gen.buffer).setUint32(0, this.#generation, true);
+    this.#obj.map(bss.name).set(new Uint8Array(4), gen);
+    await sleep(FLIP_SETTLE_MS);
+
+    const counts = this.#obj.map(`counts${half}`);
+    const raw: RawSample[] = [];
+    for (const key of counts.keys()) {
+      const value = counts.get(key);
+      counts.delete(key);
+      if (!(value instanceof Uint8Array)) continue;
+      const k = new DataView(key.buffer, key.byteOffset, key.byteLength);
+      const comm = Buffer.from(key.subarray(COMM_AT)).toString('latin1');
+      raw.push({
+        tgid: k.getUint32(0, true),
+        tid: k.getUint32(4, true),
+        user: k.getInt32(8, true),
+        kernel: k.getInt32(12, true),
+        comm: comm.slice(0, comm.indexOf('\0') < 0 ? undefined : comm.indexOf('\0')),
+        count: Number(new DataView(value.buffer, value.byteOffset, value.byteLength).getBigUint64(0, true)),
+      });
+    }
+    const stackMap = this.#obj.map(`stacks${half}`);
+    const stacks = new Map<number, bigint[]>();
+    for (const id of new Set(raw.flatMap((r) => [r.user, r.kernel]).filter((id) => id >= 0))) {
+      stacks.set(id, stackMap.stack(id) ?? []);
+    }
+    for (const key of stackMap.keys()) stackMap.delete(key);
+
+    const totals = this.#totals();
+    for (const tgid of new Set(raw.map((r) => r.tgid))) this.#symbolizer.snapshot(tgid);
+    return { samples: await this.#symbolize(raw, stacks, totals), totals };
+  }
+
+  #totals(): ProfileTotals {
+    const stats = this.#obj.map('stats', { key: 'u32', value: 'u64' });
+    const now = STATS.map((_, i) => {
+      const v = stats.get(i);
+      return (Array.isArray(v) ? v : [v ?? 0n]).reduce((s: bigint, n) => s + BigInt(n), 0n);
+    });
+    const delta = now.map((n, i) => Number(n - this.#stats[i]));
+    this.#stats = now;
+    const t = Object.fromEntries(STATS.map((name, i) => [name, delta[i]])) as Record<(typeof STATS)[number], number>;
+    return { ...t, truncated: 0 };
+  }
+
+  async #symbolize(raw: RawSample[], stacks: Map<number, bigint[]>, totals: ProfileTotals): Promise<ProfileSample[]> {
+    // Each distinct user stack (per process) and kernel stack once.
+    const userKeys = [...new Set(raw.filter((r) => r.user >= 0).map((r) => `${r.tgid}:${r.user}`))];
+    const kernelIds = [...new Set(raw.filter((r) => r.kernel >= 0).map((r) => r.kernel))];
+    const entries = [
+      ...userKeys.map((k) => {
+        const [tgid, id] = k.split(':').map(Number);
+        return { pid: tgid, user: stacks.get(id) ?? [], kernel: [] as bigint[] };
+      }),
+      ...kernelIds.map((id) => ({ pid: 0, user: [] as bigint[], kernel: stacks.get(id) ?? [] })),
+    ];
+    const out = await this.#symbolizer.symbolize(
+      Uint32Array.from(entries.map((e) => e.pid)),
+      BigUint64Array.from(entries.flatMap((e) => e.user)),
+      Uint32Array.from(entries.map((e) => e.user.length)),
+      BigUint64Array.from(entries.flatMap((e) => e.kernel)),
+      Uint32Array.from(entries.map((e) => e.kernel.length)),
+    );
+    const frames: Frame[] = out.frames.map((f) => ({ name: f.name, module: f.module, kind: f.kind as Frame['kind'] }));
+    // Root first: the symbolizer gives leaf first.
+    const userFrames = new Map<string, Frame[]>();
+    const kernelFrames = new Map<number, Frame[]>();
+    let u = 0;
+    let k = 0;
+    entries.forEach((e, i) => {
+      const take = (from: number, n: number, idx: number[]) => idx.slice(from, from + n).map((j) => frames[j]).reverse();
+      if (i < userKeys.length) userFrames.set(userKeys[i], take(u, e.user.length, out.user));
+      else kernelFrames.set(kernelIds[i - userKeys.length], take(k, e.kernel.length, out.kernel));
+      u += e.user.length;
+      k += e.kernel.length;
+    });
+    const marker = (id: number, side: 'user' | 'kernel'): Frame[] => {
+      if (id === NOT_TAKEN || id === EFAULT) return [];
+      const name = id === EEXIST ? `[lost ${side} stack: stack map collision]` : `[missing ${side} stack]`;
+      return [{ name, module: '', kind: 'unknown' }];
+    };
+    const cut: Frame = { name: '[truncated]', module: '', kind: 'unknown' };
+    return raw.map((r) => {
+      const user = r.user >= 0 ? (userFrames.get(`${r.tgid}:${r.user}`) ?? []) : marker(r.user, 'user');
+      const kernel = r.kernel >= 0 ? (kernelFrames.get(r.kernel) ?? []) : marker(r.kernel, 'kernel');
+      const truncated = (r.user >= 0 && stacks.get(r.user)?.length === MAX_DEPTH) || (r.kernel >= 0 && stacks.get(r.kernel)?.length === MAX_DEPTH);
+      if (truncated) totals.truncated += r.count;
+      return { pid: r.tgid, tid: r.tid, comm: r.comm, count: r.count, stack: [...(truncated ? [cut] : []), ...user, ...kernel] };
+    });
+  }
+
+  /** Detaches, and frees the maps and the symbolizer. Idempotent. */
+  close(): void {
+    this.#link.close();
+    this.#obj.close();
+    this.#symbolizer.close();
+  }
+}
