@@ -30,7 +30,10 @@ export interface ProfileSample {
 
 /** What the sampling counted besides the samples. */
 export interface ProfileTotals {
-  /** Samples taken (of the processes profiled). */
+  /**
+   * Samples the program took of the processes profiled (read just after the halves flip,
+   * so a few of the next interval's may be in it).
+   */
   samples: number;
   /** Samples of idle CPUs, left out. */
   idle: number;

@@ -1,0 +1,169 @@
+// The profiler on the real kernel: a C program with frame pointers spending 3/4 of its
+// time under hot_spin and 1/4 under cold_spin, a syscall loop whose time is in the kernel,
+// a Node program whose hot function only its perf map names; and the formats, read back
+// by decoders that are not ours (protobufjs with pprof's profile.proto).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
+import protobuf from 'protobufjs';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { profile, profileIntervals, type Frame, type Profile } from '../dist/index.js';
+import { fixture } from './helpers.js';
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill();
+});
+
+/** Starts `cmd` and gives it `settleMs` to get going. */
+async function start(cmd: string, args: string[], settleMs = 300): Promise<number> {
+  const child = spawn(cmd, args, { stdio: 'ignore' });
+  children.push(child);
+  await new Promise((r) => setTimeout(r, settleMs));
+  if (child.pid === undefined || child.exitCode !== null) throw new Error(`${cmd} did not start`);
+  return child.pid;
+}
+
+const names = (stack: Frame[]) => stack.map((f) => f.name);
+const share = (p: Profile, pred: (s: Profile['samples'][number]) => boolean) =>
+  p.samples.filter(pred).reduce((n, s) => n + s.count, 0) / p.samples.reduce((n, s) => n + s.count, 0);
+
+/** pprof's profile.proto, the fields nodebpf writes (github.com/google/pprof/proto/profile.proto). */
+const PROFILE_PROTO = `
+syntax = "proto3";
+package perftools.profiles;
+message Profile {
+  repeated ValueType sample_type = 1; repeated Sample sample = 2; repeated Mapping mapping = 3;
+  repeated Location location = 4; repeated Function function = 5; repeated string string_table = 6;
+  int64 time_nanos = 9; int64 duration_nanos = 10; ValueType period_type = 11; int64 period = 12;
+}
+message ValueType { int64 type = 1; int64 unit = 2; }
+message Sample { repeated uint64 location_id = 1; repeated int64 value = 2; repeated Label label = 3; }
+message Label { int64 key = 1; int64 str = 2; int64 num = 3; int64 num_unit = 4; }
+message Mapping { uint64 id = 1; uint64 memory_start = 2; uint64 memory_limit = 3; uint64 file_offset = 4; int64 filename = 5; int64 build_id = 6; bool has_functions = 7; }
+message Location { uint64 id = 1; uint64 mapping_id = 2; uint64 address = 3; repeated Line line = 4; bool is_folded = 5; }
+message Line { uint64 function_id = 1; int64 line = 2; }
+message Function { uint64 id = 1; int64 name = 2; int64 system_name = 3; int64 filename = 4; int64 start_line = 5; }
+`;
+
+describe('profile', () => {
+  it('a C program: the known shares of hot_spin and cold_spin, every stack down to main', async () => {
+    const pid = await start(fixture('profile_target'), ['4000']);
+    const p = await profile({ pid, duration: 1500, frequency: 999 });
+    expect(['cycles', 'cpu-clock']).toContain(p.event);
+    expect(p.totals.samples).toBeGreaterThan(500);
+    expect(p.samples.every((s) => s.pid === pid && s.comm === 'profile_target')).toBe(true);
+    const inSpin = (s: Profile['samples'][number]) => names(s.stack).includes('spin');
+    expect(share(p, inSpin)).toBeGreaterThan(0.95);
+    const hot = share(p, (s) => names(s.stack).includes('hot_spin'));
+    const cold = share(p, (s) => names(s.stack).includes('cold_spin'));
+    expect(Math.abs(hot - 0.75)).toBeLessThan(0.06);
+    expect(Math.abs(cold - 0.25)).toBeLessThan(0.06);
+    for (const s of p.samples.filter(inSpin)) {
+      const n = names(s.stack);
+      // main, work, hot_spin or cold_spin, spin: in this order, spin the leaf (kernel frames may follow).
+      const at = ['main', 'work'].map((f) => n.indexOf(f));
+      expect(at[0]).toBeGreaterThanOrEqual(0);
+      expect(at[1]).toBe(at[0] + 1);
+      expect(['hot_spin', 'cold_spin']).toContain(n[at[1] + 1]);
+      expect(n[at[1] + 2]).toBe('spin');
+      expect(s.stack[at[1] + 2]).toMatchObject({ module: 'profile_target', kind: 'user' });
+    }
+    const top = p.top(1)[0];
+    expect(top).toMatchObject({ name: 'spin', module: 'profile_target' });
+    expect(top.self).toBeGreaterThan(0.95);
+  });
+
+  it('a syscall loop: kernel frames under the user stack that made the call', async () => {
+    const pid = await start(fixture('profile_target'), ['4000', 'sys']);
+    const p = await profile({ pid, duration: 1000, frequency: 999 });
+    const kernel = p.samples.filter((s) => s.stack.some((f) => f.kind === 'kernel'));
+    expect(share(p, (s) => kernel.includes(s))).toBeGreaterThan(0.3);
+    expect(kernel.some((s) => s.stack.some((f) => f.kind === 'kernel' && /getppid/.test(f.name)))).toBe(true);
+    for (const s of kernel) {
+      // User frames first (root first), then the kernel's.
+      const firstKernel = s.stack.findIndex((f) => f.kind === 'kernel');
+      expect(s.stack.slice(firstKernel).every((f) => f.kind === 'kernel' || f.kind === 'unknown')).toBe(true);
+      // libc's syscall() sets up no frame: its caller (syscalls) is skipped, main is not.
+      expect(names(s.stack.slice(0, firstKernel))).toEqual(expect.arrayContaining(['main', 'syscall']));
+    }
+    const noKernel = await profile({ pid, duration: 300, frequency: 999, kernel: false });
+    expect(noKernel.samples.every((s) => s.stack.every((f) => f.kind !== 'kernel'))).toBe(true);
+  });
+
+  it("a Node program: its hot JS function named through V8's perf map", async () => {
+    const script = 'function hotLeaf(n){let x=0;for(let i=0;i<n;i++)x+=Math.sqrt(i);return x}function middle(){return hotLeaf(1e5)}const t=Date.now();while(Date.now()-t<4000)middle();';
+    const pid = await start(process.execPath, ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack', '--no-turbo-inlining', '-e', script], 800);
+    const p = await profile({ pid, duration: 1500, frequency: 499 });
+    const top = p.top(1)[0];
+    expect(top.name).toMatch(/^JS:.hotLeaf /);
+    expect(top.module).toBe('[jit]');
+    expect(top.self).toBeGreaterThan(0.8);
+    // Through the JS frames down to node's main.
+    const hot = p.samples.filter((s) => /hotLeaf/.test(s.stack.at(-1)?.name ?? ''));
+    expect(hot.some((s) => names(s.stack).some((n) => /middle/.test(n)) && names(s.stack).includes('node::Start(int, char**)'))).toBe(true);
+  });
+
+  it('formats: folded lines flamegraph tools take, pprof a protobuf decoder reads, speedscope', async () => {
+    const pid = await start(fixture('profile_target'), ['3000']);
+    const p = await profile({ pid, duration: 800, frequency: 999 });
+    const total = p.samples.reduce((n, s) => n + s.count, 0);
+
+    const folded = p.toFolded().trimEnd().split('\n');
+    const parsed = folded.map((l) => /^(.*) (\d+)$/.exec(l));
+    expect(parsed.every((m) => m !== null)).toBe(true);
+    expect(parsed.reduce((n, m) => n + Number(m![2]), 0)).toBe(total);
+    expect(parsed.every((m) => m![1].split(';')[0] === 'profile_target')).toBe(true);
+    expect(folded.some((l) => l.includes(';main;work;hot_spin;spin '))).toBe(true);
+
+    const Profile = protobuf.parse(PROFILE_PROTO).root.lookupType('perftools.profiles.Profile');
+    const decoded = Profile.toObject(Profile.decode(gunzipSync(p.toPprof())), { longs: Number }) as {
+      sample: { locationId: number[]; value: number[] }[];
+      location: { id: number; line: { functionId: number }[] }[];
+      function: { id: number; name: number }[];
+      stringTable: string[];
+      sampleType: { type: number; unit: number }[];
+      period: number;
+    };
+    const str = decoded.stringTable;
+    expect(decoded.sampleType.map((t) => `${str[t.type]}/${str[t.unit]}`)).toEqual(['samples/count', 'cpu/nanoseconds']);
+    expect(decoded.sample.reduce((n, s) => n + s.value[0], 0)).toBe(total);
+    const fn = new Map(decoded.function.map((f) => [f.id, str[f.name]]));
+    const loc = new Map(decoded.location.map((l) => [l.id, fn.get(l.line[0].functionId)]));
+    // Leaf first in pprof.
+    const leafs = decoded.sample.map((s) => loc.get(s.locationId[0]));
+    expect(leafs.filter((n) => n === 'spin').length).toBeGreaterThan(0);
+    expect(decoded.sample.some((s) => s.locationId.map((id) => loc.get(id)).join(' < ').startsWith('spin < hot_spin < work < main'))).toBe(true);
+
+    const ss = p.toSpeedscope();
+    expect(ss.profiles).toHaveLength(1);
+    const sp = ss.profiles[0];
+    expect(sp.samples).toHaveLength(sp.weights.length);
+    expect(sp.samples.flat().every((i) => i >= 0 && i < ss.shared.frames.length)).toBe(true);
+    expect(sp.weights.reduce((a, b) => a + b, 0)).toBeCloseTo(total * p.period, 0);
+    expect(sp.samples.some((s) => s.map((i) => ss.shared.frames[i].name).join(';').endsWith('main;work;hot_spin;spin'))).toBe(true);
+  });
+
+  it('intervals: a profile per interval, each with its own samples', async () => {
+    const pid = await start(fixture('profile_target'), ['4000']);
+    const got: Profile[] = [];
+    for await (const p of profileIntervals({ pid, duration: 2200, interval: 700, frequency: 499 })) got.push(p);
+    expect(got.length).toBeGreaterThanOrEqual(3);
+    for (const p of got.slice(0, 3)) {
+      const n = p.samples.reduce((s, x) => s + x.count, 0);
+      // 499 Hz for ~0.7 s on one busy thread.
+      expect(n).toBeGreaterThan(150);
+      expect(n).toBeLessThan(600);
+      // The counters are read just after the halves flip: a few samples of the next
+      // interval may be in them.
+      expect(Math.abs(p.totals.samples - n - p.totals.countsFull)).toBeLessThanOrEqual(Math.max(5, n * 0.05));
+    }
+  });
+
+  it('options are checked where they enter', async () => {
+    await expect(profile({ pid: 1 })).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(profile({ duration: 10, frequency: 0 })).rejects.toMatchObject({ code: 'RANGE' });
+    await expect(profile({ duration: 10, pid: -1 })).rejects.toMatchObject({ code: 'RANGE' });
+    await expect(profile({ duration: 10, event: 'instructions' as 'cycles' })).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+});
