@@ -1,7 +1,9 @@
 // The nodebpf command end to end, run as a child process the way a person runs it: the
 // traced C target is started by the CLI (`-- CMD`) once its probes are in.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -139,6 +141,45 @@ describe('trace', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{6} +\d+ +\d+ cli_target +cli_add\(2, 20\) = 22$/);
+  });
+});
+
+describe('profile', () => {
+  const P = fixture('profile_target');
+
+  it('folded stacks on a pipe: the command run once the sampler is in, its known shares', () => {
+    const r = cli(['profile', '--frequency', '999', '--', P, '1500']);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n').map((l) => /^(.*) (\d+)$/.exec(l));
+    expect(lines.every((m) => m !== null)).toBe(true);
+    const count = (re: RegExp) => lines.filter((m) => re.test(m![1])).reduce((n, m) => n + Number(m![2]), 0);
+    const all = count(/^profile_target;/);
+    expect(all).toBeGreaterThan(700);
+    expect(Math.abs(count(/;main;work;hot_spin;spin$/) / all - 0.75)).toBeLessThan(0.06);
+  });
+
+  it('pprof to a file, and the top functions on stdout', () => {
+    const out = path.join(mkdtempSync(path.join(tmpdir(), 'nodebpf-')), 'p.pb.gz');
+    const r = cli(['profile', '--duration', '1', '--output', out, '--top', '3', '--', P, '3000']);
+    expect(r.status).toBe(0);
+    expect(gunzipSync(readFileSync(out)).length).toBeGreaterThan(100);
+    const rows = r.stdout.trim().split('\n');
+    expect(rows[0]).toMatch(/^FUNCTION\s+MODULE\s+SELF\s+TOTAL$/);
+    expect(rows[1]).toMatch(/^spin\s+profile_target\s+\d+\.\d%/);
+    expect(rows.at(-1)).toMatch(/samples in [\d.]+ s at 99 Hz \((cycles|cpu-clock); duration\); written to /);
+  });
+
+  it('--perf-map names the JS functions of a node command', () => {
+    const script = 'function hotLeaf(n){let x=0;for(let i=0;i<n;i++)x+=Math.sqrt(i);return x}const t=Date.now();while(Date.now()-t<1500)hotLeaf(1e5);';
+    const r = cli(['profile', '--frequency', '499', '--perf-map', '--', process.execPath, '-e', script]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/;JS:\*?~?\^?hotLeaf \[eval\]:1:\d+_\[j\] \d+\n/);
+  });
+
+  it('usage errors', () => {
+    expect(cli(['profile', '--format', 'svg', '--duration', '1']).stderr).toContain('--format is one of folded, pprof, speedscope');
+    expect(cli(['profile', 'uprobe:x:y']).stderr).toContain('profile takes no probe specs');
+    expect(cli(['profile', '--no-kernel', '--no-user', '--duration', '1']).status).toBe(2);
   });
 });
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The nodebpf command: funccount, latency, trace and features, on the public API.
+// The nodebpf command: funccount, latency, trace, profile and features, on the public API.
 import { parseArgs } from 'node:util';
 
 import { BpfError, missingCapabilities } from 'nodebpf';
@@ -7,6 +7,7 @@ import { BpfError, missingCapabilities } from 'nodebpf';
 import { featuresCommand } from './features.js';
 import { funccount } from './funccount.js';
 import { latency } from './latency.js';
+import { FORMATS, profileCommand } from './profile.js';
 import { SPEC_HELP } from './specs.js';
 import { red } from './term.js';
 import { trace } from './trace.js';
@@ -18,6 +19,8 @@ commands:
   funccount SPEC...   calls per function    [--top N] [--interval S] [--json]
   latency SPEC...     entry→return time as log2 histograms   [--per-function] [--json]
   trace SPEC...       a line per hit        [--args N] [--ret] [--json]
+  profile             CPU stacks, sampled   [--frequency HZ] [--format ${FORMATS.join('|')}] [--output FILE]
+                      [--no-kernel | --no-user] [--perf-map] [--top N]
   features            what this kernel supports and what this process may do   [--json]
 
 common options:
@@ -33,6 +36,8 @@ examples:
   nodebpf funccount 'kprobe:vfs_*' --pid 1234
   nodebpf latency 'uprobe:/usr/bin/node:uv_fs_*' --per-function -- node app.js
   nodebpf trace 'uprobe:libc.so.6:open*' --args 2 --ret -- cat /etc/hostname
+  nodebpf profile --duration 10 --perf-map --output app.pb.gz -- node app.js
+  nodebpf profile --pid 1234 --duration 5 --format folded > stacks.folded
   nodebpf features`;
 
 const OPTIONS = {
@@ -43,6 +48,12 @@ const OPTIONS = {
   args: { type: 'string' },
   ret: { type: 'boolean', default: false },
   'per-function': { type: 'boolean', default: false },
+  frequency: { type: 'string' },
+  format: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  'no-kernel': { type: 'boolean', default: false },
+  'no-user': { type: 'boolean', default: false },
+  'perf-map': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   verbose: { type: 'boolean', short: 'v', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -52,6 +63,7 @@ const ALLOWED: Record<string, (keyof typeof OPTIONS)[]> = {
   funccount: ['pid', 'duration', 'interval', 'top', 'json', 'verbose'],
   latency: ['pid', 'duration', 'per-function', 'json', 'verbose'],
   trace: ['pid', 'duration', 'args', 'ret', 'json', 'verbose'],
+  profile: ['pid', 'duration', 'frequency', 'format', 'output', 'no-kernel', 'no-user', 'perf-map', 'top', 'verbose'],
   features: ['json'],
 };
 
@@ -72,7 +84,8 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const allowed = ALLOWED[sub];
-  if (!allowed) throw new UsageError(`unknown command '${sub}' (funccount, latency, trace, features)`);
+  if (!allowed) throw new UsageError(`unknown command '${sub}' (${Object.keys(ALLOWED).join(', ')})`);
+  if (sub === 'profile' && specs.length) throw new UsageError(`profile takes no probe specs ('${specs[0]}')`);
   for (const [k, v] of Object.entries(values)) {
     const key = k as keyof typeof OPTIONS;
     const option: { type: string; default?: boolean } = OPTIONS[key];
@@ -94,6 +107,17 @@ async function main(argv: string[]): Promise<void> {
       return latency(specs, { ...common, perFunction: values['per-function'], json: values.json });
     case 'trace':
       return trace(specs, { ...common, args: number('args', values.args, true) ?? 0, ret: values.ret, json: values.json });
+    case 'profile':
+      return profileCommand({
+        ...common,
+        frequency: number('frequency', values.frequency, true),
+        format: values.format,
+        output: values.output,
+        kernel: !values['no-kernel'],
+        user: !values['no-user'],
+        perfMap: values['perf-map'],
+        top: number('top', values.top, true),
+      });
   }
 }
 

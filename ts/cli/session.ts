@@ -61,11 +61,12 @@ export class Session {
    * Starts the command held at a `read` on a pipe: its pid is known (for the filters)
    * before the probes are attached, and it runs its program only after.
    */
-  static async start(options: CommonOptions, childStdout: 'inherit' | 'stderr'): Promise<Session> {
+  static async start(options: CommonOptions, childStdout: 'inherit' | 'stderr', env?: Record<string, string>): Promise<Session> {
     if (options.command.length === 0) return new Session(options);
     if (options.pid !== undefined) throw new UsageError('give --pid or a command, not both');
     const child = spawn('/bin/sh', ['-c', 'read _ <&3; exec 3<&-; exec "$@"', 'nodebpf', ...options.command], {
       stdio: ['inherit', childStdout === 'inherit' ? 'inherit' : process.stderr, 'inherit', 'pipe'],
+      env: env && { ...process.env, ...env },
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);

@@ -24,6 +24,11 @@ const STATS = ['samples', 'idle', 'userCollided', 'userFailed', 'kernelCollided'
 const COMM_AT = 16;
 /** How long a flip of the halves waits for programs still running on the old one (they run for microseconds). */
 const FLIP_SETTLE_MS = 5;
+/**
+ * How often the mappings and perf maps of the processes sampled are taken in while
+ * sampling: a process that exits (or execs) before the drain keeps the ones it had.
+ */
+const SNAPSHOT_MS = 500;
 
 export type SampledEvent = 'cycles' | 'cpu-clock';
 
@@ -55,6 +60,7 @@ export class Sampler {
   readonly #options: SamplerOptions;
   #generation = 0;
   #stats: bigint[] = STATS.map(() => 0n);
+  readonly #watch: NodeJS.Timeout;
 
   private constructor(obj: BpfObject, link: Link, event: SampledEvent, options: SamplerOptions) {
     this.#obj = obj;
@@ -62,6 +68,20 @@ export class Sampler {
     this.event = event;
     this.#options = options;
     this.#symbolizer = new addon.NativeSymbolizer();
+    this.#watch = setInterval(() => this.#snapshotSeen(), SNAPSHOT_MS);
+    // Sampling keeps no process alive.
+    this.#watch.unref();
+  }
+
+  /** The processes sampled so far (in the half being written), taken in again. */
+  #snapshotSeen(): void {
+    if (this.#options.pid !== undefined) {
+      this.#symbolizer.snapshot(this.#options.pid);
+      return;
+    }
+    const tgids = new Set<number>();
+    for (const key of this.#obj.map(`counts${this.#generation & 1}`).keys()) tgids.add(new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true));
+    for (const tgid of tgids) this.#symbolizer.snapshot(tgid);
   }
 
   static async start(options: SamplerOptions): Promise<Sampler> {
@@ -195,6 +215,7 @@ export class Sampler {
 
   /** Detaches, and frees the maps and the symbolizer. Idempotent. */
   close(): void {
+    clearInterval(this.#watch);
     this.#link.close();
     this.#obj.close();
     this.#symbolizer.close();
