@@ -176,8 +176,17 @@ describe('profile', () => {
     expect(r.stdout).toMatch(/;JS:\*?~?\^?hotLeaf \[eval\]:1:\d+_\[j\] \d+\n/);
   });
 
+  it('offcpu: the blocked time of a command, folded', () => {
+    const r = cli(['offcpu', '--', P, '1000', 'nap']);
+    expect(r.status).toBe(0);
+    const nap = r.stdout.split('\n').filter((l) => /;main;nap;/.test(l)).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    expect(nap).toBeGreaterThan(800_000);
+    expect(nap).toBeLessThan(1_050_000);
+  });
+
   it('usage errors', () => {
     expect(cli(['profile', '--format', 'svg', '--duration', '1']).stderr).toContain('--format is one of folded, pprof, speedscope');
+    expect(cli(['offcpu', '--frequency', '99', '--duration', '1']).stderr).toContain('offcpu takes no --frequency');
     expect(cli(['profile', 'uprobe:x:y']).stderr).toContain('profile takes no probe specs');
     expect(cli(['profile', '--no-kernel', '--no-user', '--duration', '1']).status).toBe(2);
   });

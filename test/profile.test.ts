@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { profile, profileIntervals, type Frame, type Profile } from '../dist/index.js';
+import { offcpu, profile, profileIntervals, type Frame, type Profile } from '../dist/index.js';
 import { fixture } from './helpers.js';
 
 const children: ChildProcess[] = [];
@@ -158,6 +158,29 @@ describe('profile', () => {
       // interval may be in them.
       expect(Math.abs(p.totals.samples - n - p.totals.countsFull)).toBeLessThanOrEqual(Math.max(5, n * 0.05));
     }
+  });
+
+  it('off-CPU: the time a thread slept, by the stack it slept in, the tracing glue trimmed', async () => {
+    const pid = await start(fixture('profile_target'), ['4000', 'nap']);
+    const p = await offcpu({ pid, duration: 1000 });
+    expect(p.event).toBe('sched_switch');
+    expect(p.unit).toBe('microseconds');
+    const inNap = p.samples.filter((s) => names(s.stack).includes('nap'));
+    const us = inNap.reduce((n, s) => n + s.count, 0);
+    // 20 ms naps back to back: nearly all of the second, asleep.
+    expect(us).toBeGreaterThan(800_000);
+    expect(us).toBeLessThan(1_050_000);
+    // About 50 waits of 20 ms.
+    expect(p.totals.samples).toBeGreaterThan(35);
+    expect(p.totals.samples).toBeLessThan(60);
+    for (const s of inNap) {
+      const n = names(s.stack);
+      expect(n.slice(n.indexOf('main'), n.indexOf('nap') + 1)).toEqual(['main', 'nap']);
+      expect(n.some((f) => /nanosleep/.test(f) && s.stack[n.indexOf(f)].kind === 'kernel')).toBe(true);
+      expect(n.at(-1)).toMatch(/schedule/);
+    }
+    expect(p.toFolded()).toMatch(/;main;nap;.*do_nanosleep_\[k\];.*schedule_\[k\] \d+\n/);
+    await expect(offcpu({ pid })).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
   it('options are checked where they enter', async () => {

@@ -8,7 +8,7 @@ export type { UprobeOptions, KprobeOptions, KprobeMultiOptions, UprobeMultiOptio
 export { Link, MultiLink, type ReattachEvent } from './link.js';
 export { RingBuffer, PerfBuffer, Batch, type EventRecord, type PerfBufferOptions, type IterateOptions, type RingBufferOptions, type RingBufferStats, type ReadonlyDataView } from './ringbuf.js';
 export type { Codec, CodecName, CodecSpec } from './codec.js';
-export { profile, profileIntervals, Profile, type Frame, type ProfileOptions, type ProfileSample, type ProfileTotals, type SpeedscopeFile } from './profile/index.js';
+export { offcpu, profile, profileIntervals, Profile, type OffCpuOptions, type Frame, type ProfileOptions, type ProfileSample, type ProfileTotals, type SpeedscopeFile } from './profile/index.js';
 export type { Features, LinkInfo, ProgramDesc, MapDesc, MultiTarget, MultiSkipped, MultiStats } from './native.js';
 
 import { addon, type Features } from './native.js';

@@ -21,6 +21,7 @@ commands:
   trace SPEC...       a line per hit        [--args N] [--ret] [--json]
   profile             CPU stacks, sampled   [--frequency HZ] [--format ${FORMATS.join('|')}] [--output FILE]
                       [--no-kernel | --no-user] [--perf-map] [--top N]
+  offcpu              time blocked, by stack   [--min-block US] and profile's --format, --output, ...
   features            what this kernel supports and what this process may do   [--json]
 
 common options:
@@ -38,6 +39,7 @@ examples:
   nodebpf trace 'uprobe:libc.so.6:open*' --args 2 --ret -- cat /etc/hostname
   nodebpf profile --duration 10 --perf-map --output app.pb.gz -- node app.js
   nodebpf profile --pid 1234 --duration 5 --format folded > stacks.folded
+  nodebpf offcpu --pid 1234 --duration 5 --min-block 1000
   nodebpf features`;
 
 const OPTIONS = {
@@ -54,6 +56,7 @@ const OPTIONS = {
   'no-kernel': { type: 'boolean', default: false },
   'no-user': { type: 'boolean', default: false },
   'perf-map': { type: 'boolean', default: false },
+  'min-block': { type: 'string' },
   json: { type: 'boolean', default: false },
   verbose: { type: 'boolean', short: 'v', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -64,6 +67,7 @@ const ALLOWED: Record<string, (keyof typeof OPTIONS)[]> = {
   latency: ['pid', 'duration', 'per-function', 'json', 'verbose'],
   trace: ['pid', 'duration', 'args', 'ret', 'json', 'verbose'],
   profile: ['pid', 'duration', 'frequency', 'format', 'output', 'no-kernel', 'no-user', 'perf-map', 'top', 'verbose'],
+  offcpu: ['pid', 'duration', 'format', 'output', 'no-kernel', 'no-user', 'perf-map', 'top', 'min-block', 'verbose'],
   features: ['json'],
 };
 
@@ -85,7 +89,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const allowed = ALLOWED[sub];
   if (!allowed) throw new UsageError(`unknown command '${sub}' (${Object.keys(ALLOWED).join(', ')})`);
-  if (sub === 'profile' && specs.length) throw new UsageError(`profile takes no probe specs ('${specs[0]}')`);
+  if ((sub === 'profile' || sub === 'offcpu') && specs.length) throw new UsageError(`${sub} takes no probe specs ('${specs[0]}')`);
   for (const [k, v] of Object.entries(values)) {
     const key = k as keyof typeof OPTIONS;
     const option: { type: string; default?: boolean } = OPTIONS[key];
@@ -108,6 +112,7 @@ async function main(argv: string[]): Promise<void> {
     case 'trace':
       return trace(specs, { ...common, args: number('args', values.args, true) ?? 0, ret: values.ret, json: values.json });
     case 'profile':
+    case 'offcpu':
       return profileCommand({
         ...common,
         frequency: number('frequency', values.frequency, true),
@@ -117,7 +122,8 @@ async function main(argv: string[]): Promise<void> {
         user: !values['no-user'],
         perfMap: values['perf-map'],
         top: number('top', values.top, true),
-      });
+        minBlock: number('min-block', values['min-block'], true),
+      }, sub === 'profile' ? 'cpu' : 'off-cpu');
   }
 }
 

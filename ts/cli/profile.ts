@@ -1,10 +1,11 @@
 // nodebpf profile: CPU stacks sampled on every CPU (or of one process, or of the command
-// it runs), symbolized. On a terminal: progress while sampling, then the functions most
-// seen (self and total, as perf report --stdio shows them); on a pipe, or with --format
-// or --output: the profile in a format (folded stacks, gzipped pprof, speedscope JSON).
+// it runs), symbolized; nodebpf offcpu: the time threads spent blocked, by stack. On a
+// terminal: progress while sampling, then the functions most seen (self and total, as
+// perf report --stdio shows them); on a pipe, or with --format or --output: the profile
+// in a format (folded stacks, gzipped pprof, speedscope JSON).
 import { writeFileSync } from 'node:fs';
 
-import { profile, type Profile } from 'nodebpf';
+import { offcpu, profile, type Profile } from 'nodebpf';
 
 import { Session, type CommonOptions } from './session.js';
 import { dim, int, table } from './term.js';
@@ -22,6 +23,8 @@ export interface ProfileCommandOptions extends CommonOptions {
   /** Have a node command write a perf map (V8 flags in NODE_OPTIONS). */
   perfMap: boolean;
   top?: number;
+  /** Off-CPU: blocks shorter than this (µs) are left out. */
+  minBlock?: number;
 }
 
 /** V8 flags that name JS functions in profiles: a perf map of functions only (the production-safe one), and interpreted frames of their own. */
@@ -50,7 +53,7 @@ function render(p: Profile, format: Format): string | Buffer {
   }
 }
 
-export async function profileCommand(o: ProfileCommandOptions): Promise<void> {
+export async function profileCommand(o: ProfileCommandOptions, mode: 'cpu' | 'off-cpu'): Promise<void> {
   if (!o.kernel && !o.user) throw new UsageError('--no-kernel and --no-user leave no stacks to sample');
   const format = formatOf(o) ?? (process.stdout.isTTY ? undefined : 'folded');
   const env = o.perfMap ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${NODE_PERF_FLAGS}`.trim() } : undefined;
@@ -58,12 +61,16 @@ export async function profileCommand(o: ProfileCommandOptions): Promise<void> {
   const stop = new AbortController();
   const frequency = o.frequency ?? 99;
   try {
-    const running = profile({ pid: session.pid, frequency, kernel: o.kernel, user: o.user, signal: stop.signal });
+    const running =
+      mode === 'cpu'
+        ? profile({ pid: session.pid, frequency, kernel: o.kernel, user: o.user, signal: stop.signal })
+        : offcpu({ pid: session.pid, kernel: o.kernel, user: o.user, minBlock: o.minBlock, signal: stop.signal });
     // The program is in once profile() has loaded and attached it: a moment, then the command may start.
     await new Promise((r) => setTimeout(r, 50));
     session.go();
     const started = performance.now();
-    const ticker = setInterval(() => session.status.show(`sampling at ${frequency} Hz${session.pid ? ` (pid ${session.pid})` : ''}: ${((performance.now() - started) / 1000).toFixed(0)} s ${dim('(Ctrl-C to stop)')}`), 250);
+    const what = mode === 'cpu' ? `sampling at ${frequency} Hz` : 'timing blocked threads';
+    const ticker = setInterval(() => session.status.show(`${what}${session.pid ? ` (pid ${session.pid})` : ''}: ${((performance.now() - started) / 1000).toFixed(0)} s ${dim('(Ctrl-C to stop)')}`), 250);
     const why = await session.until(running);
     clearInterval(ticker);
     session.status.show('symbolizing ...');
@@ -90,8 +97,12 @@ function report(p: Profile, why: string, o: ProfileCommandOptions): void {
   process.stdout.write(`${table(['FUNCTION', 'MODULE', 'SELF', 'TOTAL'], rows, [0, 1])}\n`);
   const t = p.totals;
   const lost = t.userCollided + t.kernelCollided + t.userFailed + t.kernelFailed;
+  const offCpu = p.unit === 'microseconds';
+  const blocked = p.samples.reduce((n, s) => n + s.count, 0);
   const notes = [
-    `${int(t.samples)} samples in ${(p.duration / 1000).toFixed(1)} s at ${p.frequency} Hz (${p.event}; ${why})`,
+    offCpu
+      ? `${(blocked / 1e6).toFixed(2)} s blocked in ${int(t.samples)} waits in ${(p.duration / 1000).toFixed(1)} s (sched_switch; ${why})`
+      : `${int(t.samples)} samples in ${(p.duration / 1000).toFixed(1)} s at ${p.frequency} Hz (${p.event}; ${why})`,
     lost ? `${int(lost)} stacks lost (${int(t.userCollided + t.kernelCollided)} stack-map collisions)` : '',
     t.truncated ? `${int(t.truncated)} samples with stacks cut at 127 frames` : '',
     t.countsFull ? `${int(t.countsFull)} samples not counted (count map full)` : '',

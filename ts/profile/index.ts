@@ -1,1 +1,1 @@
-export { profile, profileIntervals, Profile, type Frame, type ProfileOptions, type ProfileSample, type ProfileTotals, type SpeedscopeFile } from './profile.js';
+export { offcpu, profile, profileIntervals, Profile, type OffCpuOptions, type Frame, type ProfileOptions, type ProfileSample, type ProfileTotals, type SpeedscopeFile } from './profile.js';

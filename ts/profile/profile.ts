@@ -64,7 +64,7 @@ export interface ProfileOptions {
   /** User stacks (default true). */
   user?: boolean;
   /** What drives sampling: `cycles` needs a hardware PMU; `auto` (default) falls back to `cpu-clock` without one. */
-  event?: SampledEvent | 'auto';
+  event?: 'cycles' | 'cpu-clock' | 'auto';
 }
 
 /** A symbolized CPU profile: samples, and what was lost on the way. */
@@ -72,8 +72,9 @@ export class Profile {
   constructor(
     readonly samples: ProfileSample[],
     readonly totals: ProfileTotals,
-    /** The event that was sampled. */
+    /** The event that was sampled: `cycles`, `cpu-clock`, or `sched_switch` (off-CPU time). */
     readonly event: SampledEvent,
+    /** Samples per second per CPU (CPU profiles; 0 for off-CPU time). */
     readonly frequency: number,
     /** Milliseconds since the epoch. */
     readonly startTime: number,
@@ -81,9 +82,14 @@ export class Profile {
     readonly duration: number,
   ) {}
 
-  /** Nanoseconds one sample stands for. */
+  /** What a sample's `count` is: `samples` (CPU profiles), or `microseconds` blocked (off-CPU). */
+  get unit(): 'samples' | 'microseconds' {
+    return this.event === 'sched_switch' ? 'microseconds' : 'samples';
+  }
+
+  /** Nanoseconds one count stands for. */
   get period(): number {
-    return 1e9 / this.frequency;
+    return this.unit === 'microseconds' ? 1000 : 1e9 / this.frequency;
   }
 
   /**
@@ -140,7 +146,10 @@ export class Profile {
         }),
     );
     const profile = new PProfile({
-      sampleType: [new ValueType({ type: strings.dedup('samples'), unit: strings.dedup('count') }), new ValueType({ type: strings.dedup('cpu'), unit: strings.dedup('nanoseconds') })],
+      sampleType:
+        this.unit === 'samples'
+          ? [new ValueType({ type: strings.dedup('samples'), unit: strings.dedup('count') }), new ValueType({ type: strings.dedup('cpu'), unit: strings.dedup('nanoseconds') })]
+          : [new ValueType({ type: strings.dedup('off-cpu'), unit: strings.dedup('microseconds') }), new ValueType({ type: strings.dedup('off-cpu'), unit: strings.dedup('nanoseconds') })],
       sample: samples,
       mapping: [...mappings.values()],
       location: [...locations.values()],
@@ -246,6 +255,40 @@ function checked(given: ProfileOptions | undefined) {
   };
 }
 
+export interface OffCpuOptions {
+  pid?: number;
+  cgroup?: string;
+  /** How long, in milliseconds (default: until `signal` aborts). */
+  duration?: number;
+  signal?: AbortSignal;
+  kernel?: boolean;
+  user?: boolean;
+  /** Blocks shorter than this many microseconds are left out (default 1). */
+  minBlock?: number;
+}
+
+/**
+ * Where threads wait: for `duration` ms or until `signal` aborts, the time each thread
+ * (of every process, or of one) spent off CPU, by the stacks it blocked in, as a
+ * `Profile` whose counts are microseconds. Threads still blocked at the end are not in it.
+ */
+export async function offcpu(given?: OffCpuOptions): Promise<Profile> {
+  const o = opts('offcpu options', given ?? {});
+  const pid = optNum('pid', o.pid, PID);
+  const duration = optNum('duration', o.duration, DURATION);
+  if (duration === undefined && !o.signal) throw new BpfError('EINVAL', 'offcpu needs a duration or a signal to end');
+  const minBlockUs = optNum('minBlock', o.minBlock, { min: 0n, max: 1n << 40n, name: 'minBlock' }) ?? 1;
+  const sampler = await Sampler.start({ pid, cgroup: optStr('cgroup', o.cgroup), user: o.user !== false, kernel: o.kernel !== false, offCpu: { minBlockUs } });
+  const start = Date.now();
+  try {
+    await wait(duration, o.signal);
+    const { samples, totals } = await sampler.drain();
+    return new Profile(samples, totals, sampler.event, 0, start, Date.now() - start);
+  } finally {
+    sampler.close();
+  }
+}
+
 /** Waits `ms` (forever when undefined), or until `signal` aborts. */
 function wait(ms: number | undefined, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
@@ -268,7 +311,7 @@ function wait(ms: number | undefined, signal: AbortSignal | undefined): Promise<
 export async function profile(given?: ProfileOptions): Promise<Profile> {
   const o = checked(given);
   if (o.duration === undefined && !o.signal) throw new BpfError('EINVAL', 'profile needs a duration or a signal to end');
-  const sampler = await Sampler.start(o);
+  const sampler = await Sampler.start({ ...o, cpu: { frequency: o.frequency, event: o.event } });
   const start = Date.now();
   try {
     await wait(o.duration, o.signal);
@@ -286,7 +329,7 @@ export async function profile(given?: ProfileOptions): Promise<Profile> {
 export async function* profileIntervals(given?: ProfileOptions & { interval?: number }): AsyncGenerator<Profile, void, undefined> {
   const o = checked(given);
   const interval = optNum('interval', given?.interval, DURATION) ?? 1000;
-  const sampler = await Sampler.start(o);
+  const sampler = await Sampler.start({ ...o, cpu: { frequency: o.frequency, event: o.event } });
   const end = o.duration === undefined ? Infinity : Date.now() + o.duration;
   try {
     while (!o.signal?.aborted) {

@@ -1,16 +1,17 @@
-// The sampling side of the profiler: bpf/profile.bpf.c on a perf event on every online
+// The sampling side of the profilers: bpf/profile.bpf.c on a perf event on every online
 // CPU (the process filter is in the program: a perf event opened for a pid follows one
-// thread), its two halves drained in turn, the stacks symbolized in Rust.
+// thread), or bpf/offcpu.bpf.c on sched_switch; their two halves drained in turn, the
+// stacks symbolized in Rust.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { BpfError } from '../errors.js';
-import type { Link } from '../link.js';
+import type { Link, MultiLink } from '../link.js';
 import { addon, type NativeSymbolizer } from '../native.js';
 import { load, type BpfObject } from '../object.js';
 import type { Frame, ProfileSample, ProfileTotals } from './profile.js';
 
-const OBJECT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bpf', 'profile.bpf.o');
+const BPF_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bpf');
 
 /** bpf/profile.h: frames a stack holds at most (one that fills them was cut). */
 const MAX_DEPTH = 127;
@@ -30,15 +31,17 @@ const FLIP_SETTLE_MS = 5;
  */
 const SNAPSHOT_MS = 500;
 
-export type SampledEvent = 'cycles' | 'cpu-clock';
+export type SampledEvent = 'cycles' | 'cpu-clock' | 'sched_switch';
 
 export interface SamplerOptions {
   pid?: number;
   cgroup?: string;
-  frequency: number;
   user: boolean;
   kernel: boolean;
-  event: SampledEvent | 'auto';
+  /** CPU samples: this often, driven by this event. */
+  cpu?: { frequency: number; event: 'cycles' | 'cpu-clock' | 'auto' };
+  /** Off-CPU time: blocks from this long (µs). */
+  offCpu?: { minBlockUs: number };
 }
 
 interface RawSample {
@@ -55,14 +58,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class Sampler {
   readonly event: SampledEvent;
   readonly #obj: BpfObject;
-  readonly #link: Link;
+  readonly #link: Link | MultiLink;
   readonly #symbolizer: NativeSymbolizer;
   readonly #options: SamplerOptions;
   #generation = 0;
   #stats: bigint[] = STATS.map(() => 0n);
   readonly #watch: NodeJS.Timeout;
 
-  private constructor(obj: BpfObject, link: Link, event: SampledEvent, options: SamplerOptions) {
+  private constructor(obj: BpfObject, link: Link | MultiLink, event: SampledEvent, options: SamplerOptions) {
     this.#obj = obj;
     this.#link = link;
     this.event = event;
@@ -85,21 +88,29 @@ export class Sampler {
   }
 
   static async start(options: SamplerOptions): Promise<Sampler> {
-    const obj = await load(OBJECT, {
-      globals: { target_tgid: options.pid ?? 0, user_stacks: options.user, kernel_stacks: options.kernel },
-    });
+    const globals = { target_tgid: options.pid ?? 0, user_stacks: options.user, kernel_stacks: options.kernel };
+    const obj = options.offCpu
+      ? await load(path.join(BPF_DIR, 'offcpu.bpf.o'), { globals: { ...globals, min_block_us: options.offCpu.minBlockUs } })
+      : await load(path.join(BPF_DIR, 'profile.bpf.o'), { globals });
     try {
-      const prog = obj.program('sample');
-      const attach = (event: SampledEvent) => prog.attachPerfEvent({ event, frequency: options.frequency, cgroup: options.cgroup });
-      let event: SampledEvent = options.event === 'auto' ? 'cycles' : options.event;
-      let link: Link;
-      try {
-        link = attach(event);
-      } catch (e) {
-        // No hardware PMU (VMs): the CPU clock samples as well, by time rather than cycles.
-        if (options.event !== 'auto' || !(e instanceof BpfError) || e.code !== 'UNSUPPORTED') throw e;
-        event = 'cpu-clock';
-        link = attach(event);
+      let event: SampledEvent;
+      let link: Link | MultiLink;
+      if (options.offCpu) {
+        event = 'sched_switch';
+        link = obj.program('on_switch').attach();
+      } else {
+        const cpu = options.cpu ?? { frequency: 99, event: 'auto' };
+        const prog = obj.program('sample');
+        const attach = (e: 'cycles' | 'cpu-clock') => prog.attachPerfEvent({ event: e, frequency: cpu.frequency, cgroup: options.cgroup });
+        event = cpu.event === 'auto' ? 'cycles' : cpu.event;
+        try {
+          link = attach(event as 'cycles' | 'cpu-clock');
+        } catch (e) {
+          // No hardware PMU (VMs): the CPU clock samples as well, by time rather than cycles.
+          if (cpu.event !== 'auto' || !(e instanceof BpfError) || e.code !== 'UNSUPPORTED') throw e;
+          event = 'cpu-clock';
+          link = attach(event);
+        }
       }
       const s = new Sampler(obj, link, event, options);
       if (options.pid !== undefined) s.#symbolizer.snapshot(options.pid);
@@ -204,9 +215,16 @@ export class Sampler {
       return [{ name, module: '', kind: 'unknown' }];
     };
     const cut: Frame = { name: '[truncated]', module: '', kind: 'unknown' };
+    // Off-CPU kernel stacks end in the tracing that ran the program: not where the thread waited.
+    const glue = (f: Frame) => f.kind === 'kernel' && /^(__traceiter_sched_switch|bpf_trace_run\d+|bpf_prog_[0-9a-f]+_.*)$/.test(f.name);
+    const trim = (frames: Frame[]) => {
+      let end = frames.length;
+      while (end > 0 && glue(frames[end - 1])) end--;
+      return end === frames.length ? frames : frames.slice(0, end);
+    };
     return raw.map((r) => {
       const user = r.user >= 0 ? (userFrames.get(`${r.tgid}:${r.user}`) ?? []) : marker(r.user, 'user');
-      const kernel = r.kernel >= 0 ? (kernelFrames.get(r.kernel) ?? []) : marker(r.kernel, 'kernel');
+      const kernel = r.kernel >= 0 ? trim(kernelFrames.get(r.kernel) ?? []) : marker(r.kernel, 'kernel');
       const truncated = (r.user >= 0 && stacks.get(r.user)?.length === MAX_DEPTH) || (r.kernel >= 0 && stacks.get(r.kernel)?.length === MAX_DEPTH);
       if (truncated) totals.truncated += r.count;
       return { pid: r.tgid, tid: r.tid, comm: r.comm, count: r.count, stack: [...(truncated ? [cut] : []), ...user, ...kernel] };
