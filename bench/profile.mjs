@@ -42,10 +42,13 @@ async function nodebpf(frequency) {
   const stop = new AbortController();
   const running = profile({ pid: w.pid, frequency, signal: stop.signal });
   await new Promise((r) => setTimeout(r, 300)); // loaded and attached
+  // This process's own CPU while the workload runs: the drains and the symbolizing.
+  const cpu0 = process.cpuUsage();
   w.go();
   const ms = await w.done;
+  const cpu = process.cpuUsage(cpu0);
   stop.abort();
-  return { ms, profile: await running };
+  return { ms, profile: await running, cpuShare: (cpu.user + cpu.system) / 1000 / ms };
 }
 
 async function perf() {
@@ -76,18 +79,24 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 console.log(`profiler overhead: ${os.cpus().length} CPUs, Linux ${os.release()}, Node ${process.version}; medians of ${ROUNDS} runs`);
 const runs = { unprofiled: [], 'nodebpf 99 Hz': [], 'nodebpf 999 Hz': [], 'perf -F 99 -g': [] };
+const own = { 'nodebpf 99 Hz': [], 'nodebpf 999 Hz': [] };
 let last99;
 for (let i = 0; i < ROUNDS; i++) {
   runs.unprofiled.push((await unprofiled()).ms);
   const r99 = await nodebpf(99);
   runs['nodebpf 99 Hz'].push(r99.ms);
+  own['nodebpf 99 Hz'].push(r99.cpuShare);
   last99 = r99.profile;
-  runs['nodebpf 999 Hz'].push((await nodebpf(999)).ms);
+  const r999 = await nodebpf(999);
+  runs['nodebpf 999 Hz'].push(r999.ms);
+  own['nodebpf 999 Hz'].push(r999.cpuShare);
   runs['perf -F 99 -g'].push((await perf()).ms);
 }
 const base = median(runs.unprofiled);
+console.log('                 wall time  ratio   (runs)                        profiler\'s own CPU');
 for (const [name, ms] of Object.entries(runs)) {
-  console.log(`${name.padEnd(16)} ${median(ms).toFixed(0).padStart(7)} ms  ${(median(ms) / base).toFixed(3)}×  (${ms.map((m) => m.toFixed(0)).join(' ')})`);
+  const cpu = own[name] ? `${(100 * median(own[name])).toFixed(2)} % of a CPU` : '';
+  console.log(`${name.padEnd(16)} ${median(ms).toFixed(0).padStart(7)} ms  ${(median(ms) / base).toFixed(3)}×  (${ms.map((m) => m.toFixed(0)).join(' ')})  ${cpu}`);
 }
 
 const ours = last99.top(10).map((r) => ({ name: normal(r.name), self: r.self }));

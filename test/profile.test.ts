@@ -2,7 +2,8 @@
 // time under hot_spin and 1/4 under cold_spin, a syscall loop whose time is in the kernel,
 // a Node program whose hot function only its perf map names; and the formats, read back
 // by decoders that are not ours (protobufjs with pprof's profile.proto).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -181,6 +182,14 @@ describe('profile', () => {
     }
     expect(p.toFolded()).toMatch(/;main;nap;.*do_nanosleep_\[k\];.*schedule_\[k\] \d+\n/);
     await expect(offcpu({ pid })).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+
+  it('examples/profiling: an app profiles itself through the helper and gets its own functions back', () => {
+    const app = path.join(import.meta.dirname, '..', 'examples', 'profiling', 'app.mjs');
+    const r = spawnSync(process.execPath, ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack', app], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^\d+ samples \((cycles|cpu-clock)\); the profile is in /);
+    expect(r.stdout).toMatch(/%\s+JS:.render file:\/\/.*work\.mjs/);
   });
 
   it('options are checked where they enter', async () => {

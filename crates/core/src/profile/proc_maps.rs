@@ -58,8 +58,13 @@ fn parse_line(line: &str) -> Option<Vma> {
 
 /// Reads `pid`'s executable mappings and opens the files behind them into `files`
 /// (through `/proc/PID/map_files`, which reaches files of other mount namespaces and
-/// deleted ones, else `/proc/PID/root` + the path). None once the process is gone.
-pub(crate) fn snapshot(pid: u32, files: &mut HashMap<FileId, File>) -> Option<Vec<Vma>> {
+/// deleted ones, else `/proc/PID/root` + the path); mappings already in `known` keep
+/// their file without opening it again. None once the process is gone.
+pub(crate) fn snapshot(
+    pid: u32,
+    known: &[Vma],
+    files: &mut HashMap<FileId, File>,
+) -> Option<Vec<Vma>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
     let mut vmas = parse(&text);
     if vmas.is_empty() {
@@ -67,6 +72,15 @@ pub(crate) fn snapshot(pid: u32, files: &mut HashMap<FileId, File>) -> Option<Ve
         return None;
     }
     for vma in vmas.iter_mut().filter(|v| v.path.starts_with('/')) {
+        let same = |k: &&Vma| {
+            k.start == vma.start && k.end == vma.end && k.offset == vma.offset && k.path == vma.path
+        };
+        if let Some(id) = known.iter().find(same).and_then(|k| k.file) {
+            if files.contains_key(&id) {
+                vma.file = Some(id);
+                continue;
+            }
+        }
         let by_range = format!("/proc/{pid}/map_files/{:x}-{:x}", vma.start, vma.end);
         let by_root = format!("/proc/{pid}/root{}", vma.path);
         let Some(file) = File::open(&by_range).or_else(|_| File::open(&by_root)).ok() else {

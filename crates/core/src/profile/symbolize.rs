@@ -90,7 +90,7 @@ impl Symbolizer {
     /// this while it lives, and again as it maps more).
     pub fn snapshot(&mut self, pid: u32) {
         let proc = self.procs.entry(pid).or_default();
-        if let Some(vmas) = proc_maps::snapshot(pid, &mut self.files) {
+        if let Some(vmas) = proc_maps::snapshot(pid, &proc.vmas, &mut self.files) {
             if vmas != proc.vmas {
                 proc.vmas = vmas;
                 proc.names.clear();
