@@ -4,6 +4,8 @@
 // by decoders that are not ours (protobufjs with pprof's profile.proto).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -103,6 +105,49 @@ describe('profile', () => {
     // Through the JS frames down to node's main.
     const hot = p.samples.filter((s) => /hotLeaf/.test(s.stack.at(-1)?.name ?? ''));
     expect(hot.some((s) => names(s.stack).some((n) => /middle/.test(n)) && names(s.stack).includes('node::Start(int, char**)'))).toBe(true);
+  });
+
+  it("a Node program with --perf-prof: its JS functions named through V8's jitdump (no perf map)", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nodebpf-jit-'));
+    const script = 'function hotLeaf(n){let x=0;for(let i=0;i<n;i++)x+=Math.sqrt(i);return x}const t=Date.now();while(Date.now()-t<2500)hotLeaf(1e5);';
+    const child = spawn(process.execPath, ['--perf-prof', '--interpreted-frames-native-stack', '--no-turbo-inlining', '-e', script], { cwd: dir, stdio: 'ignore' });
+    children.push(child);
+    await new Promise((r) => setTimeout(r, 800));
+    const stop = new AbortController();
+    const exited = new Promise((r) => child.on('exit', r));
+    const running = profile({ pid: child.pid, frequency: 499, signal: stop.signal });
+    // Until it exits: V8 buffers its jitdump and writes the rest at exit.
+    await exited;
+    stop.abort();
+    const p = await running;
+    expect(readdirSync(dir).some((f) => /^jit-\d+\.dump$/.test(f))).toBe(true);
+    expect(readdirSync('/tmp').includes(`perf-${child.pid}.map`)).toBe(false);
+    const top = p.top(1)[0];
+    expect(top.name).toMatch(/hotLeaf/);
+    expect(top.module).toBe('[jit]');
+    expect(top.self).toBeGreaterThan(0.7);
+  });
+
+  it('every process (no pid): the target among the others, its samples its own', async () => {
+    const pid = await start(fixture('profile_target'), ['3000']);
+    const p = await profile({ duration: 800, frequency: 499 });
+    const mine = p.samples.filter((s) => s.pid === pid);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.every((s) => s.comm === 'profile_target')).toBe(true);
+    expect(share(p, (s) => s.pid === pid)).toBeGreaterThan(0.3);
+    expect(p.samples.filter((s) => s.pid !== pid).every((s) => !names(s.stack).includes('hot_spin'))).toBe(true);
+  });
+
+  it('a period of cpu-clock nanoseconds instead of a frequency', async () => {
+    const pid = await start(fixture('profile_target'), ['3000']);
+    const p = await profile({ pid, duration: 1000, period: 2_000_000 });
+    expect(p.event).toBe('cpu-clock');
+    expect(p.frequency).toBe(500);
+    const n = p.samples.reduce((s, x) => s + x.count, 0);
+    expect(n).toBeGreaterThan(350);
+    expect(n).toBeLessThan(650);
+    await expect(profile({ pid, duration: 10, period: 1000, frequency: 99 })).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(profile({ pid, duration: 10, period: 1000, event: 'cycles' })).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
   it('formats: folded lines flamegraph tools take, pprof a protobuf decoder reads, speedscope', async () => {

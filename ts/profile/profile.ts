@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { Function as PFunction, Label, Line, Location, Mapping, Profile as PProfile, Sample, StringTable, ValueType } from 'pprof-format';
 
 import { BpfError } from '../errors.js';
-import { options as opts, optNum, optStr, PID } from '../check.js';
+import { options as opts, optBig, optNum, optStr, PID } from '../check.js';
 import { Sampler, type SampledEvent } from './sampler.js';
 
 /** One frame of a stack. */
@@ -57,6 +57,11 @@ export interface ProfileOptions {
   cgroup?: string;
   /** Samples per second per CPU (default 99). */
   frequency?: number;
+  /**
+   * Instead of a frequency: one sample every `period` nanoseconds of `cpu-clock`, as
+   * `perf record -c` does (the event is then `cpu-clock`).
+   */
+  period?: number | bigint;
   /** How long, in milliseconds (default: until `signal` aborts). */
   duration?: number;
   signal?: AbortSignal;
@@ -238,21 +243,27 @@ export interface SpeedscopeFile {
 }
 
 const FREQUENCY = { min: 1n, max: 100_000n, name: 'frequency' } as const;
+const PERIOD = { min: 1n, max: (1n << 63n) - 1n, name: 'period' } as const;
 const DURATION = { min: 1n, max: BigInt(Number.MAX_SAFE_INTEGER), name: 'duration' } as const;
 
 function checked(given: ProfileOptions | undefined) {
   const o = opts('profile options', given ?? {});
   const event = o.event ?? 'auto';
   if (!['auto', 'cycles', 'cpu-clock'].includes(event)) throw new BpfError('EINVAL', `event is '${String(event)}': 'auto', 'cycles' or 'cpu-clock'`);
+  if (o.period !== undefined && o.frequency !== undefined) throw new BpfError('EINVAL', 'give frequency or period, not both');
+  if (o.period !== undefined && event === 'cycles') throw new BpfError('EINVAL', 'a period is in nanoseconds of cpu-clock: give a frequency for cycles');
+  const period = optBig('period', o.period, PERIOD);
   return {
+    period,
     pid: optNum('pid', o.pid, PID),
     cgroup: optStr('cgroup', o.cgroup),
-    frequency: optNum('frequency', o.frequency, FREQUENCY) ?? 99,
+    // A period of cpu-clock nanoseconds is a frequency too.
+    frequency: period === undefined ? (optNum('frequency', o.frequency, FREQUENCY) ?? 99) : 1e9 / Number(period),
     duration: optNum('duration', o.duration, DURATION),
     signal: o.signal,
     user: o.user !== false,
     kernel: o.kernel !== false,
-    event,
+    event: period === undefined ? event : ('cpu-clock' as const),
   };
 }
 
@@ -313,10 +324,6 @@ function wait(ms: number | undefined, signal: AbortSignal | undefined): Promise<
  */
 const drainMs = (frequency: number) => Math.min(1000, Math.max(100, (160_000 / (frequency * availableParallelism())) | 0));
 
-/** The sums of two intervals' totals. */
-const addTotals = (a: ProfileTotals, b: ProfileTotals): ProfileTotals =>
-  Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v + b[k as keyof ProfileTotals]])) as unknown as ProfileTotals;
-
 /**
  * Samples the stacks of every CPU (or of one process, or cgroup) for `duration` ms or
  * until `signal` aborts, and resolves with them symbolized. Needs CAP_BPF and
@@ -325,13 +332,21 @@ const addTotals = (a: ProfileTotals, b: ProfileTotals): ProfileTotals =>
 export async function profile(given?: ProfileOptions): Promise<Profile> {
   const o = checked(given);
   if (o.duration === undefined && !o.signal) throw new BpfError('EINVAL', 'profile needs a duration or a signal to end');
+  const sampler = await Sampler.start({ ...o, cpu: { frequency: o.frequency, period: o.period, event: o.event } });
   const start = Date.now();
-  let all: Profile | undefined;
-  for await (const p of profileIntervals({ ...o, interval: drainMs(o.frequency) })) {
-    all = all ? new Profile([...all.samples, ...p.samples], addTotals(all.totals, p.totals), p.event, p.frequency, start, Date.now() - start) : p;
+  const end = o.duration === undefined ? Infinity : start + o.duration;
+  try {
+    // Drained as it runs, symbolized at the end (names a JIT writes late are in then).
+    const collected = [];
+    do {
+      await wait(Math.min(drainMs(o.frequency), end - Date.now()), o.signal);
+      collected.push(await sampler.collect());
+    } while (!o.signal?.aborted && Date.now() < end);
+    const { samples, totals } = await sampler.symbolize(collected);
+    return new Profile(samples, totals, sampler.event, o.frequency, start, Date.now() - start);
+  } finally {
+    sampler.close();
   }
-  if (!all) throw new BpfError('INTERNAL', 'a profile without a drain');
-  return new Profile(all.samples, all.totals, all.event, all.frequency, start, Date.now() - start);
 }
 
 /**
@@ -341,7 +356,7 @@ export async function profile(given?: ProfileOptions): Promise<Profile> {
 export async function* profileIntervals(given?: ProfileOptions & { interval?: number }): AsyncGenerator<Profile, void, undefined> {
   const o = checked(given);
   const interval = optNum('interval', given?.interval, DURATION) ?? 1000;
-  const sampler = await Sampler.start({ ...o, cpu: { frequency: o.frequency, event: o.event } });
+  const sampler = await Sampler.start({ ...o, cpu: { frequency: o.frequency, period: o.period, event: o.event } });
   const end = o.duration === undefined ? Infinity : Date.now() + o.duration;
   try {
     while (!o.signal?.aborted) {

@@ -39,7 +39,7 @@ export interface SamplerOptions {
   user: boolean;
   kernel: boolean;
   /** CPU samples: this often, driven by this event. */
-  cpu?: { frequency: number; event: 'cycles' | 'cpu-clock' | 'auto' };
+  cpu?: { frequency: number; period?: bigint; event: 'cycles' | 'cpu-clock' | 'auto' };
   /** Off-CPU time: blocks from this long (µs). */
   offCpu?: { minBlockUs: number };
 }
@@ -48,9 +48,16 @@ interface RawSample {
   tgid: number;
   tid: number;
   comm: string;
-  user: number;
-  kernel: number;
+  /** The stack's addresses (leaf first), or why there is none (a negative errno). */
+  user: bigint[] | number;
+  kernel: bigint[] | number;
   count: number;
+}
+
+/** One drain, not yet symbolized. */
+export interface Collected {
+  raw: RawSample[];
+  totals: ProfileTotals;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -101,7 +108,8 @@ export class Sampler {
       } else {
         const cpu = options.cpu ?? { frequency: 99, event: 'auto' };
         const prog = obj.program('sample');
-        const attach = (e: 'cycles' | 'cpu-clock') => prog.attachPerfEvent({ event: e, frequency: cpu.frequency, cgroup: options.cgroup });
+        const rate = cpu.period === undefined ? { frequency: cpu.frequency } : { period: cpu.period };
+        const attach = (e: 'cycles' | 'cpu-clock') => prog.attachPerfEvent({ event: e, ...rate, cgroup: options.cgroup });
         event = cpu.event === 'auto' ? 'cycles' : cpu.event;
         try {
           link = attach(event as 'cycles' | 'cpu-clock');
@@ -128,6 +136,14 @@ export class Sampler {
 
   /** What was sampled since the last drain, symbolized, and the counters' changes. */
   async drain(): Promise<{ samples: ProfileSample[]; totals: ProfileTotals }> {
+    return this.symbolize([await this.collect()]);
+  }
+
+  /**
+   * What was sampled since the last drain, as addresses (symbolized later: a JIT's names
+   * may come only later, as its jitdump is flushed at exit).
+   */
+  async collect(): Promise<Collected> {
     const half = this.#generation & 1;
     this.#generation++;
     const bss = this.#obj.maps.find((m) => m.name.endsWith('.bss'));
@@ -138,6 +154,15 @@ export class Sampler {
     await sleep(FLIP_SETTLE_MS);
 
     const counts = this.#obj.map(`counts${half}`);
+    const stackMap = this.#obj.map(`stacks${half}`);
+    const stacks = new Map<number, bigint[]>();
+    // A stack id resolves in its own half only: to addresses now.
+    const stack = (id: number): bigint[] | number => {
+      if (id < 0) return id;
+      let s = stacks.get(id);
+      if (!s) stacks.set(id, (s = stackMap.stack(id) ?? []));
+      return s;
+    };
     const raw: RawSample[] = [];
     for (const key of counts.keys()) {
       const value = counts.get(key);
@@ -148,22 +173,15 @@ export class Sampler {
       raw.push({
         tgid: k.getUint32(0, true),
         tid: k.getUint32(4, true),
-        user: k.getInt32(8, true),
-        kernel: k.getInt32(12, true),
+        user: stack(k.getInt32(8, true)),
+        kernel: stack(k.getInt32(12, true)),
         comm: comm.slice(0, comm.indexOf('\0') < 0 ? undefined : comm.indexOf('\0')),
         count: Number(new DataView(value.buffer, value.byteOffset, value.byteLength).getBigUint64(0, true)),
       });
     }
-    const stackMap = this.#obj.map(`stacks${half}`);
-    const stacks = new Map<number, bigint[]>();
-    for (const id of new Set(raw.flatMap((r) => [r.user, r.kernel]).filter((id) => id >= 0))) {
-      stacks.set(id, stackMap.stack(id) ?? []);
-    }
     for (const key of stackMap.keys()) stackMap.delete(key);
-
-    const totals = this.#totals();
     for (const tgid of new Set(raw.map((r) => r.tgid))) this.#symbolizer.snapshot(tgid);
-    return { samples: await this.#symbolize(raw, stacks, totals), totals };
+    return { raw, totals: this.#totals() };
   }
 
   #totals(): ProfileTotals {
@@ -178,16 +196,24 @@ export class Sampler {
     return { ...t, truncated: 0 };
   }
 
-  async #symbolize(raw: RawSample[], stacks: Map<number, bigint[]>, totals: ProfileTotals): Promise<ProfileSample[]> {
+  /** Collected samples (of one drain or several), symbolized; their totals summed. */
+  async symbolize(collected: Collected[]): Promise<{ samples: ProfileSample[]; totals: ProfileTotals }> {
+    const raw = collected.flatMap((c) => c.raw);
+    const totals = collected
+      .map((c) => c.totals)
+      .reduce((a, b) => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v + b[k as keyof ProfileTotals]])) as unknown as ProfileTotals);
     // Each distinct user stack (per process) and kernel stack once.
-    const userKeys = [...new Set(raw.filter((r) => r.user >= 0).map((r) => `${r.tgid}:${r.user}`))];
-    const kernelIds = [...new Set(raw.filter((r) => r.kernel >= 0).map((r) => r.kernel))];
+    const userKey = (r: RawSample) => `${r.tgid}:${(r.user as bigint[]).join(',')}`;
+    const kernelKey = (r: RawSample) => (r.kernel as bigint[]).join(',');
+    const users = new Map<string, { pid: number; addrs: bigint[] }>();
+    const kernels = new Map<string, bigint[]>();
+    for (const r of raw) {
+      if (Array.isArray(r.user)) users.set(userKey(r), { pid: r.tgid, addrs: r.user });
+      if (Array.isArray(r.kernel)) kernels.set(kernelKey(r), r.kernel);
+    }
     const entries = [
-      ...userKeys.map((k) => {
-        const [tgid, id] = k.split(':').map(Number);
-        return { pid: tgid, user: stacks.get(id) ?? [], kernel: [] as bigint[] };
-      }),
-      ...kernelIds.map((id) => ({ pid: 0, user: [] as bigint[], kernel: stacks.get(id) ?? [] })),
+      ...[...users.values()].map((u) => ({ pid: u.pid, user: u.addrs, kernel: [] as bigint[] })),
+      ...[...kernels.values()].map((k) => ({ pid: 0, user: [] as bigint[], kernel: k })),
     ];
     const out = await this.#symbolizer.symbolize(
       Uint32Array.from(entries.map((e) => e.pid)),
@@ -199,13 +225,15 @@ export class Sampler {
     const frames: Frame[] = out.frames.map((f) => ({ name: f.name, module: f.module, kind: f.kind as Frame['kind'] }));
     // Root first: the symbolizer gives leaf first.
     const userFrames = new Map<string, Frame[]>();
-    const kernelFrames = new Map<number, Frame[]>();
+    const kernelFrames = new Map<string, Frame[]>();
+    const userKeys = [...users.keys()];
+    const kernelKeys = [...kernels.keys()];
     let u = 0;
     let k = 0;
     entries.forEach((e, i) => {
       const take = (from: number, n: number, idx: number[]) => idx.slice(from, from + n).map((j) => frames[j]).reverse();
       if (i < userKeys.length) userFrames.set(userKeys[i], take(u, e.user.length, out.user));
-      else kernelFrames.set(kernelIds[i - userKeys.length], take(k, e.kernel.length, out.kernel));
+      else kernelFrames.set(kernelKeys[i - userKeys.length], take(k, e.kernel.length, out.kernel));
       u += e.user.length;
       k += e.kernel.length;
     });
@@ -222,13 +250,14 @@ export class Sampler {
       while (end > 0 && glue(frames[end - 1])) end--;
       return end === frames.length ? frames : frames.slice(0, end);
     };
-    return raw.map((r) => {
-      const user = r.user >= 0 ? (userFrames.get(`${r.tgid}:${r.user}`) ?? []) : marker(r.user, 'user');
-      const kernel = r.kernel >= 0 ? trim(kernelFrames.get(r.kernel) ?? []) : marker(r.kernel, 'kernel');
-      const truncated = (r.user >= 0 && stacks.get(r.user)?.length === MAX_DEPTH) || (r.kernel >= 0 && stacks.get(r.kernel)?.length === MAX_DEPTH);
+    const samples = raw.map((r) => {
+      const user = Array.isArray(r.user) ? (userFrames.get(userKey(r)) ?? []) : marker(r.user, 'user');
+      const kernel = Array.isArray(r.kernel) ? trim(kernelFrames.get(kernelKey(r)) ?? []) : marker(r.kernel, 'kernel');
+      const truncated = (Array.isArray(r.user) && r.user.length === MAX_DEPTH) || (Array.isArray(r.kernel) && r.kernel.length === MAX_DEPTH);
       if (truncated) totals.truncated += r.count;
       return { pid: r.tgid, tid: r.tid, comm: r.comm, count: r.count, stack: [...(truncated ? [cut] : []), ...user, ...kernel] };
     });
+    return { samples, totals };
   }
 
   /** Detaches, and frees the maps and the symbolizer. Idempotent. */

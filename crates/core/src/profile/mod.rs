@@ -2,6 +2,7 @@
 //! Sampling itself is a perf-event program and maps (`bpf/profile.bpf.c`), driven from
 //! the facade.
 
+mod jitdump;
 mod perf_map;
 mod proc_maps;
 pub mod symbolize;

@@ -6,7 +6,7 @@
 //! cannot at once keep the mappings of a process that exited, reach files in other mount
 //! namespaces, and read a perf map that grows, has stale entries, or a malformed line
 //! (it drops the whole map then). So blazesym gets files by an fd we keep open, and file
-//! offsets; JIT frames come from the perf map.
+//! offsets; JIT frames come from the jitdump or the perf map.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,6 +15,7 @@ use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{Input, Symbolized};
 use blazesym::MaybeDefault;
 
+use super::jitdump::JitDump;
 use super::perf_map::PerfMap;
 use super::proc_maps::{self, FileId, Vma};
 
@@ -54,7 +55,8 @@ pub struct Frame {
 struct Process {
     vmas: Vec<Vma>,
     perf_map: PerfMap,
-    /// Names by address, as found (a process's code is mapped once).
+    jit_dump: JitDump,
+    /// Names by address found in the process's files (its code there is mapped once).
     names: HashMap<u64, Frame>,
 }
 
@@ -97,11 +99,7 @@ impl Symbolizer {
             }
         }
         proc.perf_map.refresh(pid);
-    }
-
-    /// Perf-map lines of `pid` that could not be read.
-    pub fn perf_map_skipped(&self, pid: u32) -> usize {
-        self.procs.get(&pid).map_or(0, |p| p.perf_map.skipped)
+        proc.jit_dump.refresh(pid, &proc.vmas);
     }
 
     /// A user stack of `pid`, leaf first. Frames but the leaf are return addresses: they
@@ -118,26 +116,35 @@ impl Symbolizer {
             .collect();
         let missing: Vec<u64> = {
             let proc = &self.procs[&pid];
-            looked_up
+            let mut m: Vec<u64> = looked_up
                 .iter()
                 .copied()
                 .filter(|a| !proc.names.contains_key(a))
-                .collect()
+                .collect();
+            m.sort_unstable();
+            m.dedup();
+            m
         };
-        if !missing.is_empty() {
-            let found = self.resolve_user(pid, &missing);
-            let proc = self.procs.entry(pid).or_default();
-            for (a, f) in missing.into_iter().zip(found) {
-                proc.names.insert(a, f);
+        let found = self.resolve_user(pid, &missing);
+        let fresh: HashMap<u64, Frame> = missing.iter().copied().zip(found).collect();
+        let proc = self.procs.entry(pid).or_default();
+        // Names from files stay; JIT and unknown ones are looked up again next time (a
+        // JIT's names come in later: its perf map grows, its jitdump is flushed at exit).
+        for (a, f) in &fresh {
+            if f.kind == FrameKind::User {
+                proc.names.insert(*a, f.clone());
             }
         }
-        let proc = &self.procs[&pid];
         looked_up
             .iter()
             .zip(stack)
             .map(|(a, &addr)| Frame {
                 addr,
-                ..proc.names[a].clone()
+                ..fresh
+                    .get(a)
+                    .or_else(|| proc.names.get(a))
+                    .cloned()
+                    .unwrap_or_else(|| unknown(addr, "[unmapped]", addr))
             })
             .collect()
     }
@@ -196,7 +203,11 @@ impl Symbolizer {
 
     /// A frame outside the files mapped: JIT code the perf map names, the vDSO, or unknown.
     fn unmapped(&self, proc: &Process, vma: Option<&Vma>, addr: u64) -> Frame {
-        if let Some(name) = proc.perf_map.find(addr) {
+        if let Some(name) = proc
+            .jit_dump
+            .find(addr)
+            .or_else(|| proc.perf_map.find(addr))
+        {
             return Frame {
                 name: name.to_string(),
                 module: "[jit]".into(),
