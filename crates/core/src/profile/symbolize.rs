@@ -44,7 +44,8 @@ impl FrameKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub name: String,
-    /// The file's base name, `[kernel]`, `[jit]`, `[vdso]`, or `[anon]`.
+    /// The file's base name, `[kernel]` or a kernel module's `[name]`, `[jit]`, `[vdso]`,
+    /// or `[anon]`.
     pub module: String,
     pub kind: FrameKind,
     /// The address in the stack.
@@ -67,6 +68,8 @@ pub struct Symbolizer {
     procs: HashMap<u32, Process>,
     files: HashMap<FileId, File>,
     kernel: HashMap<u64, Frame>,
+    /// Which module each kernel text symbol is in (read at the first kernel stack).
+    kernel_owners: Option<Vec<(u64, Option<String>)>>,
 }
 
 impl Default for Symbolizer {
@@ -85,6 +88,7 @@ impl Symbolizer {
             procs: HashMap::new(),
             files: HashMap::new(),
             kernel: HashMap::new(),
+            kernel_owners: None,
         }
     }
 
@@ -249,15 +253,26 @@ impl Symbolizer {
                 .blaze
                 .symbolize(&src, Input::AbsAddr(&missing))
                 .unwrap_or_default();
+            // blazesym names module functions but not their module: kallsyms does.
+            let owners = self.kernel_owners.get_or_insert_with(|| {
+                crate::symbols::kernel::Kallsyms::read()
+                    .map(|k| k.text_owners())
+                    .unwrap_or_default()
+            });
             for (k, &a) in missing.iter().enumerate() {
+                let i = owners.partition_point(|&(start, _)| start <= a);
+                let module = match i.checked_sub(1).and_then(|i| owners[i].1.as_deref()) {
+                    Some(m) => format!("[{m}]"),
+                    None => "[kernel]".to_string(),
+                };
                 let frame = match syms.get(k) {
                     Some(Symbolized::Sym(s)) => Frame {
                         name: s.name.to_string(),
-                        module: "[kernel]".into(),
+                        module,
                         kind: FrameKind::Kernel,
                         addr: a,
                     },
-                    _ => unknown(a, "[kernel]", a),
+                    _ => unknown(a, &module, a),
                 };
                 self.kernel.insert(a, frame);
             }
@@ -321,5 +336,26 @@ mod tests {
         let unmapped = s.user(pid, &[0x10]);
         assert_eq!(unmapped[0].kind, FrameKind::Unknown);
         assert_eq!(unmapped[0].name, "[unknown] 0x10");
+    }
+
+    /// A kernel function by its kallsyms address, and a module's with its module's name
+    /// (where a module with functions is loaded and addresses are shown).
+    #[test]
+    fn kernel_functions_and_their_modules() {
+        let Ok(k) = crate::symbols::kernel::Kallsyms::read() else {
+            return;
+        };
+        let Some(addr) = k.address("do_sys_open").or_else(|| k.address("do_syscall_64")) else {
+            return;
+        };
+        let mut s = Symbolizer::new();
+        let f = &s.kernel(&[addr])[0];
+        assert!(matches!(f.name.as_str(), "do_sys_open" | "do_syscall_64"), "{f:?}");
+        assert_eq!((f.module.as_str(), f.kind), ("[kernel]", FrameKind::Kernel));
+        let owners = k.text_owners();
+        if let Some((addr, Some(module))) = owners.iter().find(|(a, m)| *a != 0 && m.is_some()) {
+            let f = &s.kernel(&[*addr])[0];
+            assert_eq!(f.module, format!("[{module}]"), "{f:?}");
+        }
     }
 }

@@ -161,6 +161,31 @@ impl Kallsyms {
             .filter(|&a| a != 0 || self.shows_addresses())
     }
 
+    /// Where each text symbol starts and which module it is in (`None`: vmlinux), by
+    /// address: a kernel address belongs to the symbol before it.
+    pub fn text_owners(&self) -> Vec<(u64, Option<String>)> {
+        let mut out: Vec<(u64, Option<String>)> = self
+            .0
+            .split(|&b| b == b'\n')
+            .filter_map(|line| {
+                // "ffffffffc0a01000 t nf_ct_get_tuple\t[nf_conntrack]"
+                let mut parts = line.split(|&b| b == b' ' || b == b'\t');
+                let (addr, kind, _name) = (parts.next()?, parts.next()?, parts.next()?);
+                if kind != b"t" && kind != b"T" {
+                    return None;
+                }
+                let addr = u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok()?;
+                let module = parts
+                    .next()
+                    .and_then(|m| m.strip_prefix(b"[")?.strip_suffix(b"]"))
+                    .map(|m| String::from_utf8_lossy(m).into_owned());
+                Some((addr, module))
+            })
+            .collect();
+        out.sort_unstable_by_key(|&(a, _)| a);
+        out
+    }
+
     /// Whether any address is shown (not all zeros).
     fn shows_addresses(&self) -> bool {
         self.0.split(|&b| b == b'\n').any(|line| {
