@@ -150,6 +150,26 @@ describe('profile', () => {
     await expect(profile({ pid, duration: 10, period: 1000, event: 'cycles' })).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
+  it('stripped binaries: names from a separate debug file (debug link), and from MiniDebugInfo', async () => {
+    for (const kind of ['debuglink', 'minidebug']) {
+      const pid = await start(fixture(`${kind}/profile_target`), ['3000'], 200);
+      const p = await profile({ pid, duration: 700, frequency: 499 });
+      expect(p.toFolded(), kind).toMatch(/^profile_target;.*;main;work;hot_spin;spin \d+$/m);
+      expect(share(p, (s) => names(s.stack).includes('spin')), kind).toBeGreaterThan(0.9);
+    }
+  });
+
+  it('a binary only its own mount namespace sees (a tmpfs mounted there): named through /proc/PID/map_files', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nodebpf-ns-'));
+    const src = fixture('profile_target');
+    const pid = await start('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none ${dir} && cp ${src} ${dir}/hidden && exec ${dir}/hidden 3000`], 400);
+    expect(readdirSync(dir)).toEqual([]);
+    const p = await profile({ pid, duration: 700, frequency: 499 });
+    expect(p.samples.every((s) => s.comm === 'hidden')).toBe(true);
+    expect(p.toFolded()).toMatch(/^hidden;.*;main;work;hot_spin;spin \d+$/m);
+    expect(p.top(1)[0]).toMatchObject({ name: 'spin', module: 'hidden' });
+  });
+
   it('formats: folded lines flamegraph tools take, pprof a protobuf decoder reads, speedscope', async () => {
     const pid = await start(fixture('profile_target'), ['3000']);
     const p = await profile({ pid, duration: 800, frequency: 999 });
