@@ -138,6 +138,22 @@ describe('profile', () => {
     expect(p.samples.filter((s) => s.pid !== pid).every((s) => !names(s.stack).includes('hot_spin'))).toBe(true);
   });
 
+  it('every process: one that lives 150 ms keeps its names (its first sample has its mappings taken in)', async () => {
+    const stop = new AbortController();
+    const running = profile({ frequency: 999, signal: stop.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    const child = spawn(fixture('profile_target'), ['150'], { stdio: 'ignore' });
+    await new Promise((r) => child.on('exit', r));
+    await new Promise((r) => setTimeout(r, 100));
+    stop.abort();
+    const p = await running;
+    const mine = p.samples.filter((s) => s.pid === child.pid);
+    expect(mine.reduce((n, s) => n + s.count, 0)).toBeGreaterThan(50);
+    expect(share(p, (s) => s.pid === child.pid && names(s.stack).includes('hot_spin'))).toBeGreaterThan(0);
+    const named = mine.filter((s) => names(s.stack).includes('spin')).reduce((n, s) => n + s.count, 0);
+    expect(named / mine.reduce((n, s) => n + s.count, 0)).toBeGreaterThan(0.8);
+  });
+
   it('a period of cpu-clock nanoseconds instead of a frequency', async () => {
     const pid = await start(fixture('profile_target'), ['3000']);
     const p = await profile({ pid, duration: 1000, period: 2_000_000 });

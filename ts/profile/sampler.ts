@@ -71,6 +71,8 @@ export class Sampler {
   #generation = 0;
   #stats: bigint[] = STATS.map(() => 0n);
   readonly #watch: NodeJS.Timeout;
+  /** Ends the reading of new-process notices. */
+  readonly #stopNotices = new AbortController();
 
   private constructor(obj: BpfObject, link: Link | MultiLink, event: SampledEvent, options: SamplerOptions) {
     this.#obj = obj;
@@ -81,6 +83,19 @@ export class Sampler {
     this.#watch = setInterval(() => this.#snapshotSeen(), SNAPSHOT_MS);
     // Sampling keeps no process alive.
     this.#watch.unref();
+    if (obj.maps.some((m) => m.name === 'new_processes')) void this.#readNotices();
+  }
+
+  /** A process's first sample: its mappings now, before it may exit. */
+  async #readNotices(): Promise<void> {
+    const rb = this.#obj.ringbuf('new_processes');
+    try {
+      for await (const batch of rb.batches({ signal: this.#stopNotices.signal })) {
+        batch.forEach((view, offset) => this.#symbolizer.snapshot(view.getUint32(offset, true)));
+      }
+    } catch {
+      // Closed under the iteration: the sampler is done.
+    }
   }
 
   /** The processes sampled so far (in the half being written), taken in again. */
@@ -263,6 +278,7 @@ export class Sampler {
   /** Detaches, and frees the maps and the symbolizer. Idempotent. */
   close(): void {
     clearInterval(this.#watch);
+    this.#stopNotices.abort();
     this.#link.close();
     this.#obj.close();
     this.#symbolizer.close();

@@ -181,6 +181,19 @@ impl Drop for Consumer {
     }
 }
 
+/// The last peek's batch, taken for a release of `records` of it: `None` when there is
+/// none and nothing is released; releasing records without a batch is an error.
+pub(crate) fn take_last<T>(
+    last: &std::sync::Mutex<Option<T>>,
+    records: usize,
+) -> Result<Option<T>> {
+    match last.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some(batch) => Ok(Some(batch)),
+        None if records == 0 => Ok(None),
+        None => Err(crate::error::einval("release without a batch: peek first")),
+    }
+}
+
 /// Gives the claim back if making the consumer fails after taking it.
 pub(crate) struct ClaimGuard(Option<Arc<Claim>>);
 

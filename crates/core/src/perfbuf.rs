@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{einval, Code, Error, Result};
-use crate::events::{Consumer, EventSource, Index, Slots, Span};
+use crate::events::{take_last, Consumer, EventSource, Index, Slots, Span};
 use crate::maps::Map;
 use crate::mmap::Mapping;
 use crate::sys::{self, PerfEventAttr};
@@ -387,12 +387,8 @@ impl EventSource for PerfBuf {
 
     fn release(&self, records: usize) -> Result<()> {
         self.consumer.check_open("perf buffer")?;
-        let Some(t) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return if records == 0 {
-                Ok(())
-            } else {
-                Err(einval("release without a batch: peek first"))
-            };
+        let Some(t) = take_last(&self.last, records)? else {
+            return Ok(());
         };
         let ring = &self.rings[t.ring];
         if records >= t.span.records {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{einval, Code, Error, Result};
-use crate::events::{ClaimGuard, Consumer, EventSource, Index, Slots, Span};
+use crate::events::{take_last, ClaimGuard, Consumer, EventSource, Index, Slots, Span};
 use crate::map_create::{self, MapDef};
 use crate::maps::Map;
 use crate::mmap::Mapping;
@@ -243,12 +243,8 @@ impl EventSource for RingBuf {
 
     fn release(&self, records: usize) -> Result<()> {
         self.consumer.check_open("ring buffer")?;
-        let Some(span) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return if records == 0 {
-                Ok(())
-            } else {
-                Err(einval("release without a batch: peek first"))
-            };
+        let Some(span) = take_last(&self.last, records)? else {
+            return Ok(());
         };
         let ring = &self.rings[span.buffer];
         let start = ring.consumer_pos().load(Ordering::Relaxed);

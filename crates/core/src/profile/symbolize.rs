@@ -345,12 +345,18 @@ mod tests {
         let Ok(k) = crate::symbols::kernel::Kallsyms::read() else {
             return;
         };
-        let Some(addr) = k.address("do_sys_open").or_else(|| k.address("do_syscall_64")) else {
+        let Some(addr) = k
+            .address("do_sys_open")
+            .or_else(|| k.address("do_syscall_64"))
+        else {
             return;
         };
         let mut s = Symbolizer::new();
         let f = &s.kernel(&[addr])[0];
-        assert!(matches!(f.name.as_str(), "do_sys_open" | "do_syscall_64"), "{f:?}");
+        assert!(
+            matches!(f.name.as_str(), "do_sys_open" | "do_syscall_64"),
+            "{f:?}"
+        );
         assert_eq!((f.module.as_str(), f.kind), ("[kernel]", FrameKind::Kernel));
         let owners = k.text_owners();
         if let Some((addr, Some(module))) = owners.iter().find(|(a, m)| *a != 0 && m.is_some()) {

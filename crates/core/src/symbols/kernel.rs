@@ -101,10 +101,13 @@ fn read_traceable(addresses: bool) -> Result<Vec<KernelFunction>> {
         .collect())
 }
 
-/// Kernel text symbols from /proc/kallsyms as (address, name), sorted by address;
-/// names borrow from the file's bytes (there are hundreds of thousands).
-fn function_starts(kallsyms: &[u8]) -> Vec<(u64, &[u8])> {
-    let mut out: Vec<(u64, &[u8])> = kallsyms
+/// A kernel text symbol: its address, name, and module (`None`: vmlinux), borrowed from
+/// the bytes of /proc/kallsyms (there are hundreds of thousands).
+type TextSymbol<'a> = (u64, &'a [u8], Option<&'a [u8]>);
+
+/// Kernel text symbols from /proc/kallsyms, sorted by address.
+fn text_symbols(kallsyms: &[u8]) -> Vec<TextSymbol<'_>> {
+    let mut out: Vec<TextSymbol<'_>> = kallsyms
         .split(|&b| b == b'\n')
         .filter_map(|line| {
             // "ffffffff81000000 T name\t[module]"
@@ -114,11 +117,22 @@ fn function_starts(kallsyms: &[u8]) -> Vec<(u64, &[u8])> {
                 return None;
             }
             let addr = u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok()?;
-            Some((addr, name))
+            let module = parts
+                .next()
+                .and_then(|m| m.strip_prefix(b"[")?.strip_suffix(b"]"));
+            Some((addr, name, module))
         })
         .collect();
-    out.sort_unstable_by_key(|&(a, _)| a);
+    out.sort_unstable_by_key(|&(a, _, _)| a);
     out
+}
+
+/// Kernel text symbols as (address, name), sorted by address.
+fn function_starts(kallsyms: &[u8]) -> Vec<(u64, &[u8])> {
+    text_symbols(kallsyms)
+        .into_iter()
+        .map(|(a, name, _)| (a, name))
+        .collect()
 }
 
 /// How many times each name occurs.
@@ -164,26 +178,10 @@ impl Kallsyms {
     /// Where each text symbol starts and which module it is in (`None`: vmlinux), by
     /// address: a kernel address belongs to the symbol before it.
     pub fn text_owners(&self) -> Vec<(u64, Option<String>)> {
-        let mut out: Vec<(u64, Option<String>)> = self
-            .0
-            .split(|&b| b == b'\n')
-            .filter_map(|line| {
-                // "ffffffffc0a01000 t nf_ct_get_tuple\t[nf_conntrack]"
-                let mut parts = line.split(|&b| b == b' ' || b == b'\t');
-                let (addr, kind, _name) = (parts.next()?, parts.next()?, parts.next()?);
-                if kind != b"t" && kind != b"T" {
-                    return None;
-                }
-                let addr = u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok()?;
-                let module = parts
-                    .next()
-                    .and_then(|m| m.strip_prefix(b"[")?.strip_suffix(b"]"))
-                    .map(|m| String::from_utf8_lossy(m).into_owned());
-                Some((addr, module))
-            })
-            .collect();
-        out.sort_unstable_by_key(|&(a, _)| a);
-        out
+        text_symbols(&self.0)
+            .into_iter()
+            .map(|(a, _, module)| (a, module.map(|m| String::from_utf8_lossy(m).into_owned())))
+            .collect()
     }
 
     /// Whether any address is shown (not all zeros).
