@@ -150,11 +150,12 @@ describe('profile', () => {
   it('folded stacks on a pipe: the command run once the sampler is in, its known shares', () => {
     const r = cli(['profile', '--frequency', '999', '--', P, '1500']);
     expect(r.status).toBe(0);
+    expect(r.stdout.trimEnd().split('\n').filter((l) => !/^(.*) (\d+)$/.test(l))).toEqual([]);
     const lines = r.stdout.trimEnd().split('\n').map((l) => /^(.*) (\d+)$/.exec(l));
-    expect(lines.every((m) => m !== null)).toBe(true);
     const count = (re: RegExp) => lines.filter((m) => re.test(m![1])).reduce((n, m) => n + Number(m![2]), 0);
     const all = count(/^profile_target;/);
-    expect(all).toBeGreaterThan(700);
+    // 999 Hz for 1.5 s; a TCG guest's timers run late.
+    expect(all).toBeGreaterThan(process.env.NODEBPF_GUEST_OUT === undefined ? 700 : 200);
     expect(Math.abs(count(/;main;work;hot_spin;spin$/) / all - 0.75)).toBeLessThan(0.06);
   });
 

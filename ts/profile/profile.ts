@@ -71,6 +71,8 @@ export interface ProfileOptions {
   user?: boolean;
   /** What drives sampling: `cycles` needs a hardware PMU; `auto` (default) falls back to `cpu-clock` without one. */
   event?: 'cycles' | 'cpu-clock' | 'auto';
+  /** Called once sampling has begun (the program is loaded and attached): start the work to profile then. */
+  onStart?: () => void;
 }
 
 /** A symbolized CPU profile: samples, and what was lost on the way. */
@@ -261,6 +263,7 @@ function checked(given: ProfileOptions | undefined) {
     frequency: period === undefined ? (optNum('frequency', o.frequency, FREQUENCY) ?? 99) : 1e9 / Number(period),
     duration: optNum('duration', o.duration, DURATION),
     signal: o.signal,
+    onStart: typeof o.onStart === 'function' ? o.onStart : undefined,
     user: o.user !== false,
     kernel: o.kernel !== false,
     event: period === undefined ? event : ('cpu-clock' as const),
@@ -277,6 +280,8 @@ export interface OffCpuOptions {
   user?: boolean;
   /** Blocks shorter than this many microseconds are left out (default 1). */
   minBlock?: number;
+  /** Called once the program is attached: start the work to look at then. */
+  onStart?: () => void;
 }
 
 /**
@@ -291,6 +296,7 @@ export async function offcpu(given?: OffCpuOptions): Promise<Profile> {
   if (duration === undefined && !o.signal) throw new BpfError('EINVAL', 'offcpu needs a duration or a signal to end');
   const minBlockUs = optNum('minBlock', o.minBlock, { min: 0n, max: 1n << 40n, name: 'minBlock' }) ?? 1;
   const sampler = await Sampler.start({ pid, cgroup: optStr('cgroup', o.cgroup), user: o.user !== false, kernel: o.kernel !== false, offCpu: { minBlockUs } });
+  if (typeof o.onStart === 'function') o.onStart();
   const start = Date.now();
   try {
     await wait(duration, o.signal);
@@ -333,6 +339,7 @@ export async function profile(given?: ProfileOptions): Promise<Profile> {
   const o = checked(given);
   if (o.duration === undefined && !o.signal) throw new BpfError('EINVAL', 'profile needs a duration or a signal to end');
   const sampler = await Sampler.start({ ...o, cpu: { frequency: o.frequency, period: o.period, event: o.event } });
+  o.onStart?.();
   const start = Date.now();
   const end = o.duration === undefined ? Infinity : start + o.duration;
   try {
@@ -357,6 +364,7 @@ export async function* profileIntervals(given?: ProfileOptions & { interval?: nu
   const o = checked(given);
   const interval = optNum('interval', given?.interval, DURATION) ?? 1000;
   const sampler = await Sampler.start({ ...o, cpu: { frequency: o.frequency, period: o.period, event: o.event } });
+  o.onStart?.();
   const end = o.duration === undefined ? Infinity : Date.now() + o.duration;
   try {
     while (!o.signal?.aborted) {
