@@ -4,14 +4,14 @@
 // by decoders that are not ours (protobufjs with pprof's profile.proto).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { offcpu, profile, profileIntervals, type Frame, type Profile } from '../dist/index.js';
-import { fixture } from './helpers.js';
+import { fixture, waitFor } from './helpers.js';
 
 /** In a kernel-matrix guest (TCG): timers run late, sampling rates are not kept. */
 const inGuest = process.env.NODEBPF_GUEST_OUT !== undefined;
@@ -184,7 +184,9 @@ describe('profile', () => {
   it('a binary only its own mount namespace sees (a tmpfs mounted there): named through /proc/PID/map_files', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'nodebpf-ns-'));
     const src = fixture('profile_target');
-    const pid = await start('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none ${dir} && cp ${src} ${dir}/hidden && exec ${dir}/hidden 3000`], 400);
+    const pid = await start('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none ${dir} && cp ${src} ${dir}/hidden && exec ${dir}/hidden 3000`], 0);
+    // Until the shell has exec'd it (slow in a TCG guest).
+    await waitFor('the hidden binary running', () => readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'hidden', 20_000);
     expect(readdirSync(dir)).toEqual([]);
     const p = await profile({ pid, duration: 700, frequency: 499 });
     expect(p.samples.every((s) => s.comm === 'hidden')).toBe(true);
@@ -236,9 +238,10 @@ describe('profile', () => {
     const pid = await start(fixture('profile_target'), ['4000']);
     const got: Profile[] = [];
     for await (const p of profileIntervals({ pid, duration: 2200, interval: 700, frequency: 499 })) got.push(p);
-    // A TCG guest's timers may fold two intervals into one; its sampling runs slow.
-    expect(got.length).toBeGreaterThanOrEqual(inGuest ? 2 : 3);
-    for (const p of got.slice(0, inGuest ? 2 : 3)) {
+    // A TCG guest's timers may fold intervals into one (its drains take long too); its
+    // sampling runs slow.
+    expect(got.length).toBeGreaterThanOrEqual(inGuest ? 1 : 3);
+    for (const p of got.slice(0, 3)) {
       const n = p.samples.reduce((s, x) => s + x.count, 0);
       // 499 Hz for ~0.7 s on one busy thread.
       expect(n).toBeGreaterThan(inGuest ? 30 : 150);
