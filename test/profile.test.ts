@@ -21,9 +21,17 @@ afterEach(() => {
   for (const c of children.splice(0)) c.kill();
 });
 
+/**
+ * How targets are started: in a guest, at a lower priority (nice execs the target, so the
+ * pid and the name are its own). A guest has one slow CPU, and a target spinning at full
+ * priority there starves vitest's own processes until their calls to each other time out.
+ */
+const spawnTarget = (cmd: string, args: string[], options: Parameters<typeof spawn>[2]) =>
+  inGuest ? spawn('nice', ['-n', '10', cmd, ...args], options) : spawn(cmd, args, options);
+
 /** Starts `cmd` and gives it `settleMs` to get going. */
 async function start(cmd: string, args: string[], settleMs = 300): Promise<number> {
-  const child = spawn(cmd, args, { stdio: 'ignore' });
+  const child = spawnTarget(cmd, args, { stdio: 'ignore' });
   children.push(child);
   await new Promise((r) => setTimeout(r, settleMs));
   if (child.pid === undefined || child.exitCode !== null) throw new Error(`${cmd} did not start`);
@@ -113,7 +121,7 @@ describe('profile', () => {
   it("a Node program with --perf-prof: its JS functions named through V8's jitdump (no perf map)", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'nodebpf-jit-'));
     const script = 'function hotLeaf(n){let x=0;for(let i=0;i<n;i++)x+=Math.sqrt(i);return x}const t=Date.now();while(Date.now()-t<2500)hotLeaf(1e5);';
-    const child = spawn(process.execPath, ['--perf-prof', '--interpreted-frames-native-stack', '--no-turbo-inlining', '-e', script], { cwd: dir, stdio: 'ignore' });
+    const child = spawnTarget(process.execPath, ['--perf-prof', '--interpreted-frames-native-stack', '--no-turbo-inlining', '-e', script], { cwd: dir, stdio: 'ignore' });
     children.push(child);
     await new Promise((r) => setTimeout(r, 800));
     const stop = new AbortController();
