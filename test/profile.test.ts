@@ -73,16 +73,16 @@ describe('profile', () => {
     const cold = share(p, (s) => names(s.stack).includes('cold_spin'));
     expect(Math.abs(hot - 0.75)).toBeLessThan(0.06);
     expect(Math.abs(cold - 0.25)).toBeLessThan(0.06);
-    for (const s of p.samples.filter(inSpin)) {
+    // main, work, hot_spin or cold_spin, spin: in this order, spin the leaf (kernel frames
+    // may follow). A sample on spin's first instruction, before it pushed its frame, skips
+    // its caller: rare natively, less so under TCG (whose interrupts land on block starts).
+    const whole = (s: Profile['samples'][number]) => {
       const n = names(s.stack);
-      // main, work, hot_spin or cold_spin, spin: in this order, spin the leaf (kernel frames may follow).
-      const at = ['main', 'work'].map((f) => n.indexOf(f));
-      expect(at[0]).toBeGreaterThanOrEqual(0);
-      expect(at[1]).toBe(at[0] + 1);
-      expect(['hot_spin', 'cold_spin']).toContain(n[at[1] + 1]);
-      expect(n[at[1] + 2]).toBe('spin');
-      expect(s.stack[at[1] + 2]).toMatchObject({ module: 'profile_target', kind: 'user' });
-    }
+      const at = n.indexOf('main');
+      return at >= 0 && n[at + 1] === 'work' && ['hot_spin', 'cold_spin'].includes(n[at + 2]) && n[at + 3] === 'spin' && s.stack[at + 3].module === 'profile_target';
+    };
+    expect(p.samples.filter(inSpin).every((s) => names(s.stack).includes('main'))).toBe(true);
+    expect(share(p, whole) / share(p, inSpin)).toBeGreaterThan(0.95);
     const top = p.top(1)[0];
     expect(top).toMatchObject({ name: 'spin', module: 'profile_target' });
     expect(top.self).toBeGreaterThan(0.95);
