@@ -176,7 +176,7 @@ describe('profile', () => {
   it('--perf-map names the JS functions of a node command', () => {
     const script = 'function hotLeaf(n){let x=0;for(let i=0;i<n;i++)x+=Math.sqrt(i);return x}const t=Date.now();while(Date.now()-t<1500)hotLeaf(1e5);';
     const r = cli(['profile', '--frequency', '499', '--perf-map', '--', process.execPath, '-e', script]);
-    expect(r.status).toBe(0);
+    expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/;JS:\*?~?\^?hotLeaf \[eval\]:1:\d+_\[j\] \d+\n/);
   });
 
