@@ -1,7 +1,7 @@
 // The nodebpf command end to end, run as a child process the way a person runs it: the
 // traced C target is started by the CLI (`-- CMD`) once its probes are in.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
@@ -141,6 +141,105 @@ describe('trace', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{6} +\d+ +\d+ cli_target +cli_add\(2, 20\) = 22$/);
+  });
+});
+
+describe('trace speaks fields', () => {
+  // A file cat opens by a known path (its other opens are the loader's and locale's).
+  const dir = mkdtempSync(path.join(tmpdir(), 'nodebpf-trace-'));
+  const file = path.join(dir, 'known.txt');
+  writeFileSync(file, 'known\n');
+  const OPENAT = 'tracepoint:syscalls:sys_enter_openat';
+  type Line = { function: string; args: unknown[]; fields?: Record<string, unknown>; decoded?: Record<string, string>; truncated?: string[]; ret?: number };
+
+  it('a tracepoint\'s fields by name and type: signed dfd, the filename read as a string, open flags by name', () => {
+    const r = cli(['trace', OPENAT, '--', 'cat', file]);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(` cat +syscalls:sys_enter_openat dfd=-100 filename="${file}" flags=O_RDONLY mode=0$`)));
+    // The loader opens the libraries with O_CLOEXEC.
+    expect(lines).toContainEqual(expect.stringMatching(/ dfd=-100 filename="[^"]+\.so[^"]*" flags=O_RDONLY\|O_CLOEXEC mode=0$/));
+    // __syscall_nr is named by the tracepoint: not shown.
+    expect(r.stdout).not.toContain('__syscall_nr');
+  });
+
+  it('--json: numbers, strings, pointers as hex strings, flags decoded beside their value', () => {
+    const r = cli(['trace', OPENAT, 'tracepoint:syscalls:sys_enter_execve', '--json', '--', 'cat', file]);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = jsonLines(r.stdout) as Line[];
+    const open = lines.find((l) => l.fields?.filename === file);
+    expect(open).toMatchObject({ function: 'syscalls:sys_enter_openat', fields: { dfd: -100, filename: file, flags: 0, mode: 0 }, decoded: { flags: 'O_RDONLY', mode: '0' } });
+    // args: the same values by position (after __syscall_nr).
+    expect(open!.args.slice(1)).toEqual([-100, file, 0, 0]);
+    const exec = lines.find((l) => l.function === 'syscalls:sys_enter_execve');
+    expect(exec?.fields).toMatchObject({ filename: expect.stringMatching(/\/cat$/), argv: expect.stringMatching(/^0x[0-9a-f]+$/), envp: expect.stringMatching(/^0x[0-9a-f]+$/) });
+  });
+
+  it('a __data_loc string (sched_process_exec) and char arrays (sched_switch)', () => {
+    const exec = cli(['trace', 'tracepoint:sched:sched_process_exec', '--', T, 'count', '0', '0']);
+    expect(exec.stdout).toMatch(new RegExp(`sched:sched_process_exec filename="${T}" pid=\\d+ old_pid=\\d+\n`));
+    const sw = cli(['trace', 'tracepoint:sched:sched_switch', '--json', '--', T, 'sleep', '5', '1']);
+    const lines = jsonLines(sw.stdout) as Line[];
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines[0].fields).toMatchObject({ prev_comm: 'cli_target', next_comm: expect.any(String), prev_pid: expect.any(Number) });
+  });
+
+  it('--filter on decoded fields: strings (globs), flags by name, signed numbers; a return value', () => {
+    const one = cli(['trace', OPENAT, '--filter', `filename==${file}`, '--json', '--', 'cat', file]);
+    expect((jsonLines(one.stdout) as Line[]).map((l) => l.fields?.filename)).toEqual([file]);
+    expect(one.stderr).toMatch(/1 hits \(command exited \(0\)\), \d+ filtered out/);
+    const glob = cli(['trace', OPENAT, '--filter', `dfd==-100 && flags==O_RDONLY|O_CLOEXEC && filename!=${dir}/*`, '--json', '--', 'cat', file]);
+    const kept = jsonLines(glob.stdout) as Line[];
+    expect(kept.length).toBeGreaterThan(0);
+    for (const l of kept) expect(l).toMatchObject({ fields: { dfd: -100, flags: 0o2000000 }, decoded: { flags: 'O_RDONLY|O_CLOEXEC' } });
+    const none = cli(['trace', OPENAT, '--filter', 'comm==nothing-is-named-so', '--', 'cat', file]);
+    expect(none.stdout).toBe('known\n');
+    expect(none.stderr).toMatch(/0 hits .*, \d+ filtered out/);
+    const ret = cli(['trace', 'tracepoint:syscalls:sys_exit_openat', '--filter', 'ret<0', '--json', '--', 'cat', path.join(dir, 'absent')]);
+    const failed = jsonLines(ret.stdout) as Line[];
+    expect(failed.length).toBeGreaterThan(0);
+    // -ENOENT, signed: the last open is cat's own.
+    expect(failed.at(-1)!.fields).toMatchObject({ ret: -2 });
+  });
+
+  it('--filter pid==N is applied in the kernel: nothing of other processes reaches nodebpf', () => {
+    // sched_switch fires all the time; pid 2**22+1 (above pid_max) never runs.
+    const r = cli(['trace', 'tracepoint:sched:sched_switch', '--filter', `pid==${2 ** 22 + 1}`, '--duration', '0.5']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/0 hits \(duration\); all probes detached/);
+  });
+
+  it('--args types a uprobe\'s arguments: a string read from user memory, named or by position', () => {
+    const named = cli(['trace', `uprobe:${T}:text_len`, '--args', 'text:str,n:long', '--ret', '--', T, 'str', 'hello', '2']);
+    expect(named.status, named.stderr).toBe(0);
+    expect(named.stdout.trim().split('\n').map((l) => l.replace(/^.* cli_target +/, ''))).toEqual(['text_len(text="hello", n=1) = 6', 'text_len(text="hello", n=2) = 7']);
+    const long = 'x'.repeat(300);
+    const j = cli(['trace', `uprobe:${T}:text_len`, '--args', 'str,int', '--json', '--', T, 'str', long, '1']);
+    const [l] = jsonLines(j.stdout) as Line[];
+    // 255 bytes and the NUL: cut, and marked.
+    expect(l).toMatchObject({ function: 'text_len', args: ['x'.repeat(255), 1], truncated: ['arg0'] });
+    expect(l.fields).toBeUndefined();
+    const text = cli(['trace', `uprobe:${T}:text_len`, '--args', 'str,ptr', '--filter', 'arg0==hel*', '--', T, 'str', 'hello', '1']);
+    expect(text.stdout).toMatch(/ text_len\("hello", 0x1\)\n$/);
+    // A return spec with --args reads them at the entry.
+    const ret = cli(['trace', `uretprobe:${T}:text_len`, '--args', 'str', '--json', '--', T, 'str', 'abc', '1']);
+    expect(jsonLines(ret.stdout)).toMatchObject([{ args: ['abc'], ret: 4 }]);
+  });
+
+  it('usage errors name what is wrong', () => {
+    const usage = (args: string[], message: string) => {
+      const r = cli(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(message);
+    };
+    usage(['trace', OPENAT, '--args', '2'], '--args types function arguments only');
+    usage(['trace', `uprobe:${T}:text_len`, '--args', 'text:string'], "unknown type 'string'");
+    usage(['trace', `uprobe:${T}:text_len`, '--args', 'a,b,c,d,e,f,g'], 'at most 6 arguments');
+    usage(['trace', OPENAT, '--filter', 'nosuch==1'], "no field 'nosuch' (names: pid, tid, comm, __syscall_nr, dfd, filename, flags, mode)");
+    usage(['trace', OPENAT, '--filter', 'flags==O_NOPE'], 'flags is an integer (or oflags names)');
+    usage(['trace', OPENAT, '--filter', 'filename<a'], 'strings compare with == and !=');
+    usage(['trace', OPENAT, '--filter', 'dfd==1 || dfd==2'], 'only predicates joined by &&');
+    usage(['trace', `uprobe:${T}:text_len`, '--filter', 'ret==1'], 'needs --ret or a return probe');
   });
 });
 

@@ -11,14 +11,14 @@ import { FORMATS, profileCommand } from './profile.js';
 import { SPEC_HELP } from './specs.js';
 import { red } from './term.js';
 import { trace } from './trace.js';
-import { UsageError } from './usage.js';
+import { TRACE_HELP, UsageError } from './usage.js';
 
 const HELP = `usage: nodebpf COMMAND [options] [SPEC...] [-- COMMAND TO TRACE...]
 
 commands:
   funccount SPEC...   calls per function    [--top N] [--interval S] [--json]
   latency SPEC...     entry→return time as log2 histograms   [--per-function] [--json]
-  trace SPEC...       a line per hit        [--args N] [--ret] [--json]
+  trace SPEC...       a line per hit        [--args N|TYPES] [--ret] [--filter EXPR] [--json]
   profile             CPU stacks, sampled   [--frequency HZ] [--format ${FORMATS.join('|')}] [--output FILE]
                       [--no-kernel | --no-user] [--perf-map] [--top N]
   offcpu              time blocked, by stack   [--min-block US] and profile's --format, --output, ...
@@ -32,11 +32,14 @@ common options:
 
 ${SPEC_HELP}
 
+${TRACE_HELP}
+
 examples:
   nodebpf funccount 'uprobe:libc.so.6:mem*' --duration 5
   nodebpf funccount 'kprobe:vfs_*' --pid 1234
   nodebpf latency 'uprobe:/usr/bin/node:uv_fs_*' --per-function -- node app.js
   nodebpf trace 'uprobe:libc.so.6:open*' --args 2 --ret -- cat /etc/hostname
+  nodebpf trace tracepoint:syscalls:sys_enter_openat --filter 'filename==/etc/*' -- cat /etc/hostname
   nodebpf profile --duration 10 --perf-map --output app.pb.gz -- node app.js
   nodebpf profile --pid 1234 --duration 5 --format folded > stacks.folded
   nodebpf offcpu --pid 1234 --duration 5 --min-block 1000
@@ -57,6 +60,7 @@ const OPTIONS = {
   'no-user': { type: 'boolean', default: false },
   'perf-map': { type: 'boolean', default: false },
   'min-block': { type: 'string' },
+  filter: { type: 'string' },
   json: { type: 'boolean', default: false },
   verbose: { type: 'boolean', short: 'v', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -65,7 +69,7 @@ const OPTIONS = {
 const ALLOWED: Record<string, (keyof typeof OPTIONS)[]> = {
   funccount: ['pid', 'duration', 'interval', 'top', 'json', 'verbose'],
   latency: ['pid', 'duration', 'per-function', 'json', 'verbose'],
-  trace: ['pid', 'duration', 'args', 'ret', 'json', 'verbose'],
+  trace: ['pid', 'duration', 'args', 'ret', 'filter', 'json', 'verbose'],
   profile: ['pid', 'duration', 'frequency', 'format', 'output', 'no-kernel', 'no-user', 'perf-map', 'top', 'verbose'],
   offcpu: ['pid', 'duration', 'format', 'output', 'no-kernel', 'no-user', 'perf-map', 'top', 'min-block', 'verbose'],
   features: ['json'],
@@ -110,7 +114,7 @@ async function main(argv: string[]): Promise<void> {
     case 'latency':
       return latency(specs, { ...common, perFunction: values['per-function'], json: values.json });
     case 'trace':
-      return trace(specs, { ...common, args: number('args', values.args, true) ?? 0, ret: values.ret, json: values.json });
+      return trace(specs, { ...common, args: values.args, ret: values.ret, filter: values.filter, json: values.json });
     case 'profile':
     case 'offcpu':
       return profileCommand({

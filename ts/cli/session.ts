@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { featureTable, load, type BpfObject, type FeatureRow, type Features } from 'nodebpf';
+import { featureTable, load, type BpfObject, type FeatureRow, type Features, type LoadOptions } from 'nodebpf';
 
 import { family, parseSpec, skipSummary, type Attachment, type ProbeSpec } from './specs.js';
 import { Status, dim, int, seconds, yellow } from './term.js';
@@ -75,8 +75,9 @@ export class Session {
     return new Session(options, child);
   }
 
-  async load(name: string, globals: Record<string, number>): Promise<BpfObject> {
-    const obj = await load(path.join(BPF_DIR, `${name}.bpf.o`), { globals: { target_tgid: this.pid ?? 0, ...globals } });
+  /** `maps` sizes the object's maps (the default sizes are in its C source). */
+  async load(name: string, globals: Record<string, number>, maps?: LoadOptions['maps']): Promise<BpfObject> {
+    const obj = await load(path.join(BPF_DIR, `${name}.bpf.o`), { globals: { target_tgid: this.pid ?? 0, ...globals }, maps });
     this.#objects.push(obj);
     return obj;
   }

@@ -95,6 +95,8 @@ export interface AttachOptions {
   status: Status;
   /** Attach to the targets of this earlier attachment, with the same cookies. */
   like?: Attachment;
+  /** Tracepoints: called before each is attached with the cookie it gets (a skipped one's is reused). */
+  beforeTracepoint?: (cookie: number, category: string, name: string) => void;
 }
 
 /** Whether `binary` (a path, or a name on PATH) is the node running nodebpf itself. */
@@ -160,7 +162,7 @@ export async function attachSpec(obj: BpfObject, program: string, spec: ProbeSpe
       break;
     }
     case 'tracepoint':
-      return attachTracepoints(obj, program, spec, started);
+      return attachTracepoints(obj, program, spec, started, o.beforeTracepoint);
   }
   // The programs tell targets apart by cookie: a kernel without cookies (before 5.15)
   // gives them all 0, so counting several would be counting them as one.
@@ -205,8 +207,9 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-function attachTracepoints(obj: BpfObject, program: string, spec: ProbeSpec, started: number): Attachment {
-  const [cat, name] = spec.pattern.split(':');
+/** The tracepoints CATEGORY:NAME (globs) names, as [category, name], and the tracefs events folder. */
+export function matchTracepoints(pattern: string): { root: string; events: [string, string][] } {
+  const [cat, name] = pattern.split(':');
   const root = tracefsEvents();
   const catRe = globToRegExp(cat);
   const nameRe = globToRegExp(name);
@@ -217,7 +220,12 @@ function attachTracepoints(obj: BpfObject, program: string, spec: ProbeSpec, sta
       if (e.isDirectory() && nameRe.test(e.name)) events.push([c.name, e.name]);
     }
   }
-  if (events.length === 0) throw new UsageError(`no tracepoint matches '${spec.pattern}' (see ${root})`);
+  if (events.length === 0) throw new UsageError(`no tracepoint matches '${pattern}' (see ${root})`);
+  return { root, events };
+}
+
+function attachTracepoints(obj: BpfObject, program: string, spec: ProbeSpec, started: number, before?: AttachOptions['beforeTracepoint']): Attachment {
+  const { events } = matchTracepoints(spec.pattern);
   const prog = obj.program(program);
   const links: Link[] = [];
   const skipped: MultiSkipped[] = [];
@@ -225,6 +233,7 @@ function attachTracepoints(obj: BpfObject, program: string, spec: ProbeSpec, sta
   try {
     for (const [c, e] of events) {
       try {
+        before?.(names.length, c, e);
         links.push(prog.attachTracepoint(c, e, { cookie: names.length }));
         names.push(`${c}:${e}`);
       } catch (err) {

@@ -5,3 +5,19 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
+
+export const TRACE_HELP = `trace:
+  tracepoints print their fields by name and type (from tracefs' format files): signed
+  numbers signed, pointers in hex, strings read by the program (char * fields, up to 255
+  bytes, "..." when cut), flags by name (open's O_*, mmap's PROT_*/MAP_*, AT_*), modes
+  in octal:   syscalls:sys_enter_openat dfd=-100 filename="/etc/hostname" flags=O_RDONLY mode=0
+  --args N            a function's first N arguments as 64-bit words
+  --args TYPES        typed: 'str,int,u64,ptr' or named 'path:str,n:int' (up to 6; str is read
+                      from user memory, else kernel memory; types: str ptr int uint long ulong
+                      s8..s64 u8..u64 bool char, and oflags mode mmap_prot mmap_flags at_flags)
+  --filter EXPR       NAME==VALUE (!= < > <= >=) joined by &&, on fields (how.flags for a
+                      member; args.NAME for a field named like these), pid, tid, comm, ret;
+                      strings compare with == and != (globs * ?), flags by name or number:
+                        --filter 'dfd==-100 && flags==O_RDONLY|O_CLOEXEC && comm==cat*'
+                      pid==N is applied in the kernel (as --pid); the rest here, in nodebpf,
+                      on each record the kernel sends (filtered-out hits still cost their record)`;
