@@ -543,10 +543,11 @@ export interface TracingMultiOptions {
 
 export declare function typeNames(): TypeNames
 
-/** libbpf's names of program and attach types, with their numbers. */
+/** libbpf's names of program, attach and map types, with their numbers. */
 export interface TypeNames {
   progTypes: Array<BpfTypeName>
   attachTypes: Array<BpfTypeName>
+  mapTypes: Array<BpfTypeName>
 }
 
 /** Batch attach through uprobe_multi (one perf uprobe per target where the kernel lacks it). */

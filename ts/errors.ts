@@ -32,7 +32,18 @@ export interface BpfErrorDetails {
   cause?: unknown;
 }
 
+/**
+ * Marks a BpfError across copies of this package in one process: `import` loads
+ * dist/index.js and `require` dist/index.cjs, each with its own class.
+ */
+const BRAND = Symbol.for('nodebpf.BpfError');
+
 export class BpfError extends Error {
+  /** True for a BpfError of either entry (ESM or CommonJS), so `instanceof` holds across them. */
+  static [Symbol.hasInstance](v: unknown): v is BpfError {
+    return typeof v === 'object' && v !== null && (v as { [BRAND]?: unknown })[BRAND] === true;
+  }
+
   readonly code: BpfErrorCode;
   readonly errno: number | undefined;
   readonly verifierLog: string | undefined;
@@ -45,6 +56,7 @@ export class BpfError extends Error {
   constructor(code: BpfErrorCode, message: string, details: BpfErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'BpfError';
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     this.errno = details.errno;
     this.verifierLog = details.verifierLog;

@@ -50,6 +50,23 @@ export class Link implements Disposable, AsyncDisposable {
   }
 }
 
+/**
+ * How a `MultiLink` attached, as the core reports it: one kernel link for all targets
+ * (`'kprobe_multi'`, `'uprobe_multi'`, `'tracing_multi'`), or the per-target fallback
+ * where the kernel lacks that link type (`'kprobes'`, `'uprobes'`: perf probes;
+ * `'fentry'`, `'fexit'`, `'fsession'`: one trampoline program per function).
+ * test/types.test.ts holds this list to the strings the Rust core passes.
+ */
+export const MULTI_LINK_MECHANISMS = ['kprobe_multi', 'kprobes', 'uprobe_multi', 'uprobes', 'tracing_multi', 'fentry', 'fexit', 'fsession'] as const;
+
+export type MultiLinkMechanism = (typeof MULTI_LINK_MECHANISMS)[number];
+/** kprobe.multi / kretprobe.multi / kprobe.session and `attachKprobeMulti`. */
+export type KprobeMultiMechanism = 'kprobe_multi' | 'kprobes';
+/** uprobe.multi / uretprobe.multi / uprobe.session, usdt, `attachUprobeMulti` and `attachUsdt`. */
+export type UprobeMultiMechanism = 'uprobe_multi' | 'uprobes';
+/** fentry.multi / fexit.multi / fsession.multi and `attachTracingMulti`: the fallback is named after the kind. */
+export type TracingMultiMechanism = 'tracing_multi' | 'fentry' | 'fexit' | 'fsession';
+
 /** How often a `reattach` link checks whether its binary was replaced. */
 const REATTACH_POLL_MS = 250;
 
@@ -63,15 +80,15 @@ export type ReattachEvent = CustomEvent<{ path: string; targets: MultiTarget[] }
  * With `reattach`, it emits `'reattach'` (a {@link ReattachEvent}) after moving to a
  * replaced binary, and `'error'` when that failed.
  */
-export class MultiLink extends EventTarget implements Disposable, AsyncDisposable {
+export class MultiLink<M extends MultiLinkMechanism = MultiLinkMechanism> extends EventTarget implements Disposable, AsyncDisposable {
   #link: NativeMultiLink;
   #closed = false;
   #onClose: () => void;
   #watch: ReturnType<typeof setInterval> | undefined;
   /** Links replaced by a reattach, still detaching. */
   #retired: NativeMultiLink[] = [];
-  /** What was used: 'kprobe_multi' | 'kprobes' | 'uprobe_multi' | 'uprobes' | 'tracing_multi' | 'fentry' | 'fexit' ... */
-  readonly mechanism: string;
+  /** What was used: the batch link, or the per-target fallback (see {@link MultiLinkMechanism}). */
+  readonly mechanism: M;
   #targets: MultiTarget[] | undefined;
   #skipped: MultiSkipped[] | undefined;
 
@@ -80,7 +97,8 @@ export class MultiLink extends EventTarget implements Disposable, AsyncDisposabl
     super();
     this.#link = link;
     this.#onClose = onClose;
-    this.mechanism = link.mechanism;
+    // The binding types it as a string; the core passes only these (test/types.test.ts).
+    this.mechanism = link.mechanism as M;
     const path = link.path();
     if (redo && path) this.#watchFile(path, redo);
   }

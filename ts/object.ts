@@ -16,7 +16,7 @@ import { addon, type MapDesc, type NativeLink, type NativeMultiLink, type Native
 import { Program, targetFd, type FreplaceTarget } from './program.js';
 import { PerfBuffer, RingBuffer, type PerfBufferOptions, type RingBufferOptions } from './ringbuf.js';
 import type * as binding from './binding.js';
-import { attachTypeOf, progTypeOf } from './types.js';
+import { attachTypeOf, describeMapType, progTypeOf } from './types.js';
 
 export type GlobalValue = number | bigint | boolean | Uint8Array;
 
@@ -284,7 +284,7 @@ export class BpfObject implements Disposable {
     if (!d) throw new BpfError('ENOENT', `no map named '${name}'; maps: ${[...this.#maps.keys()].join(', ')}`, { map: name });
     if (d.mapType === MapType.PERF_EVENT_ARRAY) return this.perfbuf(name);
     if (d.mapType === MapType.RINGBUF || d.mapType === MapType.ARRAY_OF_MAPS || d.mapType === MapType.HASH_OF_MAPS) return this.ringbuf(name);
-    throw new BpfError('EINVAL', `map '${name}' is neither a ring buffer (or a map of them) nor a perf event array (map type ${d.mapType})`, { map: name });
+    throw new BpfError('EINVAL', `map '${name}' is neither a ring buffer (or a map of them) nor a perf event array: its type is ${describeMapType(d.mapType)}`, { map: name });
   }
 
   /** The records ring `name` refused, from nodebpf.bpf.h's per-CPU `<name>__lost` counter. */

@@ -1,8 +1,9 @@
 import type * as binding from './binding.js';
 import { bigs, bytes, CPU, FD, num, nums, optBig, optNum, options as opts, optStr, PID, str, U32, U64 } from './check.js';
 import { BpfError, native, nativeAsync } from './errors.js';
-import { Link, MultiLink } from './link.js';
+import { Link, MultiLink, type KprobeMultiMechanism, type TracingMultiMechanism, type UprobeMultiMechanism } from './link.js';
 import { addon, type NativeLink, type NativeMultiLink, type NativeObject, type NativeProgress, type ProgramDesc } from './native.js';
+import { progTypeName, type LinkOf, type ProgTypeName } from './types.js';
 
 /** The object a program belongs to, as programs see it. */
 export interface ProgramOwner {
@@ -230,9 +231,15 @@ export function targetFd(param: string, program: unknown): number {
   throw new BpfError('EINVAL', `${param} must be a loaded Program or a program fd, got ${program === null ? 'null' : typeof program}`);
 }
 
-export class Program {
+/**
+ * A program of a loaded object. `S` is its SEC() name where known statically (a generated
+ * skeleton's `Program<'tp/syscalls/sys_enter_openat'>`), which types what `attach()`
+ * returns ({@link LinkOf}); `obj.program(name)` gives `Program<string>`, and
+ * `expectSection()` narrows it, checked.
+ */
+export class Program<S extends string = string> {
   readonly name: string;
-  readonly section: string;
+  readonly section: S;
   readonly progType: number;
   readonly expectedAttachType: number;
   /** False for tracing programs whose SEC() names no target: they load on attach. */
@@ -247,12 +254,33 @@ export class Program {
   constructor(obj: ProgramOwner, d: ProgramDesc) {
     this.#obj = obj;
     this.name = d.name;
-    this.section = d.section;
+    // Only `expectSection` narrows S, after comparing; a constructed Program is Program<string>.
+    this.section = d.section as S;
     this.progType = d.progType;
     this.expectedAttachType = d.expectedAttachType;
     this.loaded = d.loaded;
     this.attachTarget = d.attachTarget ?? undefined;
     this.autoload = d.autoload;
+  }
+
+  /** libbpf's name of the program type (`'kprobe'`, `'tracing'`…); undefined for a number newer than this package. */
+  get progTypeName(): ProgTypeName | undefined {
+    return progTypeName(this.progType);
+  }
+
+  /**
+   * This program typed by its SEC() name, so that `attach()` returns the link that section
+   * gives: for generated skeletons, which know the section the object was compiled with.
+   * Throws INCOMPATIBLE when the object's section is another one (the object was rebuilt
+   * since the skeleton was generated).
+   */
+  expectSection<T extends string>(section: T): Program<T> {
+    if ((this.section as string) !== section) {
+      throw new BpfError('INCOMPATIBLE', `program '${this.name}' is SEC("${this.section}"), not SEC("${section}"); regenerate the skeleton for this object`, {
+        program: this.name,
+      });
+    }
+    return this as unknown as Program<T>;
   }
 
   /** @internal The loaded object the program is in (program arrays take it from there). */
@@ -264,9 +292,10 @@ export class Program {
     return this.#obj._track(native(() => f(this.#obj._native())));
   }
 
-  #multi(f: (o: NativeObject) => NativeMultiLink, reattach = false): MultiLink {
+  /** `M`: the mechanisms this kind of batch attach can report (the core's, by kind). */
+  #multi<M extends MultiLink['mechanism']>(f: (o: NativeObject) => NativeMultiLink, reattach = false): MultiLink<M> {
     const attach = () => f(this.#obj._native());
-    return this.#obj._trackMulti(native(attach), reattach ? attach : undefined);
+    return this.#obj._trackMulti(native(attach), reattach ? attach : undefined) as MultiLink<M>;
   }
 
   /** Whether `attach()` gives a `MultiLink` (kprobe.multi/…, uprobe.multi/…, fentry.multi/…, sessions, usdt/…). */
@@ -279,9 +308,10 @@ export class Program {
    * `fentry/FN`, … give a `Link`; `kprobe.multi/PATTERN`, `uprobe.multi/BIN:PATTERN`,
    * `fentry.multi/PATTERN`, the sessions and `usdt/BIN:PROVIDER:NAME` give a `MultiLink`.
    */
-  attach(): Link | MultiLink {
-    if (this.isMulti) return this.#multi((o) => o.attachMulti(this.name));
-    return this.#link((o) => o.attach(this.name));
+  attach(): LinkOf<S> {
+    // What `LinkOf` says of S, by construction: the core attaches by the same SEC() name.
+    if (this.isMulti) return this.#multi((o) => o.attachMulti(this.name)) as LinkOf<S>;
+    return this.#link((o) => o.attach(this.name)) as LinkOf<S>;
   }
 
   /**
@@ -289,7 +319,7 @@ export class Program {
    * `<bpf/usdt.bpf.h>` (`BPF_USDT`, `bpf_usdt_arg`, `bpf_usdt_cookie`). Semaphore-guarded
    * probes are enabled while attached. `targets` lists the sites (file offsets).
    */
-  attachUsdt(given: UsdtOptions): MultiLink {
+  attachUsdt(given: UsdtOptions): MultiLink<UprobeMultiMechanism> {
     const o = usdtOptions(given);
     return this.#multi((n) => n.attachUsdt(this.name, o));
   }
@@ -300,17 +330,17 @@ export class Program {
    * `onProgress(done, total)` reports the fallback. Closing the object meanwhile makes it
    * reject with CLOSED, having detached everything.
    */
-  attachUsdtAsync(given: UsdtOptions & Progress): Promise<MultiLink> {
+  attachUsdtAsync(given: UsdtOptions & Progress): Promise<MultiLink<UprobeMultiMechanism>> {
     const o = usdtOptions(given);
     return this.#multiAsync((n, p) => n.attachUsdtAsync(this.name, o, p), given.onProgress);
   }
 
-  attachKprobeMulti(options: KprobeMultiOptions = {}): MultiLink {
+  attachKprobeMulti(options: KprobeMultiOptions = {}): MultiLink<KprobeMultiMechanism> {
     const o = kprobeOptions(options);
     return this.#multi((n) => n.attachKprobeMulti(this.name, o));
   }
 
-  attachUprobeMulti(options: UprobeMultiOptions): MultiLink {
+  attachUprobeMulti(options: UprobeMultiOptions): MultiLink<UprobeMultiMechanism> {
     const o = uprobeOptions(options);
     return this.#multi((n) => n.attachUprobeMulti(this.name, o), options.reattach);
   }
@@ -320,13 +350,13 @@ export class Program {
    * fallback opens one perf kprobe per function: `onProgress(done, total)` reports it.
    * Closing the object meanwhile makes it reject with CLOSED, having detached everything.
    */
-  attachKprobeMultiAsync(options: KprobeMultiOptions & Progress = {}): Promise<MultiLink> {
+  attachKprobeMultiAsync(options: KprobeMultiOptions & Progress = {}): Promise<MultiLink<KprobeMultiMechanism>> {
     const o = kprobeOptions(options);
     return this.#multiAsync((n, p) => n.attachKprobeMultiAsync(this.name, o, p), options.onProgress);
   }
 
   /** `attachUprobeMulti` off the JS thread, with progress for the per-uprobe fallback. */
-  attachUprobeMultiAsync(options: UprobeMultiOptions & Progress): Promise<MultiLink> {
+  attachUprobeMultiAsync(options: UprobeMultiOptions & Progress): Promise<MultiLink<UprobeMultiMechanism>> {
     const o = uprobeOptions(options);
     const redo = options.reattach ? () => this.#obj._native().attachUprobeMulti(this.name, o) : undefined;
     return this.#multiAsync((n, p) => n.attachUprobeMultiAsync(this.name, o, p), options.onProgress, redo);
@@ -336,11 +366,11 @@ export class Program {
    * Runs a batch attach off the JS thread, calling `onProgress(done, total)` every 100 ms
    * (and once at the end) while a fallback works per target.
    */
-  async #multiAsync(
+  async #multiAsync<M extends MultiLink['mechanism']>(
     start: (o: NativeObject, progress: NativeProgress) => Promise<NativeMultiLink>,
     onProgress?: (done: number, total: number) => void,
     redo?: () => NativeMultiLink,
-  ): Promise<MultiLink> {
+  ): Promise<MultiLink<M>> {
     const progress = new addon.NativeProgress();
     const report = () => {
       if (progress.total() > 0) onProgress?.(progress.done(), progress.total());
@@ -348,7 +378,7 @@ export class Program {
     const timer = onProgress ? setInterval(report, PROGRESS_INTERVAL_MS) : undefined;
     try {
       const link = await nativeAsync(() => start(this.#obj._native(), progress));
-      return this.#obj._trackMulti(link, redo);
+      return this.#obj._trackMulti(link, redo) as MultiLink<M>;
     } finally {
       clearInterval(timer);
       report();
@@ -356,7 +386,7 @@ export class Program {
   }
 
   /** fentry.multi / fexit.multi / fsession.multi, by the program's section. */
-  attachTracingMulti(options: TracingMultiOptions = {}): MultiLink {
+  attachTracingMulti(options: TracingMultiOptions = {}): MultiLink<TracingMultiMechanism> {
     const o = tracingOptions(options);
     return this.#multi((n) => n.attachTracingMulti(this.name, o));
   }
@@ -366,7 +396,7 @@ export class Program {
    * fallback loads the program once per function, which takes long for many functions:
    * `onProgress(done, total)` reports it (every 100 ms, and once at the end).
    */
-  attachTracingMultiAsync(options: TracingMultiOptions & Progress = {}): Promise<MultiLink> {
+  attachTracingMultiAsync(options: TracingMultiOptions & Progress = {}): Promise<MultiLink<TracingMultiMechanism>> {
     const o = tracingOptions(options);
     return this.#multiAsync((n, p) => n.attachTracingMultiAsync(this.name, o, p), options.onProgress);
   }

@@ -221,7 +221,13 @@ pub fn check_compatible(
         ("max_entries", got.max_entries, def.max_entries),
         ("flags", got.map_flags, flags),
     ];
-    if let Some((field, has, wants)) = fields.iter().find(|(_, has, wants)| has != wants) {
+    if let Some(&(field, has, wants)) = fields.iter().find(|(_, has, wants)| has != wants) {
+        // Types by name (`hash (BPF_MAP_TYPE_HASH)`), the other fields as numbers.
+        let show = |v: u32| match field {
+            "type" => sys::names::describe_map_type(v),
+            _ => v.to_string(),
+        };
+        let (has, wants) = (show(has), show(wants));
         let mut err = Error::new(
             Code::Incompatible,
             format!(

@@ -61,7 +61,7 @@ impl Map {
                 } else {
                     "needed"
                 },
-                def.map_type
+                sys::names::describe_map_type(def.map_type)
             )));
         }
         let fd = map_create::create(name, &def, None, inner.map(Map::fd))?;

@@ -157,8 +157,9 @@ impl PerfBuf {
     pub fn new(map: &Map, pages_per_cpu: usize) -> Result<Self> {
         if map.map_type != sys::BPF_MAP_TYPE_PERF_EVENT_ARRAY {
             return Err(einval(format!(
-                "map '{}' is not a perf event array (map type {})",
-                map.name, map.map_type
+                "map '{}' is not a perf event array: its type is {}",
+                map.name,
+                sys::names::describe_map_type(map.map_type)
             )));
         }
         if !pages_per_cpu.is_power_of_two() {

@@ -224,10 +224,21 @@ impl Program {
     fn load_error(&self, err: std::io::Error, log: String) -> Error {
         let errno = err.raw_os_error();
         if log.is_empty() {
+            // An expected attach type of 0 is "none" for most program types (it is also
+            // BPF_CGROUP_INET_INGRESS, which would mislead here).
+            let attach = match self.spec.expected_attach_type {
+                0 => String::new(),
+                t => format!(
+                    ", expected attach type {}",
+                    sys::names::describe_attach_type(t)
+                ),
+            };
             return Error::os(
                 format!(
-                    "loading program '{}' (SEC \"{}\", prog type {}, expected attach type {})",
-                    self.name, self.section, self.spec.prog_type, self.spec.expected_attach_type
+                    "loading program '{}' (SEC \"{}\", program type {}{attach})",
+                    self.name,
+                    self.section,
+                    sys::names::describe_prog_type(self.spec.prog_type)
                 ),
                 err,
             );

@@ -136,8 +136,9 @@ impl RingBuf {
                 ))),
             },
             other => Err(einval(format!(
-                "map '{}' is not a ring buffer, nor a map of ring buffers (map type {other})",
-                map.name
+                "map '{}' is not a ring buffer, nor a map of ring buffers: its type is {}",
+                map.name,
+                sys::names::describe_map_type(other)
             ))),
         }
     }

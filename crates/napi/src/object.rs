@@ -12,11 +12,12 @@ use nodebpf_core as core;
 use crate::errors::{call, closed, to_js, CoreTask, Ctx, Outcome};
 use crate::options::LoadOptions;
 
-/// libbpf's names of program and attach types, with their numbers.
+/// libbpf's names of program, attach and map types, with their numbers.
 #[napi(object)]
 pub struct TypeNames {
     pub prog_types: Vec<BpfTypeName>,
     pub attach_types: Vec<BpfTypeName>,
+    pub map_types: Vec<BpfTypeName>,
 }
 
 #[napi(object)]
@@ -35,6 +36,7 @@ pub fn type_names() -> TypeNames {
     TypeNames {
         prog_types: rows(core::sys::names::prog_types()),
         attach_types: rows(core::sys::names::attach_types()),
+        map_types: rows(core::sys::names::map_types()),
     }
 }
 

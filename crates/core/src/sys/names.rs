@@ -1,7 +1,8 @@
-//! libbpf's names of program and attach types (`libbpf_bpf_prog_type_str`,
-//! `libbpf_bpf_attach_type_str`): the constant's name without its prefix, in lower case
-//! (`BPF_PROG_TYPE_KPROBE` is `kprobe`, `BPF_TRACE_FENTRY` is `trace_fentry`). Made from
-//! the constants themselves, so a name cannot drift from its number.
+//! libbpf's names of program, attach and map types (`libbpf_bpf_prog_type_str`,
+//! `libbpf_bpf_attach_type_str`, `libbpf_bpf_map_type_str`): the constant's name without
+//! its prefix, in lower case (`BPF_PROG_TYPE_KPROBE` is `kprobe`, `BPF_TRACE_FENTRY` is
+//! `trace_fentry`, `BPF_MAP_TYPE_ARRAY` is `array`). Made from the constants themselves, so
+//! a name cannot drift from its number.
 
 use super::consts::*;
 
@@ -112,17 +113,70 @@ const ATTACH_TYPES: &[(&str, u32)] = named![
         BPF_TRACE_FSESSION_MULTI,
 ];
 
+#[rustfmt::skip]
+const MAP_TYPES: &[(&str, u32)] = named![
+        BPF_MAP_TYPE_HASH,
+        BPF_MAP_TYPE_ARRAY,
+        BPF_MAP_TYPE_PROG_ARRAY,
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+        BPF_MAP_TYPE_PERCPU_HASH,
+        BPF_MAP_TYPE_PERCPU_ARRAY,
+        BPF_MAP_TYPE_STACK_TRACE,
+        BPF_MAP_TYPE_CGROUP_ARRAY,
+        BPF_MAP_TYPE_LRU_HASH,
+        BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        BPF_MAP_TYPE_LPM_TRIE,
+        BPF_MAP_TYPE_ARRAY_OF_MAPS,
+        BPF_MAP_TYPE_HASH_OF_MAPS,
+        BPF_MAP_TYPE_DEVMAP,
+        BPF_MAP_TYPE_SOCKMAP,
+        BPF_MAP_TYPE_CPUMAP,
+        BPF_MAP_TYPE_XSKMAP,
+        BPF_MAP_TYPE_SOCKHASH,
+        BPF_MAP_TYPE_CGROUP_STORAGE,
+        BPF_MAP_TYPE_REUSEPORT_SOCKARRAY,
+        BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+        BPF_MAP_TYPE_QUEUE,
+        BPF_MAP_TYPE_STACK,
+        BPF_MAP_TYPE_SK_STORAGE,
+        BPF_MAP_TYPE_DEVMAP_HASH,
+        BPF_MAP_TYPE_STRUCT_OPS,
+        BPF_MAP_TYPE_RINGBUF,
+        BPF_MAP_TYPE_INODE_STORAGE,
+        BPF_MAP_TYPE_TASK_STORAGE,
+        BPF_MAP_TYPE_BLOOM_FILTER,
+        BPF_MAP_TYPE_USER_RINGBUF,
+        BPF_MAP_TYPE_CGRP_STORAGE,
+        BPF_MAP_TYPE_ARENA,
+];
+
 const PROG_TYPE_PREFIX: &str = "BPF_PROG_TYPE_";
 const ATTACH_TYPE_PREFIX: &str = "BPF_";
+const MAP_TYPE_PREFIX: &str = "BPF_MAP_TYPE_";
+
+fn libbpf_name(constant: &str, prefix: &str) -> String {
+    constant
+        .strip_prefix(prefix)
+        .unwrap_or(constant)
+        .to_ascii_lowercase()
+}
 
 fn names<'a>(
     table: &'a [(&'a str, u32)],
     prefix: &'a str,
 ) -> impl Iterator<Item = (String, u32)> + 'a {
-    table.iter().map(move |&(c, v)| {
-        let name = c.strip_prefix(prefix).unwrap_or(c);
-        (name.to_ascii_lowercase(), v)
-    })
+    table.iter().map(move |&(c, v)| (libbpf_name(c, prefix), v))
+}
+
+/// How messages name a type: libbpf's name and the kernel's constant, so both the
+/// libbpf/bpftool spelling and the header's can be searched for (`array
+/// (BPF_MAP_TYPE_ARRAY)`); the number, with `what`, for one the table lacks (a newer
+/// kernel's).
+fn describe(table: &[(&str, u32)], prefix: &str, what: &str, v: u32) -> String {
+    match table.iter().find(|&&(_, n)| n == v) {
+        Some(&(c, _)) => format!("{} ({c})", libbpf_name(c, prefix)),
+        None => format!("{what} {v}"),
+    }
 }
 
 /// Every program type as (libbpf name, number).
@@ -133,6 +187,26 @@ pub fn prog_types() -> Vec<(String, u32)> {
 /// Every attach type as (libbpf name, number).
 pub fn attach_types() -> Vec<(String, u32)> {
     names(ATTACH_TYPES, ATTACH_TYPE_PREFIX).collect()
+}
+
+/// Every map type as (libbpf name, number).
+pub fn map_types() -> Vec<(String, u32)> {
+    names(MAP_TYPES, MAP_TYPE_PREFIX).collect()
+}
+
+/// A program type for messages: `kprobe (BPF_PROG_TYPE_KPROBE)`.
+pub fn describe_prog_type(v: u32) -> String {
+    describe(PROG_TYPES, PROG_TYPE_PREFIX, "program type", v)
+}
+
+/// An attach type for messages: `trace_fentry (BPF_TRACE_FENTRY)`.
+pub fn describe_attach_type(v: u32) -> String {
+    describe(ATTACH_TYPES, ATTACH_TYPE_PREFIX, "attach type", v)
+}
+
+/// A map type for messages: `array (BPF_MAP_TYPE_ARRAY)`.
+pub fn describe_map_type(v: u32) -> String {
+    describe(MAP_TYPES, MAP_TYPE_PREFIX, "map type", v)
 }
 
 #[cfg(test)]
@@ -152,5 +226,27 @@ mod tests {
         assert!(a.contains(&("lsm_mac".into(), BPF_LSM_MAC)));
         assert!(a.contains(&("perf_event".into(), BPF_PERF_EVENT)));
         assert!(a.contains(&("cgroup_inet_ingress".into(), BPF_CGROUP_INET_INGRESS)));
+        let m = map_types();
+        assert!(m.contains(&("array".into(), BPF_MAP_TYPE_ARRAY)));
+        assert!(m.contains(&("lru_percpu_hash".into(), BPF_MAP_TYPE_LRU_PERCPU_HASH)));
+        assert!(m.contains(&("cgrp_storage".into(), BPF_MAP_TYPE_CGRP_STORAGE)));
+    }
+
+    #[test]
+    fn messages_name_both_spellings() {
+        assert_eq!(
+            describe_map_type(BPF_MAP_TYPE_ARRAY),
+            "array (BPF_MAP_TYPE_ARRAY)"
+        );
+        assert_eq!(
+            describe_prog_type(BPF_PROG_TYPE_TRACING),
+            "tracing (BPF_PROG_TYPE_TRACING)"
+        );
+        assert_eq!(
+            describe_attach_type(BPF_TRACE_KPROBE_MULTI),
+            "trace_kprobe_multi (BPF_TRACE_KPROBE_MULTI)"
+        );
+        // A number the table lacks (a newer kernel's) is shown as the number.
+        assert_eq!(describe_map_type(999), "map type 999");
     }
 }
