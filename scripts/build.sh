@@ -30,5 +30,6 @@ fi
 make -s -C test/fixtures
 make -s -C examples
 npx tsc -p tsconfig.json
+node scripts/build-cjs.mjs
 make -s -C bpf
 chmod +x dist/cli/main.js

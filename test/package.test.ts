@@ -13,6 +13,29 @@ const TOOLCHAIN = /^(cargo|rustc|rustup|rustdoc|clang.*|gcc.*|g\+\+.*|cc|c\+\+|c
 // The guests run the same suites on other kernels; packaging does not depend on one.
 const inGuest = process.env.NODEBPF_GUEST_KERNEL !== undefined;
 
+/**
+ * A CommonJS TypeScript user (tsx runs it; tsc checks it): the types are the package's,
+ * not `any` (the expected errors would be unused otherwise).
+ */
+const CTS = `
+import { load, loadSync, BpfError, type Link, type Program } from 'nodebpf';
+declare const p: Program<'tp/syscalls/sys_enter_openat'>;
+export const link = (): Link => p.attach();
+// @ts-expect-error: a tracepoint gives a Link, which has no mechanism
+export const m = () => p.attach().mechanism;
+console.log(typeof load, typeof loadSync, new BpfError('EINVAL', 'x') instanceof Error);
+`;
+
+/** The same from ESM. */
+const MTS = `
+import { load, type Link, type MultiLink, type Program } from 'nodebpf';
+declare const p: Program<'kprobe.multi/vfs_*'>;
+export const link = (): MultiLink<'kprobe_multi' | 'kprobes'> => p.attach();
+// @ts-expect-error: a kprobe.multi program gives a MultiLink
+export const single = (): Link => p.attach();
+export const loaded = load;
+`;
+
 interface Packed {
   filename: string;
   size: number;
@@ -63,12 +86,12 @@ describe.skipIf(inGuest)(`the npm package${inGuest ? ' [skipped: in a kernel-mat
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('holds the facade, the addon and the CLI with its BPF objects, and nothing from the repository', () => {
+  it('holds the facade (ESM and CommonJS), the addon, the CLI with its BPF objects and the examples, and nothing else from the repository', () => {
     const files = packed.files.map((f) => f.path);
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/bpf/funccount.bpf.o', 'dist/bpf/latency.bpf.o', 'dist/bpf/latency_session.bpf.o', 'dist/bpf/trace.bpf.o', 'prebuilt/linux-x64/nodebpf.napi.glibc.node', 'package.json', 'README.md']) {
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/index.cjs', 'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'dist/cli/main.js', 'dist/bpf/funccount.bpf.o', 'dist/bpf/latency.bpf.o', 'dist/bpf/latency_session.bpf.o', 'dist/bpf/trace.bpf.o', 'prebuilt/linux-x64/nodebpf.napi.glibc.node', 'examples/syscount.bpf.c', 'examples/syscount.mjs', 'examples/build/syscount.bpf.o', 'package.json', 'README.md']) {
       expect(files).toContain(f);
     }
-    expect(files.filter((f) => /^(test|crates|bench|scripts|\.cache|target|ts|bpf|examples)\//.test(f))).toEqual([]);
+    expect(files.filter((f) => /^(test|crates|bench|scripts|\.cache|target|ts|bpf)\//.test(f))).toEqual([]);
     console.log(`tarball ${packed.filename}: ${(packed.size / 1024).toFixed(0)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(0)} KiB unpacked, ${files.length} files`);
   });
 
@@ -94,6 +117,42 @@ describe.skipIf(inGuest)(`the npm package${inGuest ? ' [skipped: in a kernel-mat
     const npx = run('npx', ['--offline', 'nodebpf', 'features', '--json']);
     expect(npx.status).toBe(0);
     expect(JSON.parse(npx.stdout)).toMatchObject({ btf: true, ringbuf: true, missingCapabilities: [] });
+  });
+
+  it('require() gives the CommonJS build: from .cjs under node, from .cts under tsx; one BpfError class for both entries', () => {
+    writeFileSync(path.join(dir, 'app', 'a.cjs'), `
+      const n = require('nodebpf');
+      const esm = import('nodebpf');
+      n.features().then(async (f) => {
+        const { BpfError } = await esm;
+        console.log(require.resolve('nodebpf').endsWith('dist/index.cjs'), n.BpfError !== BpfError, new n.BpfError('EINVAL', 'x') instanceof BpfError, f.ringbuf, n.mapTypeName(2));
+      });
+    `);
+    const cjs = run('node', ['a.cjs']);
+    expect(cjs.stderr).toBe('');
+    expect(cjs.stdout.trim()).toBe('true true true true array');
+    writeFileSync(path.join(dir, 'app', 'b.cts'), CTS);
+    const tsx = run('node', [path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'b.cts']);
+    expect(tsx.stderr).toBe('');
+    expect(tsx.stdout.trim()).toBe('function function true');
+  });
+
+  it('its types resolve for both entries (tsc, module nodenext): the CommonJS declarations for a .cts, the ESM ones for a .mts', () => {
+    writeFileSync(path.join(dir, 'app', 'b.cts'), CTS);
+    writeFileSync(path.join(dir, 'app', 'c.mts'), MTS);
+    writeFileSync(path.join(dir, 'app', 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { module: 'nodenext', target: 'es2022', strict: true, noEmit: true, types: ['node'], typeRoots: [path.join(ROOT, 'node_modules', '@types')] },
+      files: ['b.cts', 'c.mts'],
+    }));
+    const tsc = run('node', [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.', '--explainFiles']);
+    expect(tsc.stdout).not.toMatch(/error TS/);
+    expect(tsc.status).toBe(0);
+    // Which declarations each file's import resolved to.
+    const importers = (decl: string) => [...tsc.stdout.matchAll(new RegExp(`^node_modules/nodebpf/${decl}\\n((?:  .*\\n)+)`, 'gm'))].map((m) => m[1]).join('');
+    expect(importers('dist/cjs/index\\.d\\.ts')).toMatch(/Imported via 'nodebpf' from file 'b\.cts'/);
+    expect(importers('dist/cjs/index\\.d\\.ts')).not.toMatch(/c\.mts/);
+    expect(importers('dist/index\\.d\\.ts')).toMatch(/Imported via 'nodebpf' from file 'c\.mts'/);
+    expect(importers('dist/index\\.d\\.ts')).not.toMatch(/b\.cts/);
   });
 
   it("loads a BPF object shipped in the tarball, attaches it to a tracepoint and reads its ring buffer", () => {
