@@ -23,9 +23,13 @@ describe('maps', () => {
     expect(m.keys().sort()).toEqual([1, 3]);
   });
 
-  it('array: raw bytes without codecs, and size checks', async () => {
+  it('array: typed by its BTF without codecs; raw bytes with the raw codec; size checks', async () => {
     using obj = await load(fixture('maps.bpf.o'));
-    const m = obj.map('results');
+    const typed = obj.map('results');
+    typed.set(3, 1n << 63n);
+    expect(typed.get(3)).toBe(1n << 63n);
+    expect(() => typed.set(3, -1n)).toThrow(expect.objectContaining({ code: 'RANGE' }));
+    const m = obj.map('results', { key: 'raw', value: 'raw' });
     expect(m.keySize).toBe(4);
     expect(m.valueSize).toBe(8);
     const key = new Uint8Array([2, 0, 0, 0]);
@@ -40,7 +44,9 @@ describe('maps', () => {
 
   it('per-CPU hash and array: one value per possible CPU', async () => {
     using obj = await load(fixture('maps.bpf.o'));
-    const h = obj.map('percpu_hash', { key: 'u32', value: 'u32' });
+    expect(() => obj.map('percpu_hash', { key: 'u32', value: 'u32' })).toThrow(/map 'percpu_hash' is per-CPU .*: its values are arrays, one per possible CPU; say so with \{ perCpu: true \}/);
+    expect(() => obj.map('results', { perCpu: true })).toThrow(/map 'results' is not per-CPU/);
+    const h = obj.map('percpu_hash', { key: 'u32', value: 'u32', perCpu: true });
     expect(h.percpu).toBe(true);
     const values = Array.from({ length: cpus }, (_, i) => 100 + i);
     h.set(5, values);
@@ -48,7 +54,7 @@ describe('maps', () => {
     h.set(6, 9); // one value for every CPU
     expect(h.get(6)).toEqual(new Array(cpus).fill(9));
     expect(() => h.set(7, new Array(cpus + 1).fill(1))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    const a = obj.map('percpu_array', { key: 'u32', value: 'u64' });
+    const a = obj.map('percpu_array', { key: 'u32', value: 'u64', perCpu: true });
     expect(a.get(0)).toEqual(new Array(cpus).fill(0n));
   });
 
@@ -70,7 +76,7 @@ describe('maps', () => {
       using _l = obj.program('store').attach();
       await child.run();
       expect(obj.map('results', { key: 'u32', value: 'u64' }).get(0)).toBe(stored);
-      const perCpu = obj.map('percpu_array', { key: 'u32', value: 'u64' }).get(0) as bigint[];
+      const perCpu = obj.map('percpu_array', { key: 'u32', value: 'u64', perCpu: true }).get(0) ?? [];
       expect(perCpu.reduce((a, b) => a + b, 0n)).toBe(3n);
     }
   });

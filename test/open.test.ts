@@ -13,11 +13,11 @@ describe('open → configure → load', () => {
     expect(openFds()).toBe(before);
     expect(o.programs.map((p) => [p.name, p.section, p.autoload])).toEqual([['produce', 'tp/syscalls/sys_enter_getppid', true]]);
     expect(o.map('records')).toMatchObject({ mapType: 27, maxEntries: 1 << 20 });
-    expect(o.globals).toEqual(
+    expect(o.globalSpecs).toEqual(
       expect.arrayContaining([
-        { name: 'target_tgid', section: '.rodata', size: 4, typeName: 'const volatile __u32' },
-        { name: 'per_trigger', section: '.rodata', size: 4, typeName: 'const volatile __u32' },
-        { name: 'produced', section: '.bss', size: 8, typeName: '__u64' },
+        expect.objectContaining({ name: 'target_tgid', section: '.rodata', size: 4, typeName: 'const volatile __u32' }),
+        expect.objectContaining({ name: 'per_trigger', section: '.rodata', size: 4, typeName: 'const volatile __u32' }),
+        expect.objectContaining({ name: 'produced', section: '.bss', size: 8, typeName: '__u64' }),
       ]),
     );
   });
@@ -132,7 +132,7 @@ describe('maps sized at run time, as libbpf-tools front-ends do', () => {
 
   it("setGlobal() gives globals of any .rodata.*/.data.* section their values before load, as a skeleton's rodata does", async () => {
     const o = await open(fixture('sections.bpf.o'));
-    expect(o.globals.find((g) => g.name === 'step')).toEqual({ name: 'step', section: '.rodata.limits', size: 8, typeName: 'const volatile __u64' });
+    expect(o.globalSpecs.find((g) => g.name === 'step')).toMatchObject({ name: 'step', section: '.rodata.limits', size: 8, typeName: 'const volatile __u64' });
     const child = syscalls('mixed', 1);
     o.setGlobal('target_tgid', child.pid).setGlobal('step', 7n);
     expect(() => o.setGlobal('nodebpf_no_such_global', 1)).toThrow(expect.objectContaining({ code: 'ENOENT', symbol: 'nodebpf_no_such_global' }));
@@ -140,8 +140,42 @@ describe('maps sized at run time, as libbpf-tools front-ends do', () => {
     const link = obj.program('on_getpgid').attach();
     await child.run();
     await link.closeAsync();
-    const counters = obj.map('.data.counters').get(new Uint8Array(4)) as Uint8Array;
-    expect(new DataView(counters.buffer).getBigUint64(0, true)).toBe(7n);
+    const counters = obj.map('.data.counters', { key: 'raw', value: 'raw' }).get(new Uint8Array(4));
+    expect(new DataView(counters!.buffer).getBigUint64(0, true)).toBe(7n);
+    expect(obj.globals.pgid_calls).toBe(7n);
+  });
+
+  it('globals as typed properties: set before load (checked), read and written live after', async () => {
+    const o = await open(fixture('sections.bpf.o'));
+    expect(o.globals.step).toBeUndefined();
+    expect(() => {
+      o.globals.step = -1n;
+    }).toThrow(expect.objectContaining({ code: 'RANGE', message: expect.stringContaining('step') }));
+    expect(() => {
+      o.globals.target_tgid = 2 ** 32;
+    }).toThrow(expect.objectContaining({ code: 'RANGE' }));
+    expect(() => {
+      (o.globals as Record<string, unknown>).nodebpf_typo = 1;
+    }).toThrow(TypeError);
+    const child = syscalls('mixed', 1);
+    o.globals.target_tgid = child.pid;
+    o.globals.step = 5n;
+    expect(o.globals.step).toBe(5n);
+    await using obj = await o.load();
+    expect(obj.globals.step).toBe(5n);
+    expect(obj.globals.sid_calls).toBe(100n);
+    expect(() => {
+      obj.globals.step = 6n;
+    }).toThrow(expect.objectContaining({ code: 'EPERM', message: expect.stringContaining('.rodata.limits, which is frozen once loaded') }));
+    obj.globals.pgid_calls = 1000n;
+    const link = obj.program('on_getpgid').attach();
+    await child.run();
+    await link.closeAsync();
+    // The program added 5 per getpgid to what JS wrote: both see the same memory.
+    expect(obj.globals.pgid_calls).toBe(1005n);
+    expect(Object.keys(obj.globals)).toEqual(expect.arrayContaining(['target_tgid', 'step', 'pgid_calls', 'sid_calls', 'last_sum']));
+    obj.close();
+    expect(() => obj.globals.pgid_calls).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
 });
 

@@ -8,11 +8,12 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-export type CodecName = 'u8' | 'u16' | 'u32' | 'u64' | 'i8' | 'i16' | 'i32' | 'i64';
+/** Integers by width and sign; `'raw'`: the bytes as they are. */
+export type CodecName = 'u8' | 'u16' | 'u32' | 'u64' | 'i8' | 'i16' | 'i32' | 'i64' | 'raw';
 export type CodecSpec<T> = CodecName | Codec<T>;
 
 /** The JS type a named codec decodes to. */
-export type Decoded<N> = N extends 'u64' | 'i64' ? bigint : N extends CodecName ? number : N extends Codec<infer T> ? T : Uint8Array;
+export type Decoded<N> = N extends 'u64' | 'i64' ? bigint : N extends 'raw' ? Uint8Array : N extends CodecName ? number : N extends Codec<infer T> ? T : unknown;
 
 function intCodec(size: 1 | 2 | 4, signed: boolean): Codec<number> {
   const r = range(size * 8, signed);
@@ -54,7 +55,7 @@ function bigCodec(signed: boolean): Codec<bigint> {
   };
 }
 
-const NAMED: Record<CodecName, Codec<number> | Codec<bigint>> = {
+const NAMED: Record<Exclude<CodecName, 'raw'>, Codec<number> | Codec<bigint>> = {
   u8: intCodec(1, false),
   u16: intCodec(2, false),
   u32: intCodec(4, false),
@@ -77,7 +78,8 @@ export const raw: Codec<Uint8Array> = {
 export function resolveCodec<T>(spec: CodecSpec<T> | undefined): Codec<T> {
   if (spec === undefined) return raw as unknown as Codec<T>;
   if (typeof spec === 'string') {
-    const c = NAMED[spec];
+    if (spec === 'raw') return raw as unknown as Codec<T>;
+    const c = NAMED[spec as Exclude<CodecName, 'raw'>];
     if (!c) throw new BpfError('EINVAL', `unknown codec '${String(spec)}'; codecs: ${Object.keys(NAMED).join(', ')}`);
     return c as unknown as Codec<T>;
   }

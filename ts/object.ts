@@ -6,7 +6,9 @@ import { resolveCodec } from './codec.js';
 import { BpfError, native, nativeAsync } from './errors.js';
 import { Link, MultiLink } from './link.js';
 import { BpfMap, MapType, type MapCodecs, type MapHandle } from './map.js';
-import type { CodecName, Decoded } from './codec.js';
+import type { Codec, CodecName, Decoded } from './codec.js';
+import { TypeCodecs, TypeTable, type TypeCodec, type TypeOptions } from './btf/index.js';
+import { frozen, globalsObject, isReadOnlySection } from './globals.js';
 
 /** The definition of a map, as an inner map template. */
 function definitionOf(m: MapHandle): binding.MapDefinition {
@@ -164,6 +166,11 @@ export class BpfObject implements Disposable {
   #closing: { closeAsync(): Promise<void> }[] = [];
   /** The open consumer of each ring buffer: one per map. */
   #rings = new Map<string, RingBuffer>();
+  /** The object's BTF codecs, made on first use (null: the object has no BTF). */
+  #types: TypeCodecs | null | undefined;
+  #globals: Record<string, unknown> | undefined;
+  /** Per data section, its mapped value (null: not mappable, read through the map). */
+  #sections = new Map<string, DataView | null>();
 
   /** @internal */
   constructor(n: NativeObject) {
@@ -208,16 +215,97 @@ export class BpfObject implements Disposable {
     return p;
   }
 
-  /** With named codecs (`{ key: 'u32', value: 'u64' }`) the map is typed by them (`number`, `bigint`). */
-  map<KS extends CodecName | undefined = undefined, VS extends CodecName | undefined = undefined>(
+  /**
+   * A map with typed keys and values. Without codecs, keys and values decode by the map's
+   * BTF types (`__u32` → number, `__u64` → bigint, `struct x` → an object; `int64:
+   * 'number-if-safe'` for numbers while exact), or are bytes where the map has none. Named
+   * codecs (`{ key: 'u32', value: 'u64' }`) type the map by them (`number`, `bigint`).
+   */
+  map<KS extends CodecName | undefined = undefined, VS extends CodecName | undefined = undefined, P extends boolean = false>(
     name: string,
-    codecs?: { key?: KS; value?: VS },
-  ): BpfMap<Decoded<KS>, Decoded<VS>>;
-  map<K = Uint8Array, V = Uint8Array>(name: string, codecs?: MapCodecs<K, V>): BpfMap<K, V>;
-  map<K = Uint8Array, V = Uint8Array>(name: string, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
+    codecs?: { key?: KS; value?: VS; perCpu?: P } & TypeOptions,
+  ): BpfMap<Decoded<KS>, Decoded<VS>, P>;
+  map<K = unknown, V = unknown, P extends boolean = false>(name: string, codecs?: MapCodecs<K, V, P> & TypeOptions): BpfMap<K, V, P>;
+  map<K = unknown, V = unknown, P extends boolean = false>(name: string, codecs: MapCodecs<K, V, P> & TypeOptions = {}): BpfMap<K, V, P> {
     const d = this.#maps.get(name);
     if (!d) throw new BpfError('ENOENT', `no map named '${name}'; maps: ${[...this.#maps.keys()].join(', ')}`, { map: name });
-    return new BpfMap<K, V>(native(() => this._native().map(name), { map: name }), d, codecs);
+    const o = options('map codecs', codecs);
+    const btf = (id: number, size: number) => {
+      const c = id ? this.#typeCodecs()?.byId(id, { int64: o.int64 }) : undefined;
+      // A BTF type of another size than the map's (a hand-made inner map) is not its codec.
+      return c?.size === size ? c : undefined;
+    };
+    const resolved: MapCodecs<K, V, P> = {
+      key: o.key ?? (btf(d.btfKeyTypeId, d.keySize) as Codec<K> | undefined),
+      value: o.value ?? (btf(d.btfValueTypeId, d.valueSize) as Codec<V> | undefined),
+      ...(o.perCpu === undefined ? {} : { perCpu: o.perCpu }),
+    };
+    return new BpfMap<K, V, P>(native(() => this._native().map(name), { map: name }), d, resolved);
+  }
+
+  #typeCodecs(): TypeCodecs | undefined {
+    if (this.#types === undefined) {
+      const types = native(() => this._native().types());
+      this.#types = types.length > 0 ? new TypeCodecs(new TypeTable(types)) : null;
+    }
+    return this.#types ?? undefined;
+  }
+
+  /**
+   * A codec of one of the object's BTF types by its C name (`'struct event'`, `'event_t'`):
+   * for ring-buffer records, `for await (const e of rb.events(obj.type('struct event').record))`.
+   */
+  type<T = unknown>(name: string, options: TypeOptions = {}): TypeCodec<T> {
+    const types = this.#typeCodecs();
+    if (!types) throw new BpfError('ENOENT', `the object has no BTF, so no type '${String(name)}': build it with clang -g`, { symbol: String(name) });
+    return types.byName<T>(str('type name', name), options);
+  }
+
+  /**
+   * The `.rodata`/`.data`/`.bss` variables as properties, typed by their BTF: reading one
+   * reads the live map (`obj.globals.hits` is a counter the program increments), setting
+   * one writes it (checked: a value that does not fit is `RANGE`). `.rodata` is frozen once
+   * loaded: setting it is `EPERM` (set it before, with `load(…, { globals })` or `open()`).
+   */
+  get globals(): Record<string, unknown> {
+    this.#globals ??= globalsObject(native(() => this._native().globals()), this.#typeCodecs(), {
+      read: (g, codec) => {
+        const view = this.#section(g.section);
+        if (view) return codec.decodeAt(view, g.offset);
+        return codec.decode(this.#sectionBytes(g.section).subarray(g.offset, g.offset + g.size));
+      },
+      write: (g, bytes) => {
+        if (isReadOnlySection(g.section)) throw frozen(g);
+        const view = this.#section(g.section);
+        if (view) {
+          new Uint8Array(view.buffer, view.byteOffset + g.offset, g.size).set(bytes);
+          return;
+        }
+        const value = this.#sectionBytes(g.section);
+        value.set(bytes, g.offset);
+        this.map(g.section, { key: 'u32', value: 'raw' }).set(0, value);
+      },
+    });
+    return this.#globals;
+  }
+
+  /** A data section's value as mapped, or null when it is not mappable. Throws CLOSED once closed. */
+  #section(section: string): DataView | null {
+    const n = this._native();
+    let view = this.#sections.get(section);
+    if (view === undefined) {
+      const buf = native(() => n.globalData(section), { map: section });
+      view = buf ? new DataView(buf) : null;
+      this.#sections.set(section, view);
+    }
+    return view;
+  }
+
+  /** A data section's value, read through its map (kernels that cannot map it). */
+  #sectionBytes(section: string): Uint8Array {
+    const v = this.map(section, { key: 'u32', value: 'raw' }).get(0);
+    if (!(v instanceof Uint8Array)) throw new BpfError('EIO', `data section ${section} has no value`, { map: section });
+    return new Uint8Array(v);
   }
 
   /**
@@ -291,7 +379,7 @@ export class BpfObject implements Disposable {
   #ringLost(name: string): number | undefined {
     const d = this.#maps.get(`${name}__lost`);
     if (!d) return undefined;
-    const counts = this.map(d.name, { key: 'u32', value: 'u64' }).get(0);
+    const counts = this.map(d.name, { key: 'u32', value: 'u64', perCpu: d.percpu }).get(0);
     if (counts === undefined) return undefined;
     return (Array.isArray(counts) ? counts : [counts]).reduce((sum: number, n) => sum + Number(n), 0);
   }

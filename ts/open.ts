@@ -8,7 +8,9 @@ import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type Glob
 import { attachTypeOf, progTypeOf } from './types.js';
 import type { MapHandle } from './map.js';
 import { targetFd, type FreplaceTarget } from './program.js';
-import type { GlobalSpec, InnerMapSpec, MapSpec, ProgramSpec } from './binding.js';
+import type { GlobalSpec, InnerMapSpec, MapSpec, ObjectSpec, ProgramSpec } from './binding.js';
+import { TypeCodecs, TypeTable, type TypeCodec, type TypeOptions } from './btf/index.js';
+import { globalCodec, globalsObject } from './globals.js';
 
 /** A program before load: what its SEC() name says, and what is configured. */
 export class OpenProgram {
@@ -183,19 +185,45 @@ export class OpenMap {
 export class OpenObject {
   readonly programs: OpenProgram[];
   readonly maps: OpenMap[];
-  /** `.rodata`/`.data`/`.bss` (and `.data.*`/`.rodata.*`) variables: name, section, size, BTF type. */
-  readonly globals: GlobalSpec[];
+  /** `.rodata`/`.data`/`.bss` (and `.data.*`/`.rodata.*`) variables: name, section, offset, size, BTF type. */
+  readonly globalSpecs: GlobalSpec[];
+  /** The object's BTF types (empty without BTF). */
+  readonly types: TypeTable;
+  /**
+   * The variables as typed properties, as a libbpf skeleton's `skel->rodata->x = …`:
+   * setting one configures its initial value (checked against its BTF type: `RANGE` when
+   * it does not fit); reading one gives what was set (undefined until then).
+   */
+  readonly globals: Record<string, unknown>;
   #data: Uint8Array;
   #options: LoadOptions;
   #globals: Record<string, GlobalValue> = {};
+  #codecs: TypeCodecs | undefined;
 
   /** @internal */
-  constructor(data: Uint8Array, options: LoadOptions, spec: { programs: ProgramSpec[]; maps: MapSpec[]; globals: GlobalSpec[] }) {
+  constructor(data: Uint8Array, options: LoadOptions, spec: ObjectSpec) {
     this.#data = data;
     this.#options = options;
     this.programs = spec.programs.map((p) => new OpenProgram(p));
     this.maps = spec.maps.map((m) => new OpenMap(m));
-    this.globals = spec.globals;
+    this.globalSpecs = spec.globals;
+    this.types = new TypeTable(spec.types);
+    this.#codecs = spec.types.length > 0 ? new TypeCodecs(this.types) : undefined;
+    this.globals = globalsObject(spec.globals, this.#codecs, {
+      read: (g, codec) => {
+        const v = this.#globals[g.name];
+        return v instanceof Uint8Array && v.byteLength === codec.size ? codec.decode(v) : v;
+      },
+      write: (g, bytes) => {
+        this.#globals[g.name] = bytes;
+      },
+    });
+  }
+
+  /** A codec of one of the object's BTF types by its C name (`'struct event'`), as `BpfObject.type()`. */
+  type<T = unknown>(name: string, options: TypeOptions = {}): TypeCodec<T> {
+    if (!this.#codecs) throw new BpfError('ENOENT', `the object has no BTF, so no type '${String(name)}': build it with clang -g`, { symbol: String(name) });
+    return this.#codecs.byName<T>(str('type name', name), options);
   }
 
   program(name: string): OpenProgram {
@@ -216,10 +244,12 @@ export class OpenObject {
    * exact bytes. Checked against the variable at load.
    */
   setGlobal(name: string, value: GlobalValue): this {
-    if (!this.globals.some((g) => g.name === name)) {
-      throw new BpfError('ENOENT', `no global variable named '${name}'; globals: ${this.globals.map((g) => g.name).join(', ')}`, { symbol: name });
+    const g = this.globalSpecs.find((x) => x.name === name);
+    if (!g) {
+      throw new BpfError('ENOENT', `no global variable named '${name}'; globals: ${this.globalSpecs.map((x) => x.name).join(', ')}`, { symbol: name });
     }
-    this.#globals[name] = value;
+    // Bytes as they are; a value of the variable's BTF type is encoded (and checked) now.
+    this.#globals[name] = value instanceof Uint8Array || this.#codecs === undefined ? value : globalCodec(g, this.#codecs).encode(value, `global '${name}'`);
     return this;
   }
 

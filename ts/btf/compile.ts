@@ -56,6 +56,8 @@ export class Emitter {
   readonly #typeNames = new Map<string, string>();
   readonly #taken = new Set<string>();
   readonly #interfaces: string[] = [];
+  /** Named enums met while typing, for their constants. */
+  readonly #enums = new Map<string, Extract<Layout, { kind: 'enum' }>>();
 
   constructor(options: { ts: boolean; int64: Int64Mode }) {
     this.#ts = options.ts;
@@ -226,6 +228,7 @@ export class Emitter {
         if (l.size === 16) return 'bigint';
         return l.size === 8 ? this.#wideType() : 'number';
       case 'enum':
+        if (l.name) this.#enums.set(l.name, l);
         return l.size === 8 ? this.#wideType() : 'number';
       case 'float':
         return 'number';
@@ -270,6 +273,16 @@ export class Emitter {
       this.#interfaces.push(`${doc}\nexport interface ${name} {\n${fields.join('\n')}\n}`);
     }
     return name;
+  }
+
+  /** The named enums the types met, by name. */
+  get enums(): ReadonlyMap<string, Extract<Layout, { kind: 'enum' }>> {
+    return this.#enums;
+  }
+
+  /** Whether 64-bit integers are numbers while exact. */
+  get int64(): Int64Mode {
+    return this.#int64;
   }
 
   /** Interface declarations (TypeScript only). */

@@ -28,6 +28,16 @@ function missing(path: string, what: string, x: unknown): never {
   throw new BpfError('EINVAL', `${path} must be ${what}, got ${x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x}`);
 }
 
+/** `makeCodec`, reachable from generated code as `rt.codec` (hoisted: defined below). */
+function makeCodecLazy<T>(
+  decode: (v: ReadonlyDataView, o: number) => T,
+  encode: (v: DataView, o: number, x: unknown, p: string) => void,
+  size: number,
+  type: string,
+): TypeCodec<T> {
+  return makeCodec(decode, encode, size, type);
+}
+
 export const btfRuntime = {
   /** The integer ranges by name (`u8` … `i128`). */
   ranges,
@@ -142,6 +152,13 @@ export const btfRuntime = {
     throw new BpfError('EINVAL', `${path} sets none of the union's members (${members})`);
   },
 
+  codec: makeCodecLazy,
+
+  /** An object embedded in a generated file (`nodebpf gen --embed`). */
+  base64(s: string): Uint8Array {
+    return new Uint8Array(Buffer.from(s, 'base64'));
+  },
+
   /** A record shorter than the type it is decoded as. */
   short(type: string, length: number, size: number): never {
     throw new BpfError('EINVAL', `a ${length}-byte record is decoded as ${type}, which is ${size} bytes`);
@@ -149,3 +166,49 @@ export const btfRuntime = {
 };
 
 export type BtfRuntime = typeof btfRuntime;
+
+/** Decodes a ring- or perf-buffer record: what `RingBuffer.events()` takes. */
+export type RecordDecoder<T> = (view: ReadonlyDataView, offset: number, length: number) => T;
+
+/** A codec of a BTF type: exact size, straight-line code, checked encoding. */
+export interface TypeCodec<T> {
+  readonly size: number;
+  /** The type as C names it (`struct event`). */
+  readonly type: string;
+  decode(bytes: Uint8Array): T;
+  /** Decodes the type at `offset` of a view (no copy of the record first). */
+  decodeAt(view: ReadonlyDataView, offset: number): T;
+  /** For `ringbuf.events(codec.record)`: a record shorter than the type is an `EINVAL` error. */
+  readonly record: RecordDecoder<T>;
+  /** `name`: what errors call the value (default: its type). */
+  encode(value: T, name?: string): Uint8Array;
+  /** Writes `value` at `offset` of `view`, checked (a value that does not fit is `RANGE`; what was written before it stays). */
+  encodeInto(view: DataView, offset: number, value: T): void;
+}
+
+/** A codec of compiled or generated functions. */
+export function makeCodec<T>(
+  decode: (v: ReadonlyDataView, o: number) => T,
+  encode: (v: DataView, o: number, x: unknown, p: string) => void,
+  size: number,
+  type: string,
+): TypeCodec<T> {
+  return {
+    size,
+    type,
+    decode(b) {
+      if (b.byteLength < size) btfRuntime.short(type, b.byteLength, size);
+      return decode(new DataView(b.buffer, b.byteOffset, b.byteLength), 0);
+    },
+    decodeAt: decode,
+    record: (view, offset, length) => (length < size ? btfRuntime.short(type, length, size) : decode(view, offset)),
+    encode(value, name = type) {
+      const b = new Uint8Array(size);
+      encode(new DataView(b.buffer), 0, value, name);
+      return b;
+    },
+    encodeInto(view, offset, value) {
+      encode(view, offset, value, type);
+    },
+  };
+}

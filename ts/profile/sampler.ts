@@ -21,8 +21,6 @@ const EFAULT = -14;
 const EEXIST = -17;
 /** enum profile_stat, in order. */
 const STATS = ['samples', 'idle', 'userCollided', 'userFailed', 'kernelCollided', 'kernelFailed', 'countsFull'] as const;
-/** struct sample_key: tgid, pid, user_stack, kernel_stack, comm[16]. */
-const COMM_AT = 16;
 /** How long a flip of the halves waits for programs still running on the old one (they run for microseconds). */
 const FLIP_SETTLE_MS = 5;
 /**
@@ -42,6 +40,15 @@ export interface SamplerOptions {
   cpu?: { frequency: number; period?: bigint; event: 'cycles' | 'cpu-clock' | 'auto' };
   /** Off-CPU time: blocks from this long (µs). */
   offCpu?: { minBlockUs: number };
+}
+
+/** `struct sample_key` of bpf/profile.h, as its BTF decodes it. */
+interface SampleKey {
+  tgid: number;
+  pid: number;
+  user_stack: number;
+  kernel_stack: number;
+  comm: string;
 }
 
 interface RawSample {
@@ -105,7 +112,7 @@ export class Sampler {
       return;
     }
     const tgids = new Set<number>();
-    for (const key of this.#obj.map(`counts${this.#generation & 1}`).keys()) tgids.add(new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true));
+    for (const key of this.#obj.map<SampleKey, bigint>(`counts${this.#generation & 1}`).keys()) tgids.add(key.tgid);
     for (const tgid of tgids) this.#symbolizer.snapshot(tgid);
   }
 
@@ -161,15 +168,11 @@ export class Sampler {
   async collect(): Promise<Collected> {
     const half = this.#generation & 1;
     this.#generation++;
-    const bss = this.#obj.maps.find((m) => m.name.endsWith('.bss'));
-    if (!bss) throw new BpfError('INTERNAL', 'profile.bpf.o has no .bss');
-    const gen = new Uint8Array(4);
-    new DataView(gen.buffer).setUint32(0, this.#generation, true);
-    this.#obj.map(bss.name).set(new Uint8Array(4), gen);
+    this.#obj.globals.generation = this.#generation;
     await sleep(FLIP_SETTLE_MS);
 
-    const counts = this.#obj.map(`counts${half}`);
-    const stackMap = this.#obj.map(`stacks${half}`);
+    const counts = this.#obj.map<SampleKey, bigint>(`counts${half}`);
+    const stackMap = this.#obj.map<number, Uint8Array>(`stacks${half}`, { key: 'u32', value: 'raw' });
     const stacks = new Map<number, bigint[]>();
     // A stack id resolves in its own half only: to addresses now.
     const stack = (id: number): bigint[] | number => {
@@ -179,20 +182,9 @@ export class Sampler {
       return s;
     };
     const raw: RawSample[] = [];
-    for (const key of counts.keys()) {
-      const value = counts.get(key);
-      counts.delete(key);
-      if (!(value instanceof Uint8Array)) continue;
-      const k = new DataView(key.buffer, key.byteOffset, key.byteLength);
-      const comm = Buffer.from(key.subarray(COMM_AT)).toString('latin1');
-      raw.push({
-        tgid: k.getUint32(0, true),
-        tid: k.getUint32(4, true),
-        user: stack(k.getInt32(8, true)),
-        kernel: stack(k.getInt32(12, true)),
-        comm: comm.slice(0, comm.indexOf('\0') < 0 ? undefined : comm.indexOf('\0')),
-        count: Number(new DataView(value.buffer, value.byteOffset, value.byteLength).getBigUint64(0, true)),
-      });
+    // Taken out as read: a key is never encoded back (its comm need not be UTF-8).
+    for (const [key, count] of counts.drain()) {
+      raw.push({ tgid: key.tgid, tid: key.pid, user: stack(key.user_stack), kernel: stack(key.kernel_stack), comm: key.comm, count: Number(count) });
     }
     for (const key of stackMap.keys()) stackMap.delete(key);
     for (const tgid of new Set(raw.map((r) => r.tgid))) this.#symbolizer.snapshot(tgid);
@@ -200,11 +192,8 @@ export class Sampler {
   }
 
   #totals(): ProfileTotals {
-    const stats = this.#obj.map('stats', { key: 'u32', value: 'u64' });
-    const now = STATS.map((_, i) => {
-      const v = stats.get(i);
-      return (Array.isArray(v) ? v : [v ?? 0n]).reduce((s: bigint, n) => s + BigInt(n), 0n);
-    });
+    const stats = this.#obj.map('stats', { key: 'u32', value: 'u64', perCpu: true });
+    const now = STATS.map((_, i) => (stats.get(i) ?? []).reduce((s, n) => s + n, 0n));
     const delta = now.map((n, i) => Number(n - this.#stats[i]));
     this.#stats = now;
     const t = Object.fromEntries(STATS.map((name, i) => [name, delta[i]])) as Record<(typeof STATS)[number], number>;
