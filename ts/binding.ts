@@ -148,6 +148,17 @@ export declare class NativeObject {
   /** The map's perf-buffer consumer; `BUSY` while another is open. */
   perfbuf(map: string, pagesPerCpu?: number | undefined | null): NativeEvents
   /**
+   * A data section's map value (`.data`, `.bss`, `.data.<name>`...) as an ArrayBuffer
+   * over the memory the programs use: what JS writes there the programs see at once,
+   * and the other way round. The same buffer while it is alive; detached by `close()`.
+   * A frozen section (`.rodata*`) is mapped read-only, and V8 cannot make a read-only
+   * ArrayBuffer (a store would fault the process), so its buffer is a copy (its
+   * contents never change): writing it changes the copy only. `null` when the map is
+   * not mmapable (kernels before 5.5) or the runtime allows no external buffers: then
+   * look up and update key 0 of the section's map. `ENOENT` for no such data section.
+   */
+  globalData(section: string): ArrayBuffer | null
+  /**
    * Attaches an `iter/…` program (`map`: the map an `iter/bpf_map_elem` program walks)
    * and starts one iteration of it.
    */
@@ -156,9 +167,14 @@ export declare class NativeObject {
   map(name: string): NativeMap
   programs(): Array<ProgramDesc>
   maps(): Array<MapDesc>
+  /** The object's BTF types (after the loader's fixups), by id; empty without BTF. */
+  types(): Array<BtfType>
+  /** The object's `.rodata`/`.data`/`.bss` variables, by name. */
+  globals(): Array<GlobalSpec>
   /**
    * Closes every program and map fd of the object (once no attach still uses them);
-   * an attach in progress rejects with CLOSED and detaches what it attached. Idempotent.
+   * an attach in progress rejects with CLOSED and detaches what it attached. The
+   * `globalData()` buffers are detached and their mappings go. Idempotent.
    */
   close(): void
   testRun(prog: string, options: TestRunOptions): Promise<TestRunOutput>
@@ -196,6 +212,55 @@ export declare function __panicForTests(): void
 export interface BpfTypeName {
   name: string
   value: number
+}
+
+export interface BtfEnumValue {
+  name: string
+  /** Decimal and exact (an enum64's can be beyond 2^53). */
+  value: string
+}
+
+export interface BtfMember {
+  /** '' when anonymous. */
+  name: string
+  typeId: number
+  bitOffset: number
+  /** 0 unless a bitfield. */
+  bitSize: number
+}
+
+/** A type of the object's BTF. Fields a kind does not have are 0 or false. */
+export interface BtfType {
+  id: number
+  /**
+   * 'void' | 'int' | 'ptr' | 'array' | 'struct' | 'union' | 'enum' | 'enum64' | 'fwd'
+   * | 'typedef' | 'volatile' | 'const' | 'restrict' | 'func' | 'func_proto' | 'var'
+   * | 'datasec' | 'float' | 'decl_tag' | 'type_tag'
+   */
+  kind: string
+  /** '' when anonymous. */
+  name: string
+  /** Bytes: int, float, struct, union, enum, enum64, datasec. */
+  size: number
+  /**
+   * The type referred to: ptr, typedef, qualifiers, var, func, func_proto (its return
+   * type), decl_tag, type_tag; an array's element type.
+   */
+  typeId: number
+  /** An array's element count. */
+  len: number
+  /** An int's width in bits. */
+  bits: number
+  /** An int's BTF_INT_SIGNED; an enum's kind_flag (signed values). */
+  signed: boolean
+  /** An int's BTF_INT_CHAR. */
+  char: boolean
+  /** An int's BTF_INT_BOOL. */
+  bool: boolean
+  /** Struct and union. */
+  members?: Array<BtfMember>
+  /** Enum and enum64. */
+  values?: Array<BtfEnumValue>
 }
 
 /** Records the kernel could not write on one CPU. */
@@ -261,9 +326,13 @@ export interface GlobalSpec {
   name: string
   /** The section, and so the map, it lies in (`.rodata`, `.data.counters`...). */
   section: string
+  /** Where it lies in its section's map value, in bytes. */
+  offset: number
   size: number
   /** Its BTF type as C spells it (`const volatile __u32`, `char[16]`), when known. */
   typeName?: string
+  /** Its BTF type's id in the object's `types` (0 when unknown). */
+  typeId: number
 }
 
 /** The definition of a map of maps' inner map. */
@@ -353,6 +422,12 @@ export interface MapDesc {
   flags: number
   percpu: boolean
   pinned?: string
+  /**
+   * The key's and value's ids in the object's `types()` (0: none, as for a map made by
+   * `createMap`; a data section's value is its DATASEC).
+   */
+  btfKeyTypeId: number
+  btfValueTypeId: number
 }
 
 /** A map's configuration before load (libbpf's `bpf_map__set_*`). */
@@ -390,6 +465,12 @@ export interface MapSpec {
   /** The key's and value's BTF types as C names them (`__u32`, `struct event`). */
   btfKeyType?: string
   btfValueType?: string
+  /**
+   * The key's and value's ids in the object's `types` (0: none; a data section's
+   * value is its DATASEC).
+   */
+  btfKeyTypeId: number
+  btfValueTypeId: number
   /** `'byName'` for `LIBBPF_PIN_BY_NAME`, else `'none'`. */
   pinning: string
   /** A map of maps' inner map, from its `__array(values, ...)` declaration. */
@@ -421,6 +502,8 @@ export interface ObjectSpec {
   programs: Array<ProgramSpec>
   maps: Array<MapSpec>
   globals: Array<GlobalSpec>
+  /** The object's BTF types (after the loader's fixups), by id; empty without BTF. */
+  types: Array<BtfType>
 }
 
 /**

@@ -478,6 +478,14 @@ impl BtfIndex {
             .collect()
     }
 
+    /// The id of the DATASEC of that name (`.data`, `.rodata.str1.1`).
+    pub fn datasec_id(&self, section: &str) -> Option<u32> {
+        let i = self.types.iter().position(|t| {
+            t.kind == KIND_DATASEC && self.name(t.name_off) == Some(section.as_bytes())
+        })?;
+        self.first_id.checked_add(u32::try_from(i).ok()?)
+    }
+
     /// The id of the VAR of that name (the kernel's BTF lists its per-CPU variables).
     pub fn var_id(&self, name: &str) -> Option<u32> {
         let i = self

@@ -190,6 +190,26 @@ pub fn create(
     sys::bpf_fd(sys::BPF_MAP_CREATE, &mut attr).map_err(|_| error(first))
 }
 
+/// `BPF_F_MMAPABLE` (5.5): an array map whose values user space can mmap.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// Whether the kernel makes mmapable arrays: asked once (a one-entry array made with the
+/// flag) and remembered, as libbpf's `FEAT_ARRAY_MMAP`.
+pub fn mmapable_arrays() -> bool {
+    static PROBE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PROBE.get_or_init(|| {
+        let def = MapDef {
+            map_type: sys::BPF_MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+            flags: BPF_F_MMAPABLE,
+            ..Default::default()
+        };
+        create("mmap_probe", &def, None, None).is_ok()
+    })
+}
+
 /// The kernel's view of a map fd: `EINVAL` when it is no BPF map.
 pub fn info(fd: BorrowedFd<'_>, what: &str) -> Result<sys::MapInfo> {
     sys::obj_info::<sys::MapInfo>(fd.as_raw_fd()).map_err(|e| {

@@ -18,6 +18,9 @@ pub struct Map {
     pub flags: u32,
     /// Where the map is pinned, when it was pinned or reused by name.
     pub pinned: Option<PathBuf>,
+    /// Key and value types in the object's BTF (0: none; a map of its own has none).
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
     /// A map of maps' inner template: what its values are (a fan-in makes its rings so).
     pub inner: Option<MapDef>,
     /// Who consumes the map as a ring buffer: one consumer at a time.
@@ -42,6 +45,8 @@ impl Map {
             flags: def.flags,
             pinned,
             inner: None,
+            btf_key_type_id: def.btf_key_type_id,
+            btf_value_type_id: def.btf_value_type_id,
             ring_claim: Default::default(),
             usdt_slots: Default::default(),
             fd,

@@ -7,6 +7,7 @@ pub mod attach;
 pub mod errors;
 pub mod events;
 pub mod features;
+pub mod global_data;
 pub mod iter;
 pub mod link;
 pub mod map;

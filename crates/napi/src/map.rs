@@ -97,6 +97,8 @@ pub fn describe(m: &core::Map) -> MapDesc {
         flags: m.flags,
         percpu: m.is_percpu(),
         pinned: m.pinned.as_ref().map(|p| p.display().to_string()),
+        btf_key_type_id: m.btf_key_type_id,
+        btf_value_type_id: m.btf_value_type_id,
     }
 }
 

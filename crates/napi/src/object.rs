@@ -73,6 +73,8 @@ pub struct ObjectSpec {
     pub programs: Vec<ProgramSpec>,
     pub maps: Vec<MapSpec>,
     pub globals: Vec<GlobalSpec>,
+    /// The object's BTF types (after the loader's fixups), by id; empty without BTF.
+    pub types: Vec<BtfType>,
 }
 
 #[napi(object)]
@@ -100,6 +102,10 @@ pub struct MapSpec {
     /// The key's and value's BTF types as C names them (`__u32`, `struct event`).
     pub btf_key_type: Option<String>,
     pub btf_value_type: Option<String>,
+    /// The key's and value's ids in the object's `types` (0: none; a data section's
+    /// value is its DATASEC).
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
     /// `'byName'` for `LIBBPF_PIN_BY_NAME`, else `'none'`.
     pub pinning: String,
     /// A map of maps' inner map, from its `__array(values, ...)` declaration.
@@ -128,6 +134,8 @@ impl From<core::MapSpec> for MapSpec {
             map_extra: m.map_extra as f64,
             btf_key_type: m.btf_key_type,
             btf_value_type: m.btf_value_type,
+            btf_key_type_id: m.btf_key_type_id,
+            btf_value_type_id: m.btf_value_type_id,
             pinning: if m.pinned_by_name { "byName" } else { "none" }.to_string(),
             inner: m.inner.map(|i| InnerMapSpec {
                 map_type: i.map_type,
@@ -146,9 +154,109 @@ pub struct GlobalSpec {
     pub name: String,
     /// The section, and so the map, it lies in (`.rodata`, `.data.counters`...).
     pub section: String,
+    /// Where it lies in its section's map value, in bytes.
+    pub offset: u32,
     pub size: u32,
     /// Its BTF type as C spells it (`const volatile __u32`, `char[16]`), when known.
     pub type_name: Option<String>,
+    /// Its BTF type's id in the object's `types` (0 when unknown).
+    pub type_id: u32,
+}
+
+impl From<core::loader::GlobalSpec> for GlobalSpec {
+    fn from(g: core::loader::GlobalSpec) -> Self {
+        GlobalSpec {
+            name: g.name,
+            section: g.section,
+            offset: u32::try_from(g.offset).unwrap_or(u32::MAX),
+            size: u32::try_from(g.size).unwrap_or(u32::MAX),
+            type_name: g.type_name,
+            type_id: g.type_id,
+        }
+    }
+}
+
+/// A type of the object's BTF. Fields a kind does not have are 0 or false.
+#[napi(object)]
+pub struct BtfType {
+    pub id: u32,
+    /// 'void' | 'int' | 'ptr' | 'array' | 'struct' | 'union' | 'enum' | 'enum64' | 'fwd'
+    /// | 'typedef' | 'volatile' | 'const' | 'restrict' | 'func' | 'func_proto' | 'var'
+    /// | 'datasec' | 'float' | 'decl_tag' | 'type_tag'
+    pub kind: String,
+    /// '' when anonymous.
+    pub name: String,
+    /// Bytes: int, float, struct, union, enum, enum64, datasec.
+    pub size: u32,
+    /// The type referred to: ptr, typedef, qualifiers, var, func, func_proto (its return
+    /// type), decl_tag, type_tag; an array's element type.
+    pub type_id: u32,
+    /// An array's element count.
+    pub len: u32,
+    /// An int's width in bits.
+    pub bits: u32,
+    /// An int's BTF_INT_SIGNED; an enum's kind_flag (signed values).
+    pub signed: bool,
+    /// An int's BTF_INT_CHAR.
+    pub char: bool,
+    /// An int's BTF_INT_BOOL.
+    pub bool: bool,
+    /// Struct and union.
+    pub members: Option<Vec<BtfMember>>,
+    /// Enum and enum64.
+    pub values: Option<Vec<BtfEnumValue>>,
+}
+
+#[napi(object)]
+pub struct BtfMember {
+    /// '' when anonymous.
+    pub name: String,
+    pub type_id: u32,
+    pub bit_offset: u32,
+    /// 0 unless a bitfield.
+    pub bit_size: u32,
+}
+
+#[napi(object)]
+pub struct BtfEnumValue {
+    pub name: String,
+    /// Decimal and exact (an enum64's can be beyond 2^53).
+    pub value: String,
+}
+
+impl From<core::btf_index::TypeDesc> for BtfType {
+    fn from(t: core::btf_index::TypeDesc) -> Self {
+        BtfType {
+            id: t.id,
+            kind: t.kind.to_string(),
+            name: t.name,
+            size: t.size,
+            type_id: t.type_id,
+            len: t.len,
+            bits: t.bits,
+            signed: t.signed,
+            char: t.char,
+            bool: t.bool,
+            members: t.members.map(|ms| {
+                ms.into_iter()
+                    .map(|m| BtfMember {
+                        name: m.name,
+                        type_id: m.type_id,
+                        bit_offset: m.bit_offset,
+                        bit_size: m.bit_size,
+                    })
+                    .collect()
+            }),
+            values: t.values.map(|vs| {
+                vs.into_iter()
+                    .map(|v| BtfEnumValue {
+                        name: v.name,
+                        value: v.value,
+                    })
+                    .collect()
+            }),
+        }
+    }
 }
 
 impl From<core::Spec> for ObjectSpec {
@@ -167,16 +275,8 @@ impl From<core::Spec> for ObjectSpec {
                 })
                 .collect(),
             maps: s.maps.into_iter().map(MapSpec::from).collect(),
-            globals: s
-                .globals
-                .into_iter()
-                .map(|g| GlobalSpec {
-                    name: g.name,
-                    section: g.section,
-                    size: u32::try_from(g.size).unwrap_or(u32::MAX),
-                    type_name: g.type_name,
-                })
-                .collect(),
+            globals: s.globals.into_iter().map(GlobalSpec::from).collect(),
+            types: s.types.into_iter().map(BtfType::from).collect(),
         }
     }
 }
@@ -219,6 +319,10 @@ pub struct MapDesc {
     pub flags: u32,
     pub percpu: bool,
     pub pinned: Option<String>,
+    /// The key's and value's ids in the object's `types()` (0: none, as for a map made by
+    /// `createMap`; a data section's value is its DATASEC).
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
 }
 
 /// The object as the binding shares it: the JS thread and attach tasks running off it
@@ -241,9 +345,18 @@ impl Shared {
     }
 }
 
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeObject {
     pub(crate) shared: Arc<Shared>,
+    /// The `globalData()` buffers handed out, detached by `close()`.
+    pub(crate) handouts: crate::global_data::Handouts,
+}
+
+impl ObjectFinalize for NativeObject {
+    fn finalize(self, env: Env) -> Result<()> {
+        self.handouts.forget(&env);
+        Ok(())
+    }
 }
 
 impl NativeObject {
@@ -254,6 +367,7 @@ impl NativeObject {
                 closed: AtomicBool::new(false),
                 btf_path,
             }),
+            handouts: Default::default(),
         }
     }
 
@@ -297,13 +411,31 @@ impl NativeObject {
         })
     }
 
-    /// Closes every program and map fd of the object (once no attach still uses them);
-    /// an attach in progress rejects with CLOSED and detaches what it attached. Idempotent.
+    /// The object's BTF types (after the loader's fixups), by id; empty without BTF.
     #[napi]
-    pub fn close(&self) {
+    pub fn types(&self, env: Env) -> Result<Vec<BtfType>> {
+        self.with(&env, &Ctx::op("types"), |o| {
+            Ok(o.types().into_iter().map(BtfType::from).collect())
+        })
+    }
+
+    /// The object's `.rodata`/`.data`/`.bss` variables, by name.
+    #[napi]
+    pub fn globals(&self, env: Env) -> Result<Vec<GlobalSpec>> {
+        self.with(&env, &Ctx::op("globals"), |o| {
+            Ok(o.globals.iter().cloned().map(GlobalSpec::from).collect())
+        })
+    }
+
+    /// Closes every program and map fd of the object (once no attach still uses them);
+    /// an attach in progress rejects with CLOSED and detaches what it attached. The
+    /// `globalData()` buffers are detached and their mappings go. Idempotent.
+    #[napi]
+    pub fn close(&self, env: Env) {
         self.shared.closed.store(true, Ordering::Release);
         if let Ok(mut o) = self.shared.object.write() {
             o.take();
         }
+        self.handouts.detach_all(&env);
     }
 }

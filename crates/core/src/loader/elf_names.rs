@@ -25,6 +25,8 @@ pub struct ProgramSections {
     pub data_symbol_sizes: HashMap<String, u64>,
     /// The section each data symbol lies in (`.rodata`, `.data.counters`, ...).
     pub data_symbol_sections: HashMap<String, String>,
+    /// Where each data symbol lies in its section (its value, in a relocatable object).
+    pub data_symbol_offsets: HashMap<String, u64>,
 }
 
 /// Checks the object is a BPF ELF, collects its program sections and returns the bytes
@@ -77,6 +79,10 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
         .iter()
         .map(|(n, s)| (n.clone(), s.size()))
         .collect();
+    let data_symbol_offsets = data_symbols
+        .iter()
+        .map(|(n, s)| (n.clone(), s.address()))
+        .collect();
     let data_symbol_sections = data_symbols
         .iter()
         .filter_map(|(n, s)| {
@@ -95,6 +101,7 @@ pub fn prepare(data: &[u8]) -> Result<(Vec<u8>, ProgramSections)> {
             names,
             data_symbol_sizes,
             data_symbol_sections,
+            data_symbol_offsets,
         },
     ))
 }

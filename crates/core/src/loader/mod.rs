@@ -15,17 +15,18 @@ pub mod validate;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aya_obj::btf::BtfFeatures;
 use aya_obj::maps::PinningType;
 use aya_obj::EbpfSectionKind;
 use aya_obj::Features;
 
-use crate::btf_index::BtfIndex;
+use crate::btf_index::{BtfIndex, TypeDesc};
 use crate::error::{bad_object, einval, enoent, Code, Error, Result};
-use crate::map_create::{self, MapDef};
+use crate::map_create::{self, MapDef, BPF_F_MMAPABLE};
 use crate::maps::{path_cstring, Map};
+pub use crate::mmap::MapValue;
 use crate::program::{BtfTarget, Program, ProgramParts};
 use crate::sys::{self, BtfLoadAttr};
 
@@ -120,6 +121,14 @@ fn check_configured<'a>(
 pub struct Object {
     pub programs: Vec<Program>,
     pub maps: Vec<Map>,
+    /// `.rodata`/`.data`/`.bss` variables, by name.
+    pub globals: Vec<GlobalSpec>,
+    /// The object's BTF after aya-obj's fixups (what [`Object::types`] lists).
+    btf: Option<BtfIndex>,
+    /// The data-section maps (`.data*`, `.rodata*`, `.bss*`), and whether each is frozen.
+    data_sections: Vec<(String, bool)>,
+    /// Each data section's value mapped, once asked for (see [`Object::global_data`]).
+    mapped: Mutex<HashMap<String, Arc<MapValue>>>,
     /// Kept for programs loaded later (on attach) and their func/line info.
     _btf_fd: Option<Arc<OwnedFd>>,
     /// The map `.kconfig` externs are read from (programs loaded later need it too).
@@ -149,6 +158,41 @@ impl Object {
             ))
         })
     }
+
+    /// The object's BTF types (empty without BTF); see [`BtfIndex::types`].
+    pub fn types(&self) -> Vec<TypeDesc> {
+        self.btf.as_ref().map_or_else(Vec::new, BtfIndex::types)
+    }
+
+    /// A data section's value mapped into memory, the same mapping each time: `None` when
+    /// its map is not mmapable (a kernel before 5.5, a map reused without the flag,
+    /// flags configured without it). Read-only for a frozen section (`.rodata*`).
+    pub fn global_data(&self, section: &str) -> Result<Option<Arc<MapValue>>> {
+        let Some((_, frozen)) = self.data_sections.iter().find(|(n, _)| n == section) else {
+            let names: Vec<&str> = self.data_sections.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(enoent(format!(
+                "no data section named '{section}' in the object; data sections: {}",
+                names.join(", ")
+            )));
+        };
+        let map = self.map(section)?;
+        if map.flags & BPF_F_MMAPABLE == 0 {
+            return Ok(None);
+        }
+        let mut mapped = self
+            .mapped
+            .lock()
+            .map_err(|_| Error::new(Code::Einval, "the data-section mappings are poisoned"))?;
+        if let Some(value) = mapped.get(section) {
+            return Ok(Some(value.clone()));
+        }
+        let value = Arc::new(
+            MapValue::new(map, *frozen)
+                .map_err(|e| Error::os(format!("mapping data section '{section}'"), e))?,
+        );
+        mapped.insert(section.to_string(), value.clone());
+        Ok(Some(value))
+    }
 }
 
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Object> {
@@ -164,6 +208,8 @@ pub struct Spec {
     pub maps: Vec<MapSpec>,
     /// `.rodata`/`.data`/`.bss` variables, by name.
     pub globals: Vec<GlobalSpec>,
+    /// The object's BTF types after aya-obj's fixups (see [`BtfIndex::types`]).
+    pub types: Vec<TypeDesc>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,7 +217,11 @@ pub struct GlobalSpec {
     pub name: String,
     /// The ELF section (and so the map) it lies in.
     pub section: String,
+    /// Where it lies in its section's map value.
+    pub offset: u64,
     pub size: u64,
+    /// Its VAR's type in the object's BTF (0 when unknown).
+    pub type_id: u32,
     /// Its BTF type as C spells it (`const volatile __u32`, `char[16]`), when known.
     pub type_name: Option<String>,
 }
@@ -200,6 +250,9 @@ pub struct MapSpec {
     /// The BTF types of key and value, as C names them (`__u32`, `struct event`).
     pub btf_key_type: Option<String>,
     pub btf_value_type: Option<String>,
+    /// Their ids in the object's BTF (0: none); a data section's value is its DATASEC.
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
     /// `LIBBPF_PIN_BY_NAME`.
     pub pinned_by_name: bool,
     /// A map of maps' inner map, from its `__array(values, ...)`.
@@ -256,6 +309,7 @@ impl Parsed {
         let spec = |name: String, m: &aya_obj::Map| {
             let def = MapDef::of(m);
             let type_name = |id| btf.as_ref().filter(|_| id != 0)?.c_type_name(id);
+            let (btf_key_type_id, btf_value_type_id) = btf_type_ids(btf.as_ref(), &name, m, &def);
             MapSpec {
                 map_type: def.map_type,
                 key_size: def.key_size,
@@ -265,6 +319,8 @@ impl Parsed {
                 map_extra: def.map_extra,
                 btf_key_type: type_name(def.btf_key_type_id),
                 btf_value_type: type_name(def.btf_value_type_id),
+                btf_key_type_id,
+                btf_value_type_id,
                 pinned_by_name: m.pinning() == PinningType::ByName,
                 inner: None,
                 name,
@@ -285,27 +341,11 @@ impl Parsed {
             })
             .collect();
         let btf = btf_section_of_parsed(&self.obj).and_then(|b| BtfIndex::parse(b).ok());
-        let mut globals: Vec<GlobalSpec> = self
-            .sections
-            .data_symbol_sizes
-            .iter()
-            .map(|(name, &size)| GlobalSpec {
-                name: name.clone(),
-                section: self
-                    .sections
-                    .data_symbol_sections
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_default(),
-                size,
-                type_name: btf.as_ref().and_then(|b| b.var_type_name(name)),
-            })
-            .collect();
-        globals.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Spec {
             programs,
             maps,
-            globals,
+            globals: globals_of(&self.sections, btf.as_ref()),
+            types: btf.as_ref().map_or_else(Vec::new, BtfIndex::types),
         })
     }
 
@@ -336,6 +376,64 @@ impl Parsed {
         }
         Ok(())
     }
+}
+
+/// The object's `.rodata`/`.data`/`.bss` variables (not the data of other sections:
+/// `license`, `.maps`), sorted by name: where each lies (its symbol's value, what aya-obj's
+/// fixup writes into the DATASEC too) and its VAR's type (from its section's DATASEC: a
+/// static of the same name elsewhere has its own VAR).
+fn globals_of(sections: &elf_names::ProgramSections, btf: Option<&BtfIndex>) -> Vec<GlobalSpec> {
+    let mut globals: Vec<GlobalSpec> = sections
+        .data_symbol_sizes
+        .iter()
+        .map(|(name, &size)| {
+            let section = sections
+                .data_symbol_sections
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
+            let entry = btf.and_then(|b| {
+                b.datasec_entries(&section)
+                    .into_iter()
+                    .find(|e| &e.name == name)
+            });
+            GlobalSpec {
+                name: name.clone(),
+                offset: sections.data_symbol_offsets.get(name).copied().unwrap_or(0),
+                size,
+                type_id: entry.map_or(0, |e| e.type_id),
+                type_name: btf.and_then(|b| b.var_type_name(name)),
+                section,
+            }
+        })
+        .filter(|g| {
+            DATA_SECTION_PREFIXES
+                .iter()
+                .any(|p| g.section.starts_with(p))
+        })
+        .collect();
+    globals.sort_by(|a, b| a.name.cmp(&b.name));
+    globals
+}
+
+/// A map's key and value type ids in the object's BTF: its definition's; a data section
+/// declares none, and its value is its DATASEC (libbpf gives it so).
+fn btf_type_ids(btf: Option<&BtfIndex>, name: &str, m: &aya_obj::Map, def: &MapDef) -> (u32, u32) {
+    if is_data_section(m) {
+        return (0, btf.and_then(|b| b.datasec_id(name)).unwrap_or(0));
+    }
+    (def.btf_key_type_id, def.btf_value_type_id)
+}
+
+/// The sections aya-obj makes data maps of (`EbpfSectionKind::from_name`).
+const DATA_SECTION_PREFIXES: [&str; 3] = [".data", ".rodata", ".bss"];
+
+/// A map aya-obj made of a `.data*`, `.rodata*` or `.bss*` section.
+fn is_data_section(m: &aya_obj::Map) -> bool {
+    matches!(
+        m.section_kind(),
+        EbpfSectionKind::Data | EbpfSectionKind::Rodata | EbpfSectionKind::Bss
+    )
 }
 
 /// The object's BTF with every newer BTF kind sanitized away, for kernels that refuse the
@@ -495,6 +593,9 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         slots,
         modules,
     } = staged?;
+    // The table JS reads the object's types from: the BTF as fixed up, whatever the
+    // kernel takes of it.
+    let index = btf.as_ref().and_then(|b| BtfIndex::parse(b.clone()).ok());
     let (btf_fd, btf_refused) = match btf {
         None => (None, None),
         Some(full) => match object_btf(&full, &obj)? {
@@ -526,6 +627,13 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         let config = opts.maps.get(name).cloned().unwrap_or_default();
         defs.insert(name.clone(), configured_def(name, map_obj, &config)?);
     }
+    let mut data_sections: Vec<(String, bool)> = obj
+        .maps
+        .iter()
+        .filter(|(_, m)| is_data_section(m))
+        .map(|(n, m)| (n.clone(), m.section_kind() == EbpfSectionKind::Rodata))
+        .collect();
+    data_sections.sort();
     let mut maps = Vec::new();
     let mut map_objs = Vec::new();
     for (name, map_obj) in obj.maps.drain() {
@@ -548,7 +656,8 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             .get(&name)
             .cloned()
             .unwrap_or_else(|| MapDef::of(&map_obj));
-        let map = create_map(
+        let type_ids = btf_type_ids(index.as_ref(), &name, &map_obj, &def);
+        let mut map = create_map(
             &name,
             &map_obj,
             def,
@@ -558,6 +667,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
             opts,
         )
         .map_err(|e| noting_btf(e.for_map(&name)))?;
+        (map.btf_key_type_id, map.btf_value_type_id) = type_ids;
         map_objs.push((name, map_obj));
         maps.push(map);
     }
@@ -622,6 +732,10 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
     Ok(Object {
         programs,
         maps,
+        globals: globals_of(&sections, index.as_ref()),
+        btf: index,
+        data_sections,
+        mapped: Mutex::default(),
         _btf_fd: btf_fd,
         _kconfig: kconfig,
     })
@@ -791,9 +905,37 @@ fn configured_def(name: &str, map_obj: &aya_obj::Map, config: &MapConfig) -> Res
     def.max_entries = config.max_entries.unwrap_or(def.max_entries);
     def.value_size = config.value_size.unwrap_or(def.value_size);
     def.flags = config.flags.unwrap_or(def.flags);
+    if auto_mmapable(map_obj, config) && map_create::mmapable_arrays() {
+        def.flags |= BPF_F_MMAPABLE;
+    }
     def.numa_node = config.numa_node;
     def.normalize()?;
     Ok(def)
+}
+
+/// Whether the map is a data section whose flags are the loader's to choose: made
+/// mmapable (as libbpf does) where the kernel can, so JS reads and writes its variables in
+/// place. Flags configured are taken as they are.
+fn auto_mmapable(map_obj: &aya_obj::Map, config: &MapConfig) -> bool {
+    is_data_section(map_obj) && config.flags.is_none()
+}
+
+/// A data section's definition with `BPF_F_MMAPABLE` as the map to reuse has it: either
+/// way the map does (only mapping it depends on the flag, which the loader chose).
+fn as_reused(
+    def: MapDef,
+    auto: bool,
+    fd: std::os::fd::BorrowedFd<'_>,
+    what: &str,
+) -> Result<MapDef> {
+    if !auto {
+        return Ok(def);
+    }
+    let has = map_create::info(fd, what)?.map_flags & BPF_F_MMAPABLE;
+    Ok(MapDef {
+        flags: (def.flags & !BPF_F_MMAPABLE) | has,
+        ..def
+    })
 }
 
 /// Creates the map, or reuses the one given (`reuseFd`) or pinned at its pin path, once
@@ -809,7 +951,9 @@ fn create_map(
     opts: &LoadOptions,
 ) -> Result<Map> {
     use std::os::fd::AsFd;
+    let auto = auto_mmapable(map_obj, config);
     if let Some(fd) = &config.reuse_fd {
+        let def = as_reused(def, auto, fd.as_fd(), "the map fd given")?;
         map_create::check_compatible(name, &def, fd.as_fd(), "the map fd given")?;
         let own = fd
             .try_clone()
@@ -832,6 +976,7 @@ fn create_map(
         let fd = sys::obj_get(&path_cstring(path)?)
             .map_err(|e| Error::os(format!("opening pinned map {}", path.display()), e))?;
         let what = format!("the map pinned at {}", path.display());
+        let def = as_reused(def, auto, fd.as_fd(), &what)?;
         map_create::check_compatible(name, &def, fd.as_fd(), &what)?;
         let mut map = Map::new(name.to_string(), &def, fd, pin);
         map.inner = inner;
