@@ -96,6 +96,9 @@ export class OpenMap {
   /** The key's and value's BTF types as C names them (`__u32`, `struct event`); none for `key_size`-declared maps. */
   readonly btfKeyType: string | undefined;
   readonly btfValueType: string | undefined;
+  /** The key's and value's ids in the object's `types` (0: none). */
+  readonly btfKeyTypeId: number;
+  readonly btfValueTypeId: number;
   /** `'byName'` for `LIBBPF_PIN_BY_NAME`. */
   readonly pinning: 'byName' | 'none';
   /** A map of maps' inner map, from its `__array(values, ...)` declaration. */
@@ -114,6 +117,8 @@ export class OpenMap {
     this.mapExtra = m.mapExtra;
     this.btfKeyType = m.btfKeyType;
     this.btfValueType = m.btfValueType;
+    this.btfKeyTypeId = m.btfKeyTypeId;
+    this.btfValueTypeId = m.btfValueTypeId;
     this.pinning = m.pinning === 'byName' ? 'byName' : 'none';
     this.inner = m.inner;
     this.#maxEntries = m.maxEntries;

@@ -293,6 +293,6 @@ export class Emitter {
   /** The functions emitted so far, after the range constants they use. */
   source(): string {
     const consts = [...this.#ranges].sort().map((r) => `const R_${r} = rt.ranges.${r};`);
-    return [...consts, ...this.#fns].join('\n\n');
+    return [consts.join('\n'), ...this.#fns].filter(Boolean).join('\n\n');
   }
 }

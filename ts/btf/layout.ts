@@ -160,8 +160,17 @@ export class TypeTable {
       case 'enum':
       case 'enum64': {
         if (![1, 2, 4, 8].includes(ty.size)) throw bad(`enum type ${id} is ${ty.size} bytes`);
-        const values = (ty.values ?? []).map((v) => ({ name: v.name, value: BigInt(v.value) }));
-        return { kind: 'enum', size: ty.size, signed: ty.signed, name: ty.name || name || '', values };
+        let values = (ty.values ?? []).map((v) => ({ name: v.name, value: BigInt(v.value) }));
+        let signed = ty.signed;
+        // BTF before clang 15 has no signedness for enums (kind_flag unset), and keeps each
+        // value as 32 bits: a value with the top bit set was a negative enumerator (C types
+        // such an enum as int), far more often than an unsigned one above 2^31.
+        const top = 1n << BigInt(ty.size * 8 - 1);
+        if (!signed && ty.kind === 'enum' && values.some((v) => v.value >= top)) {
+          signed = true;
+          values = values.map((v) => ({ name: v.name, value: v.value >= top ? v.value - 2n * top : v.value }));
+        }
+        return { kind: 'enum', size: ty.size, signed, name: ty.name || name || '', values };
       }
       case 'ptr':
         return { kind: 'ptr', size: PTR_SIZE, target: cName(this, ty.typeId) };

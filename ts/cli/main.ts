@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { BpfError, missingCapabilities } from 'nodebpf';
 
 import { featuresCommand } from './features.js';
+import { gen } from './gen.js';
 import { funccount } from './funccount.js';
 import { latency } from './latency.js';
 import { FORMATS, profileCommand } from './profile.js';
@@ -23,6 +24,9 @@ commands:
                       [--no-kernel | --no-user] [--perf-map] [--top N]
   offcpu              time blocked, by stack   [--min-block US] and profile's --format, --output, ...
   features            what this kernel supports and what this process may do   [--json]
+  gen OBJ.bpf.o       the object's TypeScript skeleton: interfaces, codecs, load<Name>()
+                      [--output FILE.ts] [--type NAME]... [--event MAP=TYPE]... [--embed]
+                      [--int64 bigint|number-if-safe] [--name NAME]
 
 common options:
   --pid N             only this process
@@ -43,7 +47,8 @@ examples:
   nodebpf profile --duration 10 --perf-map --output app.pb.gz -- node app.js
   nodebpf profile --pid 1234 --duration 5 --format folded > stacks.folded
   nodebpf offcpu --pid 1234 --duration 5 --min-block 1000
-  nodebpf features`;
+  nodebpf features
+  nodebpf gen opensnoop.bpf.o --output opensnoop.ts --type 'struct event'`;
 
 const OPTIONS = {
   pid: { type: 'string' },
@@ -64,6 +69,11 @@ const OPTIONS = {
   json: { type: 'boolean', default: false },
   verbose: { type: 'boolean', short: 'v', default: false },
   help: { type: 'boolean', short: 'h', default: false },
+  type: { type: 'string', multiple: true },
+  event: { type: 'string', multiple: true },
+  embed: { type: 'boolean', default: false },
+  int64: { type: 'string' },
+  name: { type: 'string' },
 } as const;
 
 const ALLOWED: Record<string, (keyof typeof OPTIONS)[]> = {
@@ -73,6 +83,7 @@ const ALLOWED: Record<string, (keyof typeof OPTIONS)[]> = {
   profile: ['pid', 'duration', 'frequency', 'format', 'output', 'no-kernel', 'no-user', 'perf-map', 'top', 'verbose'],
   offcpu: ['pid', 'duration', 'format', 'output', 'no-kernel', 'no-user', 'perf-map', 'top', 'min-block', 'verbose'],
   features: ['json'],
+  gen: ['output', 'type', 'event', 'embed', 'int64', 'name'],
 };
 
 function number(name: string, v: string | undefined, integer = false): number | undefined {
@@ -99,7 +110,7 @@ async function main(argv: string[]): Promise<void> {
     const option: { type: string; default?: boolean } = OPTIONS[key];
     if (key !== 'help' && v !== option.default && !allowed.includes(key)) throw new UsageError(`${sub} takes no --${k}`);
   }
-  if (command.length && sub === 'features') throw new UsageError('features runs no command');
+  if (command.length && (sub === 'features' || sub === 'gen')) throw new UsageError(`${sub} runs no command`);
   const common = {
     pid: number('pid', values.pid, true),
     duration: number('duration', values.duration),
@@ -109,6 +120,8 @@ async function main(argv: string[]): Promise<void> {
   switch (sub) {
     case 'features':
       return featuresCommand({ json: values.json });
+    case 'gen':
+      return gen(specs, { output: values.output, types: values.type ?? [], events: values.event ?? [], embed: values.embed, int64: values.int64, name: values.name });
     case 'funccount':
       return funccount(specs, { ...common, interval: number('interval', values.interval), top: number('top', values.top, true), json: values.json });
     case 'latency':
