@@ -80,6 +80,19 @@ export declare class NativeMap {
   fd(): number
   /** Closes a map made by `createMap` (an object's maps close with the object). Idempotent. */
   close(): void
+  /** Every entry (`BPF_MAP_LOOKUP_BATCH` to the end), `batchSize` per kernel call. */
+  lookupBatch(batch?: number | undefined | null): MapEntries
+  /** Every entry, taken out as it is read (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`). */
+  lookupAndDeleteBatch(batch?: number | undefined | null): MapEntries
+  /** `keys[i]` → `values[i]` (`BPF_MAP_UPDATE_BATCH`); returns how many were written. */
+  updateBatch(keys: Uint8Array, values: Uint8Array, flags?: number | undefined | null): number
+  /**
+   * Deletes the keys (`BPF_MAP_DELETE_BATCH`), skipping absent ones; returns how many
+   * were deleted.
+   */
+  deleteBatch(keys: Uint8Array): number
+  /** Empties the map (arrays: zeroes every value); returns how many elements. */
+  clear(): number
 }
 
 export declare class NativeMultiLink {
@@ -428,6 +441,18 @@ export interface MapDesc {
    */
   btfKeyTypeId: number
   btfValueTypeId: number
+}
+
+/**
+ * Entries of a map: `count` keys of `keySize` bytes back to back in `keys`, and their
+ * values in `values` (per-CPU maps: one 8-byte-aligned slot per possible CPU each).
+ */
+export interface MapEntries {
+  keys: Buffer
+  values: Buffer
+  count: number
+  /** Whether the kernel's batch commands read them (else key by key). */
+  batched: boolean
 }
 
 /** A map's configuration before load (libbpf's `bpf_map__set_*`). */

@@ -1,6 +1,7 @@
 import { num, optNum, options, PID, str, U32 } from './check.js';
 import { BpfError, native } from './errors.js';
 import { resolveCodec, type Codec, type CodecName, type CodecSpec, type Decoded } from './codec.js';
+import type { MapEntries } from './binding.js';
 import { addon, type MapDesc, type NativeMap } from './native.js';
 import type { Program } from './program.js';
 
@@ -31,6 +32,30 @@ export const MapType = {
   BLOOM_FILTER: 30,
   CGRP_STORAGE: 32,
 } as const;
+
+function perCpuNumbers(what: string, values: readonly unknown[]): 'number' | 'bigint' {
+  const kind = typeof values[0];
+  if (values.length === 0 || (kind !== 'number' && kind !== 'bigint') || values.some((v) => typeof v !== kind)) {
+    throw new BpfError('EINVAL', `${what} takes a non-empty array of numbers or of bigints (a per-CPU value decoded by a number codec)`);
+  }
+  return kind;
+}
+
+/** A per-CPU value (one per possible CPU) summed: numbers give a number, bigints a bigint. */
+export function sumPerCpu(values: readonly number[]): number;
+export function sumPerCpu(values: readonly bigint[]): bigint;
+export function sumPerCpu(values: readonly (number | bigint)[]): number | bigint {
+  if (perCpuNumbers('sumPerCpu', values) === 'bigint') return (values as bigint[]).reduce((a, b) => a + b, 0n);
+  return (values as number[]).reduce((a, b) => a + b, 0);
+}
+
+/** A per-CPU value's largest (one per possible CPU): numbers give a number, bigints a bigint. */
+export function maxPerCpu(values: readonly number[]): number;
+export function maxPerCpu(values: readonly bigint[]): bigint;
+export function maxPerCpu(values: readonly (number | bigint)[]): number | bigint {
+  perCpuNumbers('maxPerCpu', values);
+  return values.reduce((a, b) => (b > a ? b : a));
+}
 
 /** Any `BpfMap`, whatever its codecs. */
 export interface MapHandle {
@@ -171,15 +196,109 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
     return this.#call((n) => n.keys()).map((k) => this.#key.decode(k));
   }
 
+  /**
+   * Every entry, read at the first step by one `lookupBatch()` (so a key deleted meanwhile
+   * is left out and none is seen twice, where walking key by key starts over), decoded as
+   * iterated.
+   */
   *entries(): IterableIterator<[K, V | V[]]> {
-    for (const k of this.keys()) {
-      const v = this.get(k);
-      if (v !== undefined) yield [k, v];
-    }
+    const e = this.#call((n) => n.lookupBatch());
+    for (let i = 0; i < e.count; i++) yield this.#entryAt(e, i);
   }
 
   [Symbol.iterator](): IterableIterator<[K, V | V[]]> {
     return this.entries();
+  }
+
+  #entryAt(e: MapEntries, i: number): [K, V | V[]] {
+    const vs = e.values.byteLength / e.count;
+    return [
+      this.#key.decode(e.keys.subarray(i * this.keySize, (i + 1) * this.keySize)),
+      this.#decodeValue(e.values.subarray(i * vs, (i + 1) * vs)),
+    ];
+  }
+
+  #entries(e: MapEntries): [K, V | V[]][] {
+    return Array.from({ length: e.count }, (_, i) => this.#entryAt(e, i));
+  }
+
+  /**
+   * Every entry, with `BPF_MAP_LOOKUP_BATCH` (libbpf's `bpf_map_lookup_batch`, cilium's
+   * `BatchLookup`), in one call to the binding: keys and values cross it as two buffers.
+   * A hash map is read bucket by bucket, so a key deleted meanwhile is missing and every
+   * other key is there once. Where the kernel (before 5.6) or the map type has no batch
+   * lookup (a hash of maps before 5.19, a program array), key by key, each key once.
+   * `batchSize`: entries per kernel call (default: about 1 MiB of keys and values).
+   */
+  lookupBatch(o: { batchSize?: number } = {}): [K, V | V[]][] {
+    const size = optNum('batchSize', options('lookupBatch options', o).batchSize, U32);
+    return this.#entries(this.#call((n) => n.lookupBatch(size)));
+  }
+
+  /**
+   * Hash maps: every entry, taken out as it is read (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`,
+   * cilium's `BatchLookupAndDelete`): what a program adds meanwhile stays for the next
+   * drain. Key by key (a lookup, then a delete) where the kernel or map type has no such
+   * command. Arrays refuse (`EINVAL`): their elements cannot be deleted.
+   */
+  drain(o: { batchSize?: number } = {}): [K, V | V[]][] {
+    const size = optNum('batchSize', options('drain options', o).batchSize, U32);
+    return this.#entries(this.#call((n) => n.lookupAndDeleteBatch(size)));
+  }
+
+  /**
+   * Writes every entry (`BPF_MAP_UPDATE_BATCH`, cilium's `BatchUpdate`) in one call to the
+   * binding; returns how many. An entry the kernel refuses stops it with an error naming the
+   * entry (those before it are written). `'noexist'` and `'exist'` go key by key: no kernel
+   * takes them in a batch.
+   */
+  setMany(entries: Iterable<readonly [K, V | V[]]>, flags: 'any' | 'noexist' | 'exist' = 'any'): number {
+    const f = this.#flags(flags);
+    const keys: Uint8Array[] = [];
+    const values: Uint8Array[] = [];
+    for (const [k, v] of entries) {
+      keys.push(this.#encodeKey(k));
+      values.push(this.#encodeValue(v));
+    }
+    if (keys.length === 0) return 0;
+    return this.#call((n) => n.updateBatch(Buffer.concat(keys), Buffer.concat(values), f));
+  }
+
+  /**
+   * Deletes the keys (`BPF_MAP_DELETE_BATCH`, cilium's `BatchDelete`) in one call to the
+   * binding; keys not in the map are skipped. Returns how many were deleted. Arrays refuse
+   * (`EINVAL`): use `clear()`.
+   */
+  deleteMany(keys: Iterable<K>): number {
+    const encoded = Array.from(keys, (k) => this.#encodeKey(k));
+    if (encoded.length === 0) return 0;
+    return this.#call((n) => n.deleteBatch(Buffer.concat(encoded)));
+  }
+
+  /**
+   * Empties the map; returns how many elements it took out. Hash maps: one pass of
+   * `BPF_MAP_LOOKUP_AND_DELETE_BATCH`; what a program adds meanwhile may stay. Arrays
+   * (`ARRAY`, `PERCPU_ARRAY`) cannot delete: every value is set to zeros instead, and the
+   * count is `maxEntries`.
+   */
+  clear(): number {
+    return this.#call((n) => n.clear());
+  }
+
+  /**
+   * Per-CPU maps: the value at `key` summed over the CPUs (`undefined` when absent); the
+   * value codec must decode numbers or bigints (`'u64'`: bigints). A map that is not
+   * per-CPU gives its value as it is.
+   */
+  sum(key: K): V | undefined {
+    const v = this.get(key);
+    return v === undefined || !this.percpu ? (v as V | undefined) : (sumPerCpu(v as unknown as number[]) as V);
+  }
+
+  /** Per-CPU maps: the largest of the CPUs' values at `key` (see `sum`). */
+  max(key: K): V | undefined {
+    const v = this.get(key);
+    return v === undefined || !this.percpu ? (v as V | undefined) : (maxPerCpu(v as unknown as number[]) as V);
   }
 
   /**

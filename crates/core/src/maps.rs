@@ -9,6 +9,8 @@ use crate::error::{einval, Error, Result};
 use crate::map_create::{self, MapDef};
 use crate::sys::{self, MapElemAttr};
 
+pub mod batch;
+
 pub struct Map {
     pub name: String,
     pub map_type: u32,
@@ -269,14 +271,14 @@ impl Map {
         }
     }
 
-    /// Every key, in the kernel's order.
+    /// Every key, in the kernel's order, each once even when keys are deleted meanwhile
+    /// (see [`Map::walk`]).
     pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
         let mut keys = Vec::new();
-        let mut cur = self.next_key(None)?;
-        while let Some(k) = cur {
-            cur = self.next_key(Some(&k))?;
-            keys.push(k);
-        }
+        self.walk(|k| {
+            keys.push(k.to_vec());
+            Ok(true)
+        })?;
         Ok(keys)
     }
 

@@ -11,6 +11,7 @@ pub mod global_data;
 pub mod iter;
 pub mod link;
 pub mod map;
+pub mod map_batch;
 pub mod object;
 pub mod options;
 pub mod profile;

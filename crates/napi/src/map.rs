@@ -15,7 +15,7 @@ use crate::options::{int_of, Checked};
 /// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`: the update flags a map takes.
 const MAX_UPDATE_FLAG: u32 = 2;
 
-fn update_flags(flags: Option<u32>) -> Checked<u64> {
+pub(crate) fn update_flags(flags: Option<u32>) -> Checked<u64> {
     let flags = flags.unwrap_or(0);
     if flags > MAX_UPDATE_FLAG {
         return Err(core::Error::range(
@@ -163,7 +163,7 @@ impl NativeMap {
         }
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         env: &Env,
         op: &'static str,

@@ -164,5 +164,11 @@ pub const BPF_F_NUMA_NODE: u32 = 1 << 2;
 /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM`: a queue's or stack's pop.
 pub const BPF_MAP_LOOKUP_AND_DELETE_ELEM: u32 = 21;
 
+/// Many elements per call (5.6; which map types take them varies: see maps/batch.rs).
+pub const BPF_MAP_LOOKUP_BATCH: u32 = 24;
+pub const BPF_MAP_LOOKUP_AND_DELETE_BATCH: u32 = 25;
+pub const BPF_MAP_UPDATE_BATCH: u32 = 26;
+pub const BPF_MAP_DELETE_BATCH: u32 = 27;
+
 pub const BPF_FUNC_GET_ATTACH_COOKIE: i32 = 174;
 pub const BPF_FUNC_KTIME_GET_COARSE_NS: i32 = 160;

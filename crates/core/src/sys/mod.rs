@@ -83,6 +83,22 @@ pub struct MapElemAttr {
     pub flags: u64,
 }
 
+/// `BPF_MAP_*_BATCH`'s attribute (`bpf_attr.batch`). `in_batch`/`out_batch` point at an
+/// opaque cursor (a hash map's bucket index, an array's last key); `count` is the room in
+/// `keys`/`values` going in and the elements done coming out.
+#[repr(C)]
+#[derive(Default)]
+pub struct MapBatchAttr {
+    pub in_batch: u64,
+    pub out_batch: u64,
+    pub keys: u64,
+    pub values: u64,
+    pub count: u32,
+    pub map_fd: u32,
+    pub elem_flags: u64,
+    pub flags: u64,
+}
+
 #[repr(C)]
 #[derive(Default)]
 pub struct ObjAttr {
@@ -447,6 +463,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<BtfLoadAttr>(), 8 + 8 + 4 * 4);
         assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 144);
         assert_eq!(std::mem::size_of::<MapElemAttr>(), 32);
+        assert_eq!(std::mem::size_of::<MapBatchAttr>(), 48);
         assert_eq!(std::mem::size_of::<RawTpOpenAttr>(), 24);
         assert_eq!(std::mem::size_of::<ObjAttr>(), 16);
         assert_eq!(std::mem::size_of::<InfoByFdAttr>(), 16);
