@@ -28,6 +28,13 @@
  *   ...
  *   nodebpf_ringbuf_per_cpu_output(events, &ev, sizeof(ev), 0);
  *   // or: e = nodebpf_ringbuf_per_cpu_reserve(events, sizeof(*e), 0); ... submit
+ *
+ * Histograms, as nodebpf's log2Histogram() and linearHistogram() read them (bpftrace's
+ * hist() and lhist()): a map of __u64 counts keyed by __u32 slot (an array, a per-CPU
+ * array, a hash), each value counted in its slot:
+ *
+ *   nodebpf_hist_add(&latency, nodebpf_log2_slot(delta_ns));
+ *   nodebpf_hist_add(&sizes, nodebpf_linear_slot(size, 0, 1000, 100));
  */
 #ifndef NODEBPF_BPF_H
 #define NODEBPF_BPF_H
@@ -126,5 +133,50 @@ static __always_inline void *nodebpf__cpu_ring(void *rings)
 			nodebpf__count_lost(&rings##__lost);                                \
 		__nodebpf_rec;                                                              \
 	})
+
+/* A log2 histogram's slot: 0 for 0, s = floor(log2(v)) + 1 for [2^(s-1), 2^s), up to 64. */
+static __always_inline __u32 nodebpf_log2_slot(__u64 v)
+{
+	__u32 slot = 0, shift;
+
+	/* Binary search for the highest set bit: no loop, no helper. */
+	shift = (v > 0xffffffffULL) << 5; v >>= shift; slot |= shift;
+	shift = (v > 0xffff) << 4; v >>= shift; slot |= shift;
+	shift = (v > 0xff) << 3; v >>= shift; slot |= shift;
+	shift = (v > 0xf) << 2; v >>= shift; slot |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; slot |= shift;
+	slot |= v >> 1;
+	return v ? slot + 1 : 0;
+}
+
+/*
+ * A linear histogram's slot (bpftrace's lhist(v, min, max, step); max - min a multiple of
+ * step): 0 below min, 1 + (v - min) / step, and 1 + (max - min) / step from max on.
+ */
+static __always_inline __u32 nodebpf_linear_slot(__s64 v, __s64 min, __s64 max, __u64 step)
+{
+	if (v < min)
+		return 0;
+	if (v >= max)
+		return 1 + (__u64)(max - min) / step;
+	return 1 + (__u64)(v - min) / step;
+}
+
+/* One more in slot `slot` of histogram map `hist` (an array's slot beyond it is lost). */
+static __always_inline void nodebpf_hist_add(void *hist, __u32 slot)
+{
+	__u64 one = 1, *n = bpf_map_lookup_elem(hist, &slot);
+
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	/* A hash map's first count in this slot, unless another CPU made it meanwhile. */
+	if (!bpf_map_update_elem(hist, &slot, &one, BPF_NOEXIST))
+		return;
+	n = bpf_map_lookup_elem(hist, &slot);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
 
 #endif /* NODEBPF_BPF_H */

@@ -1,11 +1,11 @@
 // nodebpf latency: entry→return time as log2 histograms, like bpftrace's hist(): one
 // for all functions, or one per function with --per-function. Through a session program
 // where the kernel has sessions, else an entry and a return program.
-import { features, type BpfObject } from 'nodebpf';
+import { features, log2Histogram, pow2Label, renderHistogram, type BpfObject, type Histogram as Log2 } from 'nodebpf';
 
 import { Session, parseSpecs, readBss, type CommonOptions } from './session.js';
 import { SIDES, attachSpec, family, type Attachment, type ProbeKind } from './specs.js';
-import { bold, dim, int, pow2 } from './term.js';
+import { bold, dim, int } from './term.js';
 import { UsageError } from './usage.js';
 
 export interface LatencyOptions extends CommonOptions {
@@ -36,6 +36,12 @@ export interface Histogram {
   count: number;
   /** Nonzero buckets: [from, to) in nanoseconds. */
   buckets: { from: number; to: number; count: number }[];
+}
+
+/** A function's histogram: as drawn (every bucket from the first to the last). */
+interface Row {
+  function: string | null;
+  log2: Log2;
 }
 
 export async function latency(specTexts: string[], o: LatencyOptions): Promise<void> {
@@ -83,7 +89,8 @@ export async function latency(specTexts: string[], o: LatencyOptions): Promise<v
     const { histograms, unmatched } = collect(timed, o.perFunction);
     await session.close();
     if (json) {
-      process.stdout.write(`${JSON.stringify({ type: 'latency', unit: 'ns', ended: why, histograms, unmatched })}\n`);
+      const out = histograms.map(toJson);
+      process.stdout.write(`${JSON.stringify({ type: 'latency', unit: 'ns', ended: why, histograms: out, unmatched })}\n`);
     } else {
       for (const h of histograms) process.stdout.write(`${render(h)}\n`);
       if (histograms.length === 0) process.stdout.write(dim(`no call returned (${why})\n`));
@@ -95,9 +102,9 @@ export async function latency(specTexts: string[], o: LatencyOptions): Promise<v
 }
 
 /** The histograms, and the returns whose entry the programs did not see. */
-function collect(timed: Timed[], perFunction: boolean): { histograms: Histogram[]; unmatched: number } {
+function collect(timed: Timed[], perFunction: boolean): { histograms: Row[]; unmatched: number } {
   const total = new Array<number>(BUCKETS).fill(0);
-  const out: Histogram[] = [];
+  const out: Row[] = [];
   let unmatched = 0;
   for (const { entry, obj } of timed) {
     const view = readBss(obj);
@@ -106,41 +113,33 @@ function collect(timed: Timed[], perFunction: boolean): { histograms: Histogram[
     unmatched += Number(view.getBigUint64(MAX_ROWS * BUCKETS * 8, true));
     if (perFunction) {
       entry.names.forEach((name, i) => {
-        const h = histogram(name, row(i));
-        if (h.count > 0) out.push(h);
+        const h = { function: name, log2: log2Histogram(row(i)) };
+        if (h.log2.count > 0) out.push(h);
       });
     } else {
       row(0).forEach((n, b) => (total[b] += n));
     }
   }
   if (!perFunction) {
-    const h = histogram(null, total);
-    if (h.count > 0) out.push(h);
+    const h = { function: null, log2: log2Histogram(total) };
+    if (h.log2.count > 0) out.push(h);
   }
-  return { histograms: out.sort((a, b) => b.count - a.count), unmatched };
+  return { histograms: out.sort((a, b) => b.log2.count - a.log2.count), unmatched };
 }
 
-/** Bucket 0 holds 0 ns; bucket b ≥ 1 holds [2^(b-1), 2^b). */
-function histogram(name: string | null, counts: number[]): Histogram {
-  const buckets = counts
-    .map((count, b) => ({ from: b === 0 ? 0 : 2 ** (b - 1), to: b === 0 ? 1 : 2 ** b, count }))
-    .filter((x) => x.count > 0);
-  return { function: name, count: buckets.reduce((s, x) => s + x.count, 0), buckets };
+/** Bucket 0 holds 0 ns; bucket b ≥ 1 holds [2^(b-1), 2^b) (log2Histogram's default). */
+function toJson(h: Row): Histogram {
+  return { function: h.function, count: h.log2.count, buckets: h.log2.buckets.filter((b) => b.count > 0) };
 }
 
-function render(h: Histogram): string {
-  const width = 52;
-  const max = Math.max(...h.buckets.map((b) => b.count));
-  const first = h.buckets[0];
-  const lastBucket = h.buckets[h.buckets.length - 1];
-  const lines = [bold(`${h.function ?? 'all functions'}: ${int(h.count)} calls, latency in ns`) + dim(' (1K = 1.02 µs, 1M = 1.05 ms)')];
-  // Every bucket between the first and the last, so the shape reads right.
-  for (let from = first.from; from <= lastBucket.from; from = from === 0 ? 1 : from * 2) {
-    const b = h.buckets.find((x) => x.from === from);
-    const n = b?.count ?? 0;
-    const to = from === 0 ? 1 : from * 2;
-    const label = `[${pow2(from)}, ${pow2(to)})`;
-    lines.push(`${label.padEnd(14)} ${String(n).padStart(9)} |${'@'.repeat(Math.round((n / max) * width)).padEnd(width)}|`);
-  }
-  return lines.join('\n') + '\n';
+/** The shared renderer, every bucket between the first and the last so the shape reads right; the CLI's columns and labels ([0, 1) rather than bpftrace's [0]). */
+function render(h: Row): string {
+  const title = bold(`${h.function ?? 'all functions'}: ${int(h.log2.count)} calls, latency in ns`) + dim(' (1K = 1.02 µs, 1M = 1.05 ms)');
+  const rows = renderHistogram(h.log2, {
+    labelWidth: 15,
+    countWidth: 9,
+    roundBars: true,
+    label: (b) => `[${pow2Label(b.from)}, ${pow2Label(b.to)})`,
+  });
+  return `${title}\n${rows}`;
 }

@@ -16,17 +16,6 @@ export function seconds(s: number): string {
   return s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(1)} s`;
 }
 
-/** 1024-based like bpftrace's hist(): 1K = 1024. */
-export function pow2(n: number): string {
-  const units = ['', 'K', 'M', 'G', 'T', 'P', 'E'];
-  let i = 0;
-  while (n >= 1024 && n % 1024 === 0 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n}${units[i]}`;
-}
-
 /** Columns of numbers right-aligned, the others (`left`, by index) left-aligned. */
 export function table(header: string[], rows: string[][], left: number[] = [0]): string {
   const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, visible(r[i]).length), h.length));
