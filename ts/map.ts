@@ -4,6 +4,7 @@ import { resolveCodec, type Codec, type CodecName, type CodecSpec, type Decoded 
 import type { MapEntries } from './binding.js';
 import { addon, type MapDesc, type NativeMap } from './native.js';
 import type { Program } from './program.js';
+import { describeMapType, mapTypeName, mapTypeOf, type MapTypeName } from './types.js';
 
 /** `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`. */
 const UPDATE_FLAGS: Record<string, number | undefined> = { any: 0, noexist: 1, exist: 2 };
@@ -70,17 +71,46 @@ export interface MapHandle {
   _native(): NativeMap;
 }
 
-export interface MapCodecs<K, V> {
+export interface MapCodecs<K, V, P extends boolean = boolean> {
   key?: CodecSpec<K>;
   value?: CodecSpec<V>;
+  /**
+   * Says the map is per-CPU (its values are arrays, one per possible CPU), and types it so;
+   * checked against the map: omitted or false for a per-CPU map is an `EINVAL` error.
+   */
+  perCpu?: P;
 }
 
+/** The per-CPU map types (`BPF_MAP_TYPE_PERCPU_*`): their values are one per possible CPU. */
+type PerCpuType =
+  | typeof MapType.PERCPU_HASH
+  | typeof MapType.PERCPU_ARRAY
+  | typeof MapType.LRU_PERCPU_HASH
+  | 21 // BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE
+  | 'percpu_hash'
+  | 'percpu_array'
+  | 'lru_percpu_hash'
+  | 'percpu_cgroup_storage';
 /**
- * A map with typed keys and values. For per-CPU maps values are arrays, one per possible CPU.
+ * Whether a map of type `T` is per-CPU: known for a literal type (`MapType.PERCPU_ARRAY`,
+ * `'percpu_array'`), else `boolean`.
+ */
+export type PerCpuOf<T extends number | MapTypeName> = number extends T ? boolean : string extends T ? boolean : T extends PerCpuType ? true : false;
+/** A named codec's type; bytes without one (a map made by `createMap` has no BTF). */
+type RawDecoded<N> = N extends undefined ? Uint8Array : Decoded<N>;
+
+/** A value as a map of per-CPU-ness `P` holds it: one per possible CPU for per-CPU maps. */
+export type MapValue<V, P extends boolean> = P extends true ? V[] : V;
+/** What `set()` takes: per-CPU maps also take one value for every CPU. */
+export type MapValueInput<V, P extends boolean> = P extends true ? V | V[] : V;
+
+/**
+ * A map with typed keys and values. `P` says whether it is per-CPU: then values are arrays,
+ * one per possible CPU (`obj.map(name, { perCpu: true })`, checked against the map).
  * Local storage maps (task, socket, inode, cgroup) are keyed by an fd of their owner (a pidfd,
  * a socket, a file, a cgroup directory): use the `'i32'` key codec.
  */
-export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHandle {
+export class BpfMap<K = Uint8Array, V = Uint8Array, P extends boolean = false> implements Disposable, MapHandle {
   readonly name: string;
   readonly mapType: number;
   readonly keySize: number;
@@ -94,7 +124,16 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
   #value: Codec<V>;
 
   /** @internal */
-  constructor(n: NativeMap, d: MapDesc, codecs: MapCodecs<K, V>) {
+  constructor(n: NativeMap, d: MapDesc, codecs: MapCodecs<K, V, P>) {
+    if ((codecs.perCpu ?? false) !== d.percpu) {
+      throw new BpfError(
+        'EINVAL',
+        d.percpu
+          ? `map '${d.name}' is per-CPU (${describeMapType(d.mapType)}): its values are arrays, one per possible CPU; say so with { perCpu: true }`
+          : `map '${d.name}' is not per-CPU (${describeMapType(d.mapType)}): perCpu is ${String(codecs.perCpu)}`,
+        { map: d.name },
+      );
+    }
     this.#native = n;
     this.name = d.name;
     this.mapType = d.mapType;
@@ -113,6 +152,11 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
     }
   }
 
+  /** libbpf's name of the map type (`'percpu_array'`); undefined for a type newer than this package. */
+  get typeName(): MapTypeName | undefined {
+    return mapTypeName(this.mapType);
+  }
+
   /** @internal */
   _native(): NativeMap {
     return this.#native;
@@ -126,17 +170,18 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
     return (this.valueSize + 7) & ~7;
   }
 
-  #decodeValue(buf: Uint8Array): V | V[] {
-    if (!this.percpu) return this.#value.decode(buf);
+  #decodeValue(buf: Uint8Array): MapValue<V, P> {
+    // The constructor checked `percpu` against P: the casts say what it found.
+    if (!this.percpu) return this.#value.decode(buf) as MapValue<V, P>;
     const slot = this.#slot();
     const out: V[] = [];
     for (let off = 0; off < buf.byteLength; off += slot) {
       out.push(this.#value.decode(buf.subarray(off, off + this.valueSize)));
     }
-    return out;
+    return out as MapValue<V, P>;
   }
 
-  #encodeValue(v: V | V[]): Uint8Array {
+  #encodeValue(v: MapValueInput<V, P>): Uint8Array {
     if (!this.percpu) {
       const b = this.#value.encode(v as V);
       if (b.byteLength !== this.valueSize) {
@@ -172,14 +217,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
   }
 
   /** The value (per-CPU maps: one per possible CPU), or `undefined`. */
-  get(key: K): V | V[] | undefined {
+  get(key: K): MapValue<V, P> | undefined {
     const k = this.#encodeKey(key);
     const buf = this.#call((n) => n.lookup(k));
     return buf ? this.#decodeValue(buf) : undefined;
   }
 
   /** Per-CPU maps take an array (one per possible CPU) or one value for all CPUs. */
-  set(key: K, value: V | V[], flags: 'any' | 'noexist' | 'exist' = 'any'): void {
+  set(key: K, value: MapValueInput<V, P>, flags: 'any' | 'noexist' | 'exist' = 'any'): void {
     const f = this.#flags(flags);
     const k = this.#encodeKey(key);
     const v = this.#encodeValue(value);
@@ -201,16 +246,16 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
    * is left out and none is seen twice, where walking key by key starts over), decoded as
    * iterated.
    */
-  *entries(): IterableIterator<[K, V | V[]]> {
+  *entries(): IterableIterator<[K, MapValue<V, P>]> {
     const e = this.#call((n) => n.lookupBatch());
     for (let i = 0; i < e.count; i++) yield this.#entryAt(e, i);
   }
 
-  [Symbol.iterator](): IterableIterator<[K, V | V[]]> {
+  [Symbol.iterator](): IterableIterator<[K, MapValue<V, P>]> {
     return this.entries();
   }
 
-  #entryAt(e: MapEntries, i: number): [K, V | V[]] {
+  #entryAt(e: MapEntries, i: number): [K, MapValue<V, P>] {
     const vs = e.values.byteLength / e.count;
     return [
       this.#key.decode(e.keys.subarray(i * this.keySize, (i + 1) * this.keySize)),
@@ -218,7 +263,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
     ];
   }
 
-  #entries(e: MapEntries): [K, V | V[]][] {
+  #entries(e: MapEntries): [K, MapValue<V, P>][] {
     return Array.from({ length: e.count }, (_, i) => this.#entryAt(e, i));
   }
 
@@ -230,7 +275,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
    * lookup (a hash of maps before 5.19, a program array), key by key, each key once.
    * `batchSize`: entries per kernel call (default: about 1 MiB of keys and values).
    */
-  lookupBatch(o: { batchSize?: number } = {}): [K, V | V[]][] {
+  lookupBatch(o: { batchSize?: number } = {}): [K, MapValue<V, P>][] {
     const size = optNum('batchSize', options('lookupBatch options', o).batchSize, U32);
     return this.#entries(this.#call((n) => n.lookupBatch(size)));
   }
@@ -241,7 +286,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
    * drain. Key by key (a lookup, then a delete) where the kernel or map type has no such
    * command. Arrays refuse (`EINVAL`): their elements cannot be deleted.
    */
-  drain(o: { batchSize?: number } = {}): [K, V | V[]][] {
+  drain(o: { batchSize?: number } = {}): [K, MapValue<V, P>][] {
     const size = optNum('batchSize', options('drain options', o).batchSize, U32);
     return this.#entries(this.#call((n) => n.lookupAndDeleteBatch(size)));
   }
@@ -252,7 +297,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
    * entry (those before it are written). `'noexist'` and `'exist'` go key by key: no kernel
    * takes them in a batch.
    */
-  setMany(entries: Iterable<readonly [K, V | V[]]>, flags: 'any' | 'noexist' | 'exist' = 'any'): number {
+  setMany(entries: Iterable<readonly [K, MapValueInput<V, P>]>, flags: 'any' | 'noexist' | 'exist' = 'any'): number {
     const f = this.#flags(flags);
     const keys: Uint8Array[] = [];
     const values: Uint8Array[] = [];
@@ -376,8 +421,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Disposable, MapHa
 }
 
 export interface CreateMapOptions {
-  /** A `MapType` value. */
-  type: number;
+  /** A `MapType` value, or libbpf's name of it (`'percpu_array'`). */
+  type: number | MapTypeName;
   keySize: number;
   valueSize: number;
   maxEntries: number;
@@ -395,7 +440,7 @@ export interface CreateMapOptions {
 export function mapDefinition(param: string, d: CreateMapOptions) {
   const o = options(param, d, true);
   return {
-    mapType: num(`${param} type`, o.type, U32),
+    mapType: mapTypeOf(`${param} type`, o.type),
     keySize: num(`${param} keySize`, o.keySize, U32),
     valueSize: num(`${param} valueSize`, o.valueSize, U32),
     maxEntries: num(`${param} maxEntries`, o.maxEntries, U32),
@@ -409,17 +454,19 @@ export function mapDefinition(param: string, d: CreateMapOptions) {
  * A map of its own, outside any object (libbpf's `bpf_map_create`): e.g. an inner map to put
  * in a map of maps. Close it (or `using`) when done; a map of maps keeps what was put in it.
  */
-export function createMap<KS extends CodecName | undefined = undefined, VS extends CodecName | undefined = undefined>(
-  o: CreateMapOptions,
-  codecs?: { key?: KS; value?: VS },
-): BpfMap<Decoded<KS>, Decoded<VS>>;
-export function createMap<K = Uint8Array, V = Uint8Array>(o: CreateMapOptions, codecs?: MapCodecs<K, V>): BpfMap<K, V>;
-export function createMap<K = Uint8Array, V = Uint8Array>(o: CreateMapOptions, codecs: MapCodecs<K, V> = {}): BpfMap<K, V> {
+export function createMap<T extends number | MapTypeName, KS extends CodecName | undefined = undefined, VS extends CodecName | undefined = undefined>(
+  o: CreateMapOptions & { type: T },
+  codecs?: { key?: KS; value?: VS; perCpu?: PerCpuOf<T> },
+): BpfMap<RawDecoded<KS>, RawDecoded<VS>, PerCpuOf<T>>;
+export function createMap<T extends number | MapTypeName, K = Uint8Array, V = Uint8Array>(o: CreateMapOptions & { type: T }, codecs?: MapCodecs<K, V, PerCpuOf<T>>): BpfMap<K, V, PerCpuOf<T>>;
+export function createMap<K = Uint8Array, V = Uint8Array>(o: CreateMapOptions, codecs: MapCodecs<K, V> = {}): BpfMap<K, V, boolean> {
   const def = mapDefinition('createMap', o);
   const name = o.name === undefined ? 'nodebpf' : str('createMap name', o.name);
   const n = native(() => addon.createMap(name, def, o.innerMap?._native()), { map: name });
   try {
-    return new BpfMap<K, V>(n, native(() => n.desc()), codecs);
+    const d = native(() => n.desc());
+    // The type says whether it is per-CPU (PerCpuOf); a perCpu given is checked.
+    return new BpfMap<K, V, boolean>(n, d, { ...codecs, perCpu: codecs.perCpu ?? d.percpu });
   } catch (e) {
     n.close();
     throw e;

@@ -18,7 +18,7 @@ import { addon, type MapDesc, type NativeLink, type NativeMultiLink, type Native
 import { Program, targetFd, type FreplaceTarget } from './program.js';
 import { PerfBuffer, RingBuffer, type PerfBufferOptions, type RingBufferOptions } from './ringbuf.js';
 import type * as binding from './binding.js';
-import { attachTypeOf, describeMapType, progTypeOf } from './types.js';
+import { attachTypeOf, describeMapType, progTypeOf, type AttachTypeName, type ProgTypeName } from './types.js';
 
 export type GlobalValue = number | bigint | boolean | Uint8Array;
 
@@ -69,9 +69,9 @@ export interface ProgramConfig {
    */
   attachTarget?: string | FreplaceTarget;
   /** libbpf's `bpf_program__set_type`: a libbpf name (`'tracepoint'`, `'kprobe'`…) or a number. */
-  type?: string | number;
+  type?: ProgTypeName | number;
   /** libbpf's `bpf_program__set_expected_attach_type`: a libbpf name (`'trace_fentry'`…) or a number. */
-  expectedAttachType?: string | number;
+  expectedAttachType?: AttachTypeName | number;
 }
 
 function mapOptions(maps: Record<string, MapConfig> | undefined): binding.LoadOptions['maps'] {

@@ -5,7 +5,7 @@ import { bytes, FD, MAX_ENTRIES, num, options, str, U32 } from './check.js';
 import { BpfError, nativeAsync } from './errors.js';
 import { addon } from './native.js';
 import { BpfObject, load, loadSync, nativeOptions, readBytes, subject, type GlobalValue, type LoadOptions, type MapConfig, type ProgramConfig } from './object.js';
-import { attachTypeOf, progTypeOf } from './types.js';
+import { attachTypeOf, progTypeOf, type AttachTypeName, type ProgTypeName } from './types.js';
 import type { MapHandle } from './map.js';
 import { targetFd, type FreplaceTarget } from './program.js';
 import type { GlobalSpec, InnerMapSpec, MapSpec, ObjectSpec, ProgramSpec } from './binding.js';
@@ -42,7 +42,7 @@ export class OpenProgram {
     return this.#progType;
   }
 
-  set progType(t: number | string) {
+  set progType(t: number | ProgTypeName) {
     this.#progType = progTypeOf(`program '${this.name}' type`, t);
     this.#config.type = this.#progType;
   }
@@ -52,7 +52,7 @@ export class OpenProgram {
     return this.#expectedAttachType;
   }
 
-  set expectedAttachType(t: number | string) {
+  set expectedAttachType(t: number | AttachTypeName) {
     this.#expectedAttachType = attachTypeOf(`program '${this.name}' expectedAttachType`, t);
     this.#config.expectedAttachType = this.#expectedAttachType;
   }

@@ -496,12 +496,15 @@ export class RingBuffer implements AsyncIterable<EventRecord>, Disposable, Async
   }
 
   /**
-   * Each record, as `(view, offset, length)` → `decode`'s result: nothing allocated per
+   * Each record, as `(view, offset, length)` → `decode`'s result, or decoded by a codec of
+   * the object's BTF (`rb.events(obj.type('struct event'))`): nothing allocated per
    * record by nodebpf but the iteration's promise. Stopping early gives back only the
    * records already yielded.
    */
-  events<T>(decode: (view: ReadonlyDataView, offset: number, length: number) => T, options: IterateOptions = {}): AsyncIterableIterator<T> {
-    return this.#stream((_batch, view, offset, length) => decode(view, offset, length), options);
+  events<T>(decode: ((view: ReadonlyDataView, offset: number, length: number) => T) | { readonly record: (view: ReadonlyDataView, offset: number, length: number) => T }, options: IterateOptions = {}): AsyncIterableIterator<T> {
+    // A codec of the object's BTF (`obj.type('struct event')`) decodes with its `record`.
+    const f = typeof decode === 'function' ? decode : decode.record;
+    return this.#stream((_batch, view, offset, length) => f(view, offset, length), options);
   }
 
   /**
