@@ -182,7 +182,7 @@ impl Object {
         let mut mapped = self
             .mapped
             .lock()
-            .map_err(|_| Error::new(Code::Einval, "the data-section mappings are poisoned"))?;
+            .map_err(|_| Error::new(Code::Internal, "the data-section mappings are poisoned"))?;
         if let Some(value) = mapped.get(section) {
             return Ok(Some(value.clone()));
         }
