@@ -198,3 +198,28 @@ describe('BpfError across the ESM and CommonJS entries', () => {
     expect(null).not.toBeInstanceOf(BpfError);
   });
 });
+
+describe('maps typed by their codecs and their per-CPU-ness', () => {
+  it('named codecs infer K and V; get() is V for other maps, V[] for per-CPU ones', async () => {
+    await using obj = await load(fixture('maps.bpf.o'));
+    const results = obj.map('results', { key: 'u32', value: 'u64' });
+    expectTypeOf(results.get).returns.toEqualTypeOf<bigint | undefined>();
+    expectTypeOf(results.set).parameter(0).toEqualTypeOf<number>();
+    expect(results.get(0)).toBe(0n);
+    const perCpu = obj.map('percpu_array', { key: 'u32', value: 'u64', perCpu: true });
+    expectTypeOf(perCpu.get).returns.toEqualTypeOf<bigint[] | undefined>();
+    expect(perCpu.get(0)).toHaveLength(possibleCpusCount());
+    // Without codecs: decoded by BTF, typed unknown until a skeleton or type arguments say more.
+    expectTypeOf(obj.map('results').get).returns.toEqualTypeOf<unknown>();
+    expectTypeOf(obj.map('results', { key: 'raw', value: 'raw' }).get).returns.toEqualTypeOf<Uint8Array | undefined>();
+    // createMap: per-CPU from a literal type, by number or by libbpf's name.
+    using a = createMap({ type: 'percpu_array', keySize: 4, valueSize: 8, maxEntries: 1 }, { key: 'u32', value: 'u64' });
+    expectTypeOf(a.get).returns.toEqualTypeOf<bigint[] | undefined>();
+    expect(a.typeName).toBe('percpu_array');
+  });
+});
+
+function possibleCpusCount(): number {
+  const [lo, hi] = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split('-').map(Number);
+  return (hi ?? lo!) + 1;
+}
