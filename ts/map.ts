@@ -272,7 +272,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array, P extends boolean = false> i
    * `BatchLookup`), in one call to the binding: keys and values cross it as two buffers.
    * A hash map is read bucket by bucket, so a key deleted meanwhile is missing and every
    * other key is there once. Where the kernel (before 5.6) or the map type has no batch
-   * lookup (a hash of maps before 5.19, a program array), key by key, each key once.
+   * lookup (on 5.10 per-CPU arrays, maps of maps and LPM tries; program arrays and stack
+   * trace maps on any kernel), key by key, each key once.
    * `batchSize`: entries per kernel call (default: about 1 MiB of keys and values).
    */
   lookupBatch(o: { batchSize?: number } = {}): [K, MapValue<V, P>][] {
