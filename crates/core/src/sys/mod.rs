@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<BtfLoadAttr>(), 8 + 8 + 4 * 4);
         assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 144);
         assert_eq!(std::mem::size_of::<MapElemAttr>(), 32);
-        assert_eq!(std::mem::size_of::<MapBatchAttr>(), 48);
+        assert_eq!(std::mem::size_of::<MapBatchAttr>(), 56);
         assert_eq!(std::mem::size_of::<RawTpOpenAttr>(), 24);
         assert_eq!(std::mem::size_of::<ObjAttr>(), 16);
         assert_eq!(std::mem::size_of::<InfoByFdAttr>(), 16);
