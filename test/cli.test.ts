@@ -14,7 +14,10 @@ const CLI = path.join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const T = fixture('cli_target');
 
 function cli(args: string[], input = '') {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input, timeout: 120_000 });
+  // A profile folded on a slow guest can be megabytes (its stacks unwound through JIT code
+  // are long): past maxBuffer spawnSync kills the command, which looked like a failure.
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input, timeout: 120_000, maxBuffer: 256 << 20 });
+  if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
