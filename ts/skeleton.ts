@@ -59,8 +59,8 @@ export interface SkeletonShape {
   file: string;
   sha256: string;
   programs: Record<string, string>;
-  /** Per map: its key and value codecs (omitted ones are bytes). */
-  maps: Record<string, { key?: Codec<unknown>; value?: Codec<unknown> }>;
+  /** Per map: its key and value codecs (omitted ones are bytes), and whether it is per-CPU. */
+  maps: Record<string, { key?: Codec<unknown>; value?: Codec<unknown>; perCpu: boolean }>;
   /** Per event map: the decoder of its records (undefined: records as they are). */
   events: Record<string, RecordDecoder<unknown> | undefined>;
 }
