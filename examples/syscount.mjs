@@ -24,27 +24,18 @@ async function report(obj) {
   try {
     obj.program('count').attach();
     const byProcess = new Map();
-    const decoder = new TextDecoder();
     let total = 0;
     console.error(`counting syscalls for ${seconds} s...`);
-    for await (const batch of obj.ringbuf('events').batches({ signal: AbortSignal.timeout(seconds * 1000) })) {
-      batch.forEach((view, off) => {
-        const tgid = view.getUint32(off, true);
-        let p = byProcess.get(tgid);
-        if (!p) {
-          const comm = new Uint8Array(view.buffer, view.byteOffset + off + 8, 16);
-          const end = comm.indexOf(0);
-          p = { comm: decoder.decode(comm.subarray(0, end < 0 ? 16 : end)), count: 0, syscalls: new Map() };
-          byProcess.set(tgid, p);
-        }
-        const nr = view.getUint32(off + 4, true);
-        p.count++;
-        p.syscalls.set(nr, (p.syscalls.get(nr) ?? 0) + 1);
-        total++;
-      });
+    // Records decoded by struct event, as the object's BTF lays it out: { tgid, syscall, comm }.
+    const events = obj.events('events').events(obj.type('struct event'), { signal: AbortSignal.timeout(seconds * 1000) });
+    for await (const { tgid, syscall, comm } of events) {
+      let p = byProcess.get(tgid);
+      if (!p) byProcess.set(tgid, (p = { comm, count: 0, syscalls: new Map() }));
+      p.count++;
+      p.syscalls.set(syscall, (p.syscalls.get(syscall) ?? 0) + 1);
+      total++;
     }
-    const bss = obj.maps.find((m) => m.name.endsWith('.bss'));
-    const lost = new DataView(obj.map(bss.name).get(new Uint8Array(4)).buffer).getBigUint64(0, true);
+    const lost = obj.globals.lost;
     const top = [...byProcess.entries()].sort((a, b) => b[1].count - a[1].count).slice(0, rows);
     console.log(`${'PID'.padStart(8)}  ${'COMM'.padEnd(16)} ${'SYSCALLS'.padStart(10)} ${'/s'.padStart(10)}  TOP SYSCALL NUMBERS`);
     for (const [pid, p] of top) {
