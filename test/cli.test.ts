@@ -213,6 +213,12 @@ describe('trace speaks fields', () => {
     expect(jsonLines(r.stdout)).toMatchObject([{ function: 'do_sys_openat2', fields: { dfd: -100, filename: file, how: expect.stringMatching(/^0x[0-9a-f]+$/) } }]);
   });
 
+  it.skipIf(!f.fentry || !funcArgHelpers)(`--args on fexit: the arguments and the return value at once${skipReason(f.fentry, 'no BPF trampolines') || skipReason(funcArgHelpers, 'no bpf_get_func_arg/ret (5.17)')}`, async () => {
+    const r = await cliAsync(['trace', 'fexit:do_sys_openat2', '--args', 'dfd:int,filename:str', '--filter', `filename==${file} && ret>=0`, '--json', '--', 'cat', file]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(jsonLines(r.stdout)).toMatchObject([{ function: 'do_sys_openat2', fields: { dfd: -100, filename: file }, ret: expect.any(Number) }]);
+  });
+
   it('--filter on decoded fields: strings (globs), flags by name, signed numbers; a return value', SEVERAL_RUNS, async () => {
     const one = await cliAsync(['trace', OPENAT, '--filter', `filename==${file}`, '--json', '--', 'cat', file]);
     expect((jsonLines(one.stdout) as Line[]).map((l) => l.fields?.filename)).toEqual([file]);

@@ -46,6 +46,13 @@ describe('tracepoint formats', () => {
     expect([config.getUint16(0, true), config.getUint8(2), config.getUint16(8, true), config.getUint8(12)]).toEqual([48, 1, 24, 1]);
   });
 
+  it('7.x syscall records: the string copies for ftrace (not in the record BPF gets) left out', () => {
+    const text = `${OPENAT}\tfield:__data_loc char[] __filename_val;\toffset:48;\tsize:4;\tsigned:0;\n`;
+    const l = tracepointLayout('syscalls:sys_enter_openat', parseFormat(text));
+    expect(l.fields.map((f) => f.name)).toEqual(['__syscall_nr', 'dfd', 'filename', 'flags', 'mode']);
+    expect([l.rawLen, l.mems.length]).toEqual([48, 1]);
+  });
+
   it('__data_loc strings, char arrays, pointers, output buffers, addresses, unknown typedefs', () => {
     const text = [
       'field:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;',

@@ -205,7 +205,13 @@ export function tracepointLayout(event: string, format: FormatField[]): Layout {
     mems.push(m);
     return mems.length - 1;
   };
+  const names = new Set(format.map((f) => f.name));
   for (const f of format) {
+    // 7.x syscall records have the user strings the kernel copied for ftrace
+    // (`__data_loc char[] __filename_val` beside `filename`); the record BPF gets has the
+    // arguments only: the program reads the strings itself.
+    const copy = /^__(\w+)_val$/.exec(f.name);
+    if (syscall && copy && names.has(copy[1])) continue;
     const array = /^(\w+)\[([^\]]*)\]$/.exec(f.name);
     const name = array ? array[1] : f.name;
     const loc = /^__(data|rel)_loc\s+(.*)$/.exec(f.type);
