@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { generate } from '../dist/index.js';
+import { generate, open } from '../dist/index.js';
 import { fixture } from './helpers.js';
 
 /** Per-CPU values come one per possible CPU. */
@@ -116,6 +116,12 @@ describe('nodebpf gen', () => {
       code: 'INCOMPATIBLE',
       message: expect.stringMatching(/is not the opensnoop\.bpf\.o the skeleton was generated from .*run nodebpf gen again/),
     });
+  });
+
+  it('needs nothing of the kernel: an object whose kfunc no kernel has, which open() refuses', async () => {
+    const obj = fixture('kfunc_missing.bpf.o');
+    await expect(open(obj)).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining("kernel function 'nodebpf_no_such_kfunc'") });
+    expect(await generate(obj)).toContain('calls_missing: Program<"tp/syscalls/sys_enter_getppid">;');
   });
 
   it('usage errors, and --type naming a type the object lacks', () => {

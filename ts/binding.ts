@@ -357,6 +357,13 @@ export interface InnerMapSpec {
   flags: number
 }
 
+/**
+ * An object's programs, maps, globals and types as `openObject` gives them, read from
+ * the object alone: what this machine's kernel has (kfuncs, BTF, config) is not asked,
+ * so code can be generated on any machine. Off the JS thread.
+ */
+export declare function inspectObject(data: Uint8Array): Promise<ObjectSpec>
+
 /** Batch attach through kprobe_multi (one perf kprobe per function where the kernel lacks it). */
 export interface KprobeMultiOptions {
   /** A glob (`'vfs_*'`); with neither it nor `names` nor `addresses`: every traceable function. */

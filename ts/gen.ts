@@ -1,11 +1,13 @@
 // The API behind `nodebpf gen`: a BPF object (a path, or its bytes) to the TypeScript of its
-// skeleton. Reads the object only (open()): no kernel object is made, no privilege needed.
+// skeleton. Reads the object only (inspectObject): nothing is asked of the kernel, so a
+// kfunc, kernel BTF or config this machine lacks does not stop it; no privilege needed.
 import path from 'node:path';
 
 import { bytes } from './check.js';
 import { generateSkeleton, type GenerateOptions } from './btf/generate.js';
-import { open } from './open.js';
-import { readBytes } from './object.js';
+import { nativeAsync } from './errors.js';
+import { addon } from './native.js';
+import { readBytes, subject } from './object.js';
 
 export type { GenerateOptions } from './btf/generate.js';
 
@@ -17,13 +19,13 @@ export type { GenerateOptions } from './btf/generate.js';
  */
 export async function generate(source: string | Uint8Array, options: GenerateOptions = {}): Promise<string> {
   const data = typeof source === 'string' ? await readBytes(source) : bytes('the BPF object', source);
-  const o = await open(data);
+  const spec = await nativeAsync(() => addon.inspectObject(data), subject(source));
   return generateSkeleton(
     {
-      programs: o.programs,
-      maps: o.maps,
-      globals: o.globalSpecs,
-      types: o.types.types.filter((t) => t.id !== 0),
+      programs: spec.programs,
+      maps: spec.maps,
+      globals: spec.globals,
+      types: spec.types.filter((t) => t.id !== 0),
     },
     data,
     { ...(typeof source === 'string' ? { file: path.basename(source) } : {}), ...options },

@@ -29,8 +29,8 @@ pub use attach::Link;
 pub use error::{Code, Error, Result};
 pub use events::EventSource;
 pub use loader::{
-    load, load_file, parse, GlobalValue, InnerMap, LoadOptions, MapConfig, MapSpec, Object, Parsed,
-    ProgramConfig, ProgramSpec, Spec,
+    inspect, load, load_file, parse, GlobalValue, InnerMap, LoadOptions, MapConfig, MapSpec,
+    Object, Parsed, ProgramConfig, ProgramSpec, Spec,
 };
 pub use maps::Map;
 pub use program::Program;

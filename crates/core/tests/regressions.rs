@@ -1,11 +1,12 @@
 //! Every object in test/regressions/ once crashed the loader (a panic, heap corruption or
 //! an aborting allocation inside aya-obj); each file is named by what it broke. Each must
-//! now be refused with `BAD_OBJECT`, by the parse stage and by `load` alike, never panic.
+//! now be refused with `BAD_OBJECT`, by the parse stage, `inspect` and `load` alike, never
+//! panic.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use nodebpf_core::{load, parse, Code, LoadOptions};
+use nodebpf_core::{inspect, load, parse, Code, LoadOptions};
 
 #[test]
 fn every_regression_object_is_a_bad_object() {
@@ -30,8 +31,9 @@ fn every_regression_object_is_a_bad_object() {
             .unwrap_or_default();
         let data = std::fs::read(path).expect("readable");
         let parsed = panic::catch_unwind(AssertUnwindSafe(|| parse(&data, &opts).err()));
+        let inspected = panic::catch_unwind(AssertUnwindSafe(|| inspect(&data).err()));
         let loaded = panic::catch_unwind(AssertUnwindSafe(|| load(&data, &opts).err()));
-        for (stage, result) in [("parse", parsed), ("load", loaded)] {
+        for (stage, result) in [("parse", parsed), ("inspect", inspected), ("load", loaded)] {
             match result {
                 Ok(Some(e)) if e.code == Code::BadObject => eprintln!("{name}: {stage}: {e}"),
                 Ok(Some(e)) => failures.push(format!("{name}: {stage}: {e}")),

@@ -295,6 +295,17 @@ pub fn open_object(
     }))
 }
 
+/// An object's programs, maps, globals and types as `openObject` gives them, read from
+/// the object alone: what this machine's kernel has (kfuncs, BTF, config) is not asked,
+/// so code can be generated on any machine. Off the JS thread.
+#[napi(ts_return_type = "Promise<ObjectSpec>")]
+pub fn inspect_object(data: Uint8Array) -> AsyncTask<CoreTask<ObjectSpec>> {
+    let data = data.to_vec();
+    AsyncTask::new(CoreTask::new(Ctx::op("inspect"), move || {
+        core::inspect(&data).map(ObjectSpec::from)
+    }))
+}
+
 #[napi(object)]
 pub struct ProgramDesc {
     pub name: String,

@@ -42,6 +42,10 @@ const INT_BITS: u32 = 0xff;
 /// Instruction classes whose immediate carries a type relocation's value.
 const CLASS_ALU: u8 = 0x04;
 const CLASS_ALU64: u8 = 0x07;
+/// Memory accesses, which carry it in their offset (`*(p + bpf_core_type_size(T))`).
+const CLASS_LDX: u8 = 0x01;
+const CLASS_ST: u8 = 0x02;
+const CLASS_STX: u8 = 0x03;
 const SOURCE_K: u8 = 0x00;
 const OP_LD_IMM64: u8 = 0x18;
 
@@ -190,6 +194,17 @@ fn patch(
         .ok_or_else(|| bad_object(format!("CO-RE type relocation outside section '{section}'")))?;
     let code = bytes[at];
     let class = code & 0x07;
+    // libbpf's bpf_core_patch_insn: a memory access takes the value as its s16 offset.
+    if matches!(class, CLASS_LDX | CLASS_ST | CLASS_STX) {
+        let off = i16::try_from(value).map_err(|_| {
+            bad_object(format!(
+                "CO-RE type relocation at {section}+{insn_off:#x}: {value} does not fit an \
+                 instruction offset"
+            ))
+        })?;
+        bytes[at + 2..at + 4].copy_from_slice(&off.to_le_bytes());
+        return Ok(());
+    }
     let imm_k = (class == CLASS_ALU || class == CLASS_ALU64) && code & 0x08 == SOURCE_K;
     if !imm_k && code != OP_LD_IMM64 {
         return Err(bad_object(format!(
@@ -337,5 +352,30 @@ fn types_match(
                 })
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_access_takes_the_answer_as_its_offset() {
+        // ldxw r0, [r1 + 16]; exit: a section of 16 bytes at file offset 0.
+        let mut bytes = vec![0x61, 0x10, 16, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+        patch(&mut bytes, "tp", (0, 16), 0, 0).expect("patched");
+        assert_eq!(&bytes[..8], &[0x61, 0x10, 0, 0, 0, 0, 0, 0]);
+        assert!(patch(&mut bytes, "tp", (0, 16), 0, 1 << 15).is_err());
+    }
+
+    #[test]
+    fn an_alu_immediate_takes_the_answer() {
+        // r0 = 8 (mov64 imm), then exit.
+        let mut bytes = vec![0xb7, 0, 0, 0, 8, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+        patch(&mut bytes, "tp", (0, 16), 0, 0).expect("patched");
+        assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
+        // A register source (mov64 r0, r1) takes no immediate.
+        bytes[0] = 0xbf;
+        assert!(patch(&mut bytes, "tp", (0, 16), 0, 0).is_err());
     }
 }

@@ -142,6 +142,37 @@ impl KernelSymbols for RunningKernel<'_> {
     }
 }
 
+/// A kernel with every symbol, in vmlinux at BTF id 0 and address 0, for an object
+/// described and never loaded (`inspect`): externs are linked as on a kernel that has them
+/// all, whatever this machine's kernel has. Only instruction immediates differ from a real
+/// link, and nothing read from the object afterwards depends on them.
+pub struct AnyKernel;
+
+impl KernelSymbols for AnyKernel {
+    fn func_id(&self, _: &str) -> Result<Option<KernelId>> {
+        Ok(Some(KernelId {
+            id: 0,
+            module: None,
+        }))
+    }
+
+    fn var_id(&self, name: &str) -> Result<Option<KernelId>> {
+        self.func_id(name)
+    }
+
+    fn address(&self, _: &str) -> Result<Option<u64>> {
+        Ok(Some(0))
+    }
+
+    /// Never asked: every symbol is in vmlinux.
+    fn module_btf(&self, module: &str) -> Result<OwnedFd> {
+        Err(Error::new(
+            Code::Internal,
+            format!("module '{module}' asked of the placeholder kernel"),
+        ))
+    }
+}
+
 /// The module BTF objects that linked instructions name. They stay open while the
 /// object's programs may be loaded: a variable's instruction holds the fd's number, and
 /// a kfunc call indexes `fd_array`, passed with every program load.

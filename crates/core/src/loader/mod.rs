@@ -487,35 +487,75 @@ fn program_parts(
 /// taken from an unchecked size field); what it refuses is `BAD_OBJECT`, `EINVAL` or
 /// `ENOENT` (a global not in the object), or the error of reading kernel BTF.
 pub fn parse(data: &[u8], opts: &LoadOptions) -> Result<Parsed> {
-    let parsed = parse_stage(data, opts, &mut |_| Ok(PARSE_ONLY_FD))?;
+    let parsed = parse_stage(data, opts, Kernel::Running(&mut |_| Ok(PARSE_ONLY_FD)))?;
     sanitized_btf(&parsed.obj)?;
     parsed.dry_run()?;
     Ok(parsed)
 }
 
+/// What [`Parsed::describe`] reports of an object, the same on any machine: checked and
+/// parsed as [`parse`] does, but against no kernel (no kernel BTF, kallsyms or kernel
+/// config is read, nothing is CO-RE relocated), so an object this machine's kernel cannot
+/// take (a kfunc it lacks, no BTF at all) is described too. For generating code from an
+/// object, as `bpftool gen skeleton` does without asking the kernel.
+pub fn inspect(data: &[u8]) -> Result<Spec> {
+    parse_stage(data, &LoadOptions::default(), Kernel::Absent)?.describe()
+}
+
 /// Makes the map `.kconfig` externs are read from, with the value given, and says its fd.
 type KconfigMap<'a> = &'a mut dyn FnMut(&[u8]) -> Result<i32>;
 
-/// Stands for the `.kconfig` map's fd where no kernel object is made (`parse`).
+/// Stands for the `.kconfig` map's fd where no kernel object is made (`parse`, `inspect`).
 const PARSE_ONLY_FD: i32 = 1 << 20;
 
-fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> Result<Parsed> {
+/// The kernel [`parse_stage`] resolves an object against.
+enum Kernel<'a> {
+    /// This machine's, its BTF from `LoadOptions::btf_path`: type relocations, kfuncs and
+    /// kernel symbols resolved by what it has, `.kconfig` values read into the map made.
+    Running(KconfigMap<'a>),
+    /// None ([`inspect`]): every type is missing and every symbol present (placeholder
+    /// answers, in instructions and `.BTF.ext` records only), nothing is CO-RE relocated.
+    /// The object's BTF loses its externs as on any kernel, so its types, DATASECs and
+    /// what is described from them are the same.
+    Absent,
+}
+
+/// BTF with no types: what [`Kernel::Absent`] has.
+fn no_kernel_btf() -> Result<Arc<BtfIndex>> {
+    // Magic, version 1, flags; hdr_len 24, no types, one string: "".
+    let mut data = vec![0x9f, 0xeb, 1, 0];
+    for word in [24u32, 0, 0, 0, 1] {
+        data.extend(word.to_le_bytes());
+    }
+    data.push(0);
+    Ok(Arc::new(BtfIndex::parse(data)?))
+}
+
+fn parse_stage(data: &[u8], opts: &LoadOptions, mut kernel: Kernel<'_>) -> Result<Parsed> {
     // First, before anything indexes or allocates by what the object says.
     validate::check(data)?;
     let (mut bytes, sections) = elf_names::prepare(data)?;
     hidden::make_static(&mut bytes)?;
-    core_matches::resolve(&mut bytes, &|| {
-        crate::btf_index::BtfIndex::kernel(opts.btf_path.as_deref())
-    })?;
+    let running = kfuncs::RunningKernel::new(opts.btf_path.as_deref());
+    let running_btf = || BtfIndex::kernel(opts.btf_path.as_deref());
+    type KernelBtf<'f> = &'f dyn Fn() -> Result<Arc<BtfIndex>>;
+    let (kernel_btf, symbols): (KernelBtf<'_>, &dyn kfuncs::KernelSymbols) = match kernel {
+        Kernel::Running(_) => (&running_btf, &running),
+        Kernel::Absent => (&no_kernel_btf, &kfuncs::AnyKernel),
+    };
+    core_matches::resolve(&mut bytes, kernel_btf)?;
     let kconfig = kconfig::plan(&bytes)?;
     let modules = kfuncs::link(
         &mut bytes,
         &|name| kconfig.as_ref().is_some_and(|k| k.has(name)),
-        &kfuncs::RunningKernel::new(opts.btf_path.as_deref()),
+        symbols,
     )?;
     if let Some(plan) = &kconfig {
-        let value = plan.value(&kconfig::kernel_value)?;
-        let fd = kconfig_map(&value)?;
+        let fd = match &mut kernel {
+            Kernel::Running(make) => make(&plan.value(&kconfig::kernel_value)?)?,
+            // Nothing is loaded to read the values.
+            Kernel::Absent => PARSE_ONLY_FD,
+        };
         plan.patch(&mut bytes, fd)?;
         if let Some((start, end)) = kfuncs::btf_range(&bytes)? {
             kfuncs::drop_extern_btf(&mut bytes[start..end])?;
@@ -540,7 +580,7 @@ fn parse_stage(data: &[u8], opts: &LoadOptions, kconfig_map: KconfigMap<'_>) -> 
         .fixup_and_sanitize_btf(&features)
         .map_err(|e| bad_object(format!("object BTF: {e}")))?
         .map(|btf| btf.to_bytes());
-    if obj.has_btf_relocations() {
+    if obj.has_btf_relocations() && matches!(kernel, Kernel::Running(_)) {
         let target = crate::btf::kernel_btf(opts.btf_path.as_deref())?;
         // aya-obj 0.3 checks an index into a local flexible array member against the
         // struct's member count instead of allowing any (`args[1]` of a 3-member struct is
@@ -578,7 +618,7 @@ pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Object> {
         Ok(raw)
     };
     let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        parse_stage(data, opts, &mut make_kconfig)
+        parse_stage(data, opts, Kernel::Running(&mut make_kconfig))
     }))
     .map_err(|_| {
         bad_object(
