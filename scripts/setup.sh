@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # setcap: the non-root tests; objdump: the glibc floor check; script: the pty test.
 for pair in clang:clang llc:llvm bpftool:bpftool gcc:gcc setpriv:util-linux script:util-linux \
-  make:make qemu-system-x86_64:qemu-system-x86 xz:xz-utils zstd:zstd setcap:libcap2-bin \
+  make:make qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm xz:xz-utils zstd:zstd setcap:libcap2-bin \
   objdump:binutils g++:g++; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done

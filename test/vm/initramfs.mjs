@@ -114,8 +114,8 @@ $B poweroff -f
 `;
 }
 
-export function buildInitramfs(modulesDir, runScript) {
-  const busybox = '/bin/busybox';
+/** `busybox`: a static busybox for the guest's architecture (default: the host's). */
+export function buildInitramfs(modulesDir, runScript, busybox = '/bin/busybox') {
   if (!existsSync(busybox) || statSync(busybox).size < 500_000) {
     throw new Error('busybox-static is needed for the guest initramfs (apt-get install busybox-static)');
   }

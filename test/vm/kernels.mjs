@@ -18,8 +18,9 @@ const EXTRA_SOURCES = {
   bullseye: ['deb http://deb.debian.org/debian-security bullseye-security main'],
 };
 
-function aptOptions(dir) {
+function aptOptions(dir, arch = 'amd64') {
   return [
+    ...(arch === 'amd64' ? [] : ['-o', `APT::Architecture=${arch}`, '-o', `APT::Architectures::=${arch}`]),
     '-o', `Dir::Etc::SourceList=${dir}/sources.list`,
     '-o', 'Dir::Etc::SourceParts=/dev/null',
     '-o', `Dir::State::Lists=${dir}/lists`,
@@ -48,11 +49,11 @@ function depends(opts, pkg) {
 
 /** The suite's private apt state, its lists updated once per process. */
 const updated = new Set();
-function suiteState(cacheRoot, suite, log) {
-  const dir = path.resolve(cacheRoot, suite);
+export function suiteState(cacheRoot, suite, log, arch = 'amd64') {
+  const dir = path.resolve(cacheRoot, arch === 'amd64' ? suite : `${suite}-${arch}`);
   for (const d of ['lists/partial', 'cache/archives/partial', 'debs']) mkdirSync(path.join(dir, d), { recursive: true });
   writeFileSync(path.join(dir, 'sources.list'), [`deb ${MIRROR} ${suite} main`, ...(EXTRA_SOURCES[suite] ?? [])].join('\n') + '\n');
-  const opts = aptOptions(dir);
+  const opts = aptOptions(dir, arch);
   if (!updated.has(dir)) {
     log(`${suite}: updating the package lists`);
     run('apt-get', [...opts, 'update', '-qq']);
@@ -62,8 +63,8 @@ function suiteState(cacheRoot, suite, log) {
 }
 
 /** Downloads (when not cached) `pkg` at `version` into the suite's debs/, returning the .deb. */
-function download({ dir, opts }, suite, pkg, version, log) {
-  const file = `${pkg}_${version.replace(/:/g, '%3a')}_amd64.deb`;
+function download({ dir, opts }, suite, pkg, version, log, arch = 'amd64') {
+  const file = `${pkg}_${version.replace(/:/g, '%3a')}_${arch}.deb`;
   const debPath = path.join(dir, 'debs', file);
   if (!existsSync(debPath)) {
     log(`${suite}: downloading ${pkg} ${version}`);
@@ -74,7 +75,7 @@ function download({ dir, opts }, suite, pkg, version, log) {
 }
 
 /** Unpacks `debs` into `root` unless that exact set is unpacked there already. */
-function unpack(root, debs) {
+export function unpack(root, debs) {
   const key = debs.map((d) => path.basename(d)).sort().join('\n');
   const stamp = path.join(root, '.unpacked');
   if (!existsSync(stamp) || run('cat', [stamp]) !== key) {
@@ -85,27 +86,28 @@ function unpack(root, debs) {
   }
 }
 
-/** Resolves, downloads (when not cached) and unpacks the newest amd64 kernel of `suite`. */
-export function ensureKernel(cacheRoot, label, log = () => {}) {
+/** Resolves, downloads (when not cached) and unpacks the newest kernel of `suite` for `arch` (Debian's name). */
+export function ensureKernel(cacheRoot, label, log = () => {}, arch = 'amd64') {
   const suite = SUITES[label];
   if (!suite) throw new Error(`unknown kernel '${label}' (known: ${Object.keys(SUITES).join(', ')})`);
-  const state = suiteState(cacheRoot, suite, log);
-  log(`${label}: resolving linux-image-amd64 in ${suite}`);
-  // Follow linux-image-amd64 → linux-image-X (→ linux-binary-X, linux-modules-X in sid).
+  const state = suiteState(cacheRoot, suite, log, arch);
+  const meta = `linux-image-${arch}`;
+  log(`${label}: resolving ${meta} in ${suite}`);
+  // Follow linux-image-ARCH → linux-image-X (→ linux-binary-X, linux-modules-X in sid).
   const wanted = new Map(); // package → version, one apt-cache call each
-  const seen = new Set(['linux-image-amd64']);
-  const queue = ['linux-image-amd64'];
+  const seen = new Set([meta]);
+  const queue = [meta];
   while (queue.length) {
     const pkg = queue.shift();
     const { version, deps } = depends(state.opts, pkg);
-    if (pkg !== 'linux-image-amd64') wanted.set(pkg, version);
+    if (pkg !== meta) wanted.set(pkg, version);
     for (const d of deps.filter((d) => !seen.has(d))) {
       seen.add(d);
       queue.push(d);
     }
   }
-  if (wanted.size === 0) throw new Error(`${suite}: linux-image-amd64 depends on no kernel package`);
-  const debs = [...wanted].map(([pkg, version]) => download(state, suite, pkg, version, log));
+  if (wanted.size === 0) throw new Error(`${suite}: ${meta} depends on no kernel package`);
+  const debs = [...wanted].map(([pkg, version]) => download(state, suite, pkg, version, log, arch));
   const root = path.join(state.dir, 'root');
   unpack(root, debs);
   return locate(root, label, suite);
