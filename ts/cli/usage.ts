@@ -1,3 +1,5 @@
+import { DECODERS } from './flags.js';
+
 /** A mistake in the command line: printed with a hint, exit status 2. */
 export class UsageError extends Error {
   constructor(message: string) {
@@ -12,9 +14,12 @@ export const TRACE_HELP = `trace:
   bytes, "..." when cut), flags by name (open's O_*, mmap's PROT_*/MAP_*, AT_*), modes
   in octal:   syscalls:sys_enter_openat dfd=-100 filename="/etc/hostname" flags=O_RDONLY mode=0
   --args N            a function's first N arguments as 64-bit words
-  --args TYPES        typed: 'str,int,u64,ptr' or named 'path:str,n:int' (up to 6; str is read
-                      from user memory, else kernel memory; types: str ptr int uint long ulong
-                      s8..s64 u8..u64 bool char, and oflags mode mmap_prot mmap_flags at_flags)
+  --args TYPES        typed: 'str,int,u64,ptr' or named 'path:str,n:int' (up to 6): str
+                      (read from user memory, else kernel memory), ptr, int uint long ulong
+                      s8..s64 u8..u64 bool char, and flags or modes by name:
+                        ${Object.keys(DECODERS).join(' ')}
+                      a return spec with --args adds an entry probe for them; not read from
+                      the target's DWARF or BTF: typed by --args only
   --filter EXPR       NAME==VALUE (!= < > <= >=) joined by &&, on fields (how.flags for a
                       member; args.NAME for a field named like these), pid, tid, comm, ret;
                       strings compare with == and != (globs * ?), flags by name or number:
