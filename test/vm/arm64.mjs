@@ -6,6 +6,7 @@
 //   node test/vm/arm64.mjs                      every arm64 kernel, exit 1 on any failure
 //   node test/vm/arm64.mjs --kernel 6.12
 //   node test/vm/arm64.mjs --kernel 6.12 --exec 'CMD'   CMD in the guest, from the smoke folder
+//   node test/vm/arm64.mjs --addon FILE.node   that arm64 addon in place of the tarball's
 // The host builds what the guest runs: the smoke BPF object (clang -target bpf
 // -D__TARGET_ARCH_arm64, against a vmlinux.h dumped from the arm64 kernel image's own
 // BTF) and an arm64 uprobe target (bookworm's gcc-aarch64-linux-gnu, unpacked privately).
@@ -24,6 +25,7 @@ const HERE = path.join(root, 'test/vm/arm64');
 const KERNELS = path.join(root, '.cache/kernels');
 const CACHE = path.join(root, '.cache/arm64');
 const log = (m) => console.error(`arm64: ${m}`);
+const ADDON = 'prebuilt/linux-arm64/nodebpf.napi.glibc.node';
 
 /**
  * The kernels the suite boots, and what each is known to lack: Debian's 6.12 arm64 kernel
@@ -200,8 +202,11 @@ function pack(into) {
   return { main, deps };
 }
 
-/** The folder the guest runs in: the tarballs, an install script, the suite and what it loads. */
-function stage(rootDir, build) {
+/**
+ * The folder the guest runs in: the tarballs, an install script, the suite and what it loads.
+ * `addon`: an arm64 addon put where the package looks for it, as if the tarball shipped it.
+ */
+function stage(rootDir, build, addon) {
   const dir = path.join(rootDir, 'opt/nodebpf-smoke');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -215,8 +220,10 @@ function stage(rootDir, build) {
     ...[{ name: 'nodebpf', ...packed.main }, ...packed.deps].map(
       (p) => `mkdir -p node_modules/${p.name} && tar -xzf ${p.file} -C node_modules/${p.name} --strip-components=1`,
     ),
+    ...(addon ? ['mkdir -p node_modules/nodebpf/prebuilt/linux-arm64', `cp addon.node node_modules/nodebpf/${ADDON}`] : []),
     'echo "installed: $(ls node_modules | tr "\\n" " ")"',
   ];
+  if (addon) cpSync(addon, path.join(dir, 'addon.node'));
   writeFileSync(path.join(dir, 'install.sh'), install.join('\n') + '\n');
   return { dir, packed };
 }
@@ -227,6 +234,7 @@ async function main() {
       kernel: { type: 'string', multiple: true },
       exec: { type: 'string' },
       verbose: { type: 'boolean', default: false },
+      addon: { type: 'string' },
     },
   });
   const labels = values.kernel?.flatMap((k) => k.split(',')) ?? Object.keys(ARM64_KERNELS);
@@ -239,8 +247,8 @@ async function main() {
   const started = Date.now();
   const { rootDir, busybox } = ensureRootfs();
   const build = buildSmoke();
-  const { dir, packed } = stage(rootDir, build);
-  const arm64Addon = packed.main.files.find((f) => /^prebuilt\/linux-arm64\/.*\.node$/.test(f));
+  const { dir, packed } = stage(rootDir, build, values.addon && path.resolve(values.addon));
+  const arm64Addon = values.addon ? `${ADDON} (--addon ${values.addon})` : packed.main.files.find((f) => f === ADDON);
   log(`${packed.main.file}: ${(packed.main.size / 1e6).toFixed(1)} MB packed, ${arm64Addon ? `with ${arm64Addon}` : 'NO linux-arm64 addon: the suite checks the error that names it'}`);
   const cwd = '/opt/nodebpf-smoke';
   const prepMs = Date.now() - started;

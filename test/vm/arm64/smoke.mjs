@@ -222,13 +222,16 @@ if (nb) {
     return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
   };
 
-  await test("the CLI's objects load: every dist/bpf/*.bpf.o in the package", async () => {
-    const files = readdirSync(path.join(PKG, 'dist/bpf')).filter((f) => f.endsWith('.bpf.o')).sort();
+  // One set per architecture: x86-64's in dist/bpf, arm64's in dist/bpf/arm64 (ts/bpf-objects.ts).
+  const objDir = path.join(PKG, 'dist/bpf', process.arch === 'arm64' ? 'arm64' : '');
+  await test(`the CLI's objects load: every ${path.relative(PKG, objDir)}/*.bpf.o in the package`, async () => {
+    assert.ok(existsSync(objDir), `no ${path.relative(PKG, objDir)} in the package`);
+    const files = readdirSync(objDir).filter((f) => f.endsWith('.bpf.o')).sort();
     assert.ok(files.length > 0);
     const failed = [];
     for (const f of files) {
       try {
-        (await load(path.join(PKG, 'dist/bpf', f))).close();
+        (await load(path.join(objDir, f))).close();
       } catch (e) {
         failed.push(`${f}: ${String(e.message).split('\n')[0]}`);
       }
