@@ -10,6 +10,9 @@
 #if !defined(PT_REGS_PARM6) && defined(__TARGET_ARCH_x86)
 #define PT_REGS_PARM6(x) (__PT_REGS_CAST(x)->r9)
 #endif
+#if !defined(PT_REGS_PARM6) && defined(__TARGET_ARCH_arm64)
+#define PT_REGS_PARM6(x) (__PT_REGS_CAST(x)->regs[5])
+#endif
 
 /* GPL-compatible for the kernel (GPL-only helpers), MIT like the rest of the package. */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

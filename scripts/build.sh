@@ -18,7 +18,8 @@ done
 if ! cmp -s target/napi/index.d.ts ts/binding.ts; then
   echo "build: the addon's generated types differ from ts/binding.ts; review: diff target/napi/index.d.ts ts/binding.ts" >&2
 fi
-dest=prebuilt/linux-x64
+# This machine's addon; scripts/build-arm64.sh cross-builds linux-arm64's on x86-64.
+dest=prebuilt/linux-$(node -p process.arch)
 mkdir -p "$dest"
 # Replaced by rename, never rewritten in place: a running node has the old file mapped,
 # and changing its pages under it crashes that process (SIGILL/SIGSEGV).

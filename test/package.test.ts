@@ -1,7 +1,7 @@
 // The published artifact: `npm pack`, then install the tarball into a fresh project with
 // no Rust, clang or C compiler on the PATH, and use it there from ESM, CJS and npx.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,17 +88,28 @@ describe.skipIf(inGuest)(`the npm package${inGuest ? ' [skipped: in a kernel-mat
 
   it('holds the facade (ESM and CommonJS), the addon, the CLI with its BPF objects and the examples, and nothing else from the repository', () => {
     const files = packed.files.map((f) => f.path);
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/index.cjs', 'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'dist/cli/main.js', 'dist/bpf/funccount.bpf.o', 'dist/bpf/latency.bpf.o', 'dist/bpf/latency_session.bpf.o', 'dist/bpf/trace.bpf.o', 'prebuilt/linux-x64/nodebpf.napi.glibc.node', 'examples/syscount.bpf.c', 'examples/syscount.mjs', 'examples/build/syscount.bpf.o', 'package.json', 'README.md']) {
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/index.cjs', 'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'dist/cli/main.js', 'dist/bpf/funccount.bpf.o', 'dist/bpf/latency.bpf.o', 'dist/bpf/latency_session.bpf.o', 'dist/bpf/trace.bpf.o', 'prebuilt/linux-x64/nodebpf.napi.glibc.node', 'prebuilt/linux-arm64/nodebpf.napi.glibc.node', ...['funccount', 'latency', 'latency_session', 'offcpu', 'profile', 'trace'].map((p) => `dist/bpf/arm64/${p}.bpf.o`), 'examples/syscount.bpf.c', 'examples/syscount.mjs', 'examples/build/syscount.bpf.o', 'package.json', 'README.md']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /^(test|crates|bench|scripts|\.cache|target|ts|bpf)\//.test(f))).toEqual([]);
-    console.log(`tarball ${packed.filename}: ${(packed.size / 1024).toFixed(0)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(0)} KiB unpacked, ${files.length} files`);
+    const sizes = ['linux-x64', 'linux-arm64'].map((p) => `${p} ${(statSync(path.join(ROOT, 'prebuilt', p, 'nodebpf.napi.glibc.node')).size / 1024).toFixed(0)} KiB`);
+    console.log(`tarball ${packed.filename}: ${(packed.size / 1024).toFixed(0)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(0)} KiB unpacked, ${files.length} files; addons: ${sizes.join(', ')}`);
   });
 
-  it('asks for no newer glibc than 2.34', () => {
-    const dump = execFileSync('objdump', ['-T', path.join(ROOT, 'prebuilt', 'linux-x64', 'nodebpf.napi.glibc.node')], { encoding: 'utf8' });
-    const versions = [...dump.matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1]));
-    expect(Math.max(...versions)).toBeLessThanOrEqual(34);
+  it('asks for no newer glibc than 2.34, on x64 and arm64 alike', () => {
+    for (const [p, machine] of [['linux-x64', 62], ['linux-arm64', 183]] as const) {
+      const file = path.join(ROOT, 'prebuilt', p, 'nodebpf.napi.glibc.node');
+      expect(readFileSync(file).readUInt16LE(18)).toBe(machine);
+      const dump = execFileSync('objdump', ['-T', file], { encoding: 'utf8' });
+      const versions = [...dump.matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1]));
+      expect(Math.max(...versions), p).toBeLessThanOrEqual(34);
+    }
+  });
+
+  it("the CLI's objects for arm64 read arm64's registers (user_pt_regs), x86-64's do not", () => {
+    const has = (rel: string) => readFileSync(path.join(ROOT, rel)).includes('user_pt_regs');
+    expect(has('dist/bpf/arm64/trace.bpf.o')).toBe(true);
+    expect(has('dist/bpf/trace.bpf.o')).toBe(false);
   });
 
   it('installs with no toolchain on the PATH and no install scripts', () => {
@@ -177,9 +188,11 @@ describe.skipIf(inGuest)(`the npm package${inGuest ? ' [skipped: in a kernel-mat
 
 describe('the addon loader', () => {
   it('names the platform when no binary fits, and tells musl from glibc', () => {
-    expect(() => prebuiltPath(ROOT, 'linux', 'arm64', 'glibc')).toThrow(/no prebuilt addon for linux-arm64 with glibc.*ships linux-x64-glibc/);
+    expect(() => prebuiltPath(ROOT, 'linux', 'riscv64', 'glibc')).toThrow(/no prebuilt addon for linux-riscv64 with glibc.*ships linux-x64-glibc, linux-arm64-glibc/);
+    expect(() => prebuiltPath(ROOT, 'linux', 'arm64', 'musl')).toThrow(/linux-arm64 with musl/);
     expect(() => prebuiltPath(ROOT, 'linux', 'x64', 'musl')).toThrow(/linux-x64 with musl/);
     expect(() => prebuiltPath(ROOT, 'darwin', 'arm64', 'glibc')).toThrow(/Linux only.*darwin-arm64/);
     expect(prebuiltPath(ROOT, 'linux', 'x64', 'glibc')).toMatch(/prebuilt\/linux-x64\/nodebpf\.napi\.glibc\.node$/);
+    expect(prebuiltPath(ROOT, 'linux', 'arm64', 'glibc')).toMatch(/prebuilt\/linux-arm64\/nodebpf\.napi\.glibc\.node$/);
   });
 });

@@ -1,7 +1,7 @@
 // Finds and loads the prebuilt addon for this platform.
 import { createRequire } from 'node:module';
 import { familySync, MUSL } from 'detect-libc';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -31,7 +31,7 @@ export type {
 export type NativeAddon = typeof binding;
 
 /** The platforms this package ships an addon for. */
-export const SHIPPED = ['linux-x64-glibc'];
+export const SHIPPED = ['linux-x64-glibc', 'linux-arm64-glibc'];
 
 /**
  * The prebuilt addon for a platform: prebuildify's layout,
@@ -53,12 +53,38 @@ export function prebuiltPath(root: string, platform: string, arch: string, libc:
   return file;
 }
 
+/** ELF e_machine of the architectures Node names: an addon for another is refused by name. */
+const ELF_MACHINES: Readonly<Record<string, number>> = { x64: 62, arm64: 183 };
+
+/**
+ * Throws naming both architectures when `file` is an ELF for another CPU than `arch`
+ * (a copied or misplaced prebuilt): dlopen's own message for an arm64 addon on x86-64 is
+ * "cannot open shared object file: No such file or directory", for a file that is there.
+ */
+export function checkMachine(file: string, arch: string): void {
+  const want = ELF_MACHINES[arch];
+  const header = Buffer.alloc(20);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, header, 0, 20, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (want === undefined || header.readUInt32BE(0) !== 0x7f454c46) return;
+  const machine = header.readUInt16LE(18);
+  if (machine !== want) {
+    const name = Object.keys(ELF_MACHINES).find((a) => ELF_MACHINES[a] === machine) ?? `ELF machine ${machine}`;
+    throw new Error(`nodebpf's addon ${file} is built for ${name}, not for this ${arch} machine`);
+  }
+}
+
 function load(): NativeAddon {
   const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
   // detect-libc finds musl wherever it is (Alpine, Void, Chimera, distroless...), not only
   // where /etc/alpine-release exists.
   const libc = familySync() === MUSL ? 'musl' : 'glibc';
   const file = prebuiltPath(root, process.platform, process.arch, libc);
+  checkMachine(file, process.arch);
   return createRequire(import.meta.url)(file) as NativeAddon;
 }
 

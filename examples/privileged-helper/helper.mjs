@@ -11,7 +11,8 @@ import { load, BpfError } from 'nodebpf';
 
 const [binary, pattern, pid] = process.argv.slice(2);
 const out = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
-const bpf = createRequire(import.meta.url).resolve('nodebpf/package.json').replace(/package\.json$/, 'dist/bpf/trace.bpf.o');
+// The CLI's trace object, built per architecture: x86-64's in dist/bpf, arm64's in dist/bpf/arm64.
+const bpf = createRequire(import.meta.url).resolve('nodebpf/package.json').replace(/package\.json$/, `dist/bpf/${process.arch === 'arm64' ? 'arm64/' : ''}trace.bpf.o`);
 
 try {
   const obj = await load(bpf, { globals: { target_tgid: Number(pid ?? 0) } });

@@ -129,6 +129,28 @@ export function ensurePackage(cacheRoot, suite, pkg, log = () => {}) {
   return root;
 }
 
+/**
+ * Packages of `suite` (no dependencies), each `name`, `name:arch` (Debian's arch, amd64
+ * when none) or either with `=version` (else the newest), unpacked together into `root`,
+ * which is returned; once unpacked, the same list is reused without asking the archive.
+ */
+export function ensurePackages(cacheRoot, suite, pkgs, root, log = () => {}) {
+  const key = pkgs.join('\n');
+  const stamp = path.join(root, '.packages');
+  if (existsSync(stamp) && run('cat', [stamp]) === key) return root;
+  const debs = pkgs.map((spec) => {
+    const [name, pinned] = spec.split('=');
+    const [pkg, arch = 'amd64'] = name.split(':');
+    const state = suiteState(cacheRoot, suite, log, arch);
+    const version = pinned ?? depends(state.opts, pkg).version;
+    if (!version) throw new Error(`${suite}: no package ${spec}`);
+    return download(state, suite, pkg, version, log, arch);
+  });
+  unpack(root, debs);
+  writeFileSync(stamp, key);
+  return root;
+}
+
 function locate(root, label, suite) {
   for (const modBase of ['usr/lib/modules', 'lib/modules']) {
     const base = path.join(root, modBase);

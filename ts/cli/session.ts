@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 
 import { featureTable, load, type BpfObject, type FeatureRow, type Features, type LoadOptions } from 'nodebpf';
 
+// A path helper, not the library: the CLI otherwise uses the package as its users do.
+import { bpfObjectPath } from '../bpf-objects.js';
+
 import { family, parseSpec, skipSummary, type Attachment, type ProbeSpec } from './specs.js';
 import { Status, dim, int, seconds, yellow } from './term.js';
 import { UsageError } from './usage.js';
@@ -77,7 +80,7 @@ export class Session {
 
   /** `maps` sizes the object's maps (the default sizes are in its C source). */
   async load(name: string, globals: Record<string, number>, maps?: LoadOptions['maps']): Promise<BpfObject> {
-    const obj = await load(path.join(BPF_DIR, `${name}.bpf.o`), { globals: { target_tgid: this.pid ?? 0, ...globals }, maps });
+    const obj = await load(bpfObjectPath(BPF_DIR, name), { globals: { target_tgid: this.pid ?? 0, ...globals }, maps });
     this.#objects.push(obj);
     return obj;
   }

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { bpfObjectPath } from '../bpf-objects.js';
 import { BpfError } from '../errors.js';
 import type { Link, MultiLink } from '../link.js';
 import { addon, type NativeSymbolizer } from '../native.js';
@@ -119,8 +120,8 @@ export class Sampler {
   static async start(options: SamplerOptions): Promise<Sampler> {
     const globals = { target_tgid: options.pid ?? 0, user_stacks: options.user, kernel_stacks: options.kernel };
     const obj = options.offCpu
-      ? await load(path.join(BPF_DIR, 'offcpu.bpf.o'), { globals: { ...globals, min_block_us: options.offCpu.minBlockUs } })
-      : await load(path.join(BPF_DIR, 'profile.bpf.o'), { globals });
+      ? await load(bpfObjectPath(BPF_DIR, 'offcpu'), { globals: { ...globals, min_block_us: options.offCpu.minBlockUs } })
+      : await load(bpfObjectPath(BPF_DIR, 'profile'), { globals });
     try {
       let event: SampledEvent;
       let link: Link | MultiLink;
