@@ -2,7 +2,8 @@
 # The test command: build, then the fast tests that need no root (the Rust unit tests and
 # the vitest `unit` project), then the vitest `kernel` suites on this machine's kernel,
 # then the kernel suites on Debian's 6.1, 6.12 and newest kernels under QEMU
-# (test/vm/matrix.mjs). NODEBPF_SKIP_MATRIX=1 runs the native part alone.
+# (test/vm/matrix.mjs), then the arm64 guests (test/vm/arm64.mjs). NODEBPF_SKIP_MATRIX=1 runs
+# the native part alone.
 # The last line, `total: N passed, N failed, N skipped`, counts only this run: each report
 # is deleted before its run, and a report that is missing afterwards counts as a failure.
 set -uo pipefail
@@ -51,6 +52,18 @@ if [ "${NODEBPF_SKIP_MATRIX:-0}" != 1 ]; then
   [ -n "$matrix" ] || { echo "matrix: no summary line: counted as a failure" >&2; status=1; }
   read -r mp mf ms <<<"${matrix:-0 1 0}"
   p=$((p + mp)) f=$((f + mf)) s=$((s + ms))
+fi
+# The arm64 guests (test/vm/arm64.mjs, 2-3 minutes with its downloads): the packed
+# tarball in Debian's arm64 6.12 and 7.2 under TCG, a smoke suite with exact counts. Needs the
+# linux-arm64 half of the package (scripts/build-arm64.sh). NODEBPF_SKIP_ARM64=1 leaves it out.
+if [ "${NODEBPF_SKIP_MATRIX:-0}" != 1 ] && [ "${NODEBPF_SKIP_ARM64:-0}" != 1 ]; then
+  rm -f target/arm64.log
+  node test/vm/arm64.mjs | tee target/arm64.log
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  arm64=$(sed -n 's/^arm64: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' target/arm64.log)
+  [ -n "$arm64" ] || { echo "arm64: no summary line: counted as a failure" >&2; status=1; }
+  read -r ap af <<<"${arm64:-0 1}"
+  p=$((p + ap)) f=$((f + af))
 fi
 echo "total: $p passed, $f failed, $s skipped"
 exit $status

@@ -5,7 +5,7 @@
 // importing nodebpf fails naming the platform.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,7 +74,7 @@ const want = `prebuilt/linux-${process.arch}/nodebpf.napi.glibc.node`;
 let nb;
 await test(expectAddon ? `import 'nodebpf' loads ${want}` : `import 'nodebpf' fails naming linux-arm64 (no arm64 addon in the tarball)`, async () => {
   if (!expectAddon) {
-    await assert.rejects(import('nodebpf'), /no prebuilt addon for linux-arm64 with glibc .*this package ships linux-x64-glibc/);
+    await assert.rejects(import('nodebpf'), /no prebuilt addon for linux-arm64 with glibc/);
     return 'rejected as expected';
   }
   nb = await import('nodebpf');
@@ -87,6 +87,18 @@ await test(expectAddon ? `import 'nodebpf' loads ${want}` : `import 'nodebpf' fa
 
 if (nb) {
   const { features, load } = nb;
+
+  await test("the x64 addon put in linux-arm64's place is refused by name, before dlopen", async () => {
+    if (process.arch !== 'arm64') return 'not arm64: nothing to check';
+    // A copy of the installed packages with the tarball's other addon where this one goes.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'wrong-cpu-'));
+    cpSync(path.join(HERE, 'node_modules'), path.join(dir, 'node_modules'), { recursive: true });
+    cpSync(path.join(PKG, 'prebuilt/linux-x64/nodebpf.napi.glibc.node'), path.join(dir, 'node_modules/nodebpf', want));
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "await import('nodebpf')"], { cwd: dir, encoding: 'utf8' });
+    rmSync(dir, { recursive: true, force: true });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /nodebpf's addon \S+prebuilt\/linux-arm64\/nodebpf\.napi\.glibc\.node is built for x64, not for this arm64 machine/);
+  });
   let f;
   await test('features(): this kernel, BTF, ring buffers, cookies, kprobes, uprobe_multi; kprobe_multi as expected', async () => {
     f = await features();
