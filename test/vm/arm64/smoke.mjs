@@ -132,7 +132,7 @@ if (nb) {
       const rb = obj.ringbuf('events');
       const link = obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid');
       for (let i = 0; i < N; i++) process.ppid; // one getppid each
-      link.close();
+      await link.closeAsync(); // close() detaches in the background: this waits for the kernel
       process.ppid; // detached: not counted
       const events = drain(rb);
       assert.equal(events.length, N);
