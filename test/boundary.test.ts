@@ -281,7 +281,7 @@ describe('closing never leaks and never freezes', () => {
       });
       while (seen < 1) await new Promise((r) => setTimeout(r, 1));
       const r0 = performance.now();
-      obj.map(map.name).get(new Uint8Array(map.keySize));
+      obj.map(map.name, { key: 'raw', value: 'raw', perCpu: map.percpu }).get(new Uint8Array(map.keySize));
       const read = performance.now() - r0;
       const link = await attach;
       const attachMs = performance.now() - t0;

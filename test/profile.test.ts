@@ -273,12 +273,13 @@ describe('profile', () => {
     // About 50 waits of 20 ms.
     expect(p.totals.samples).toBeGreaterThan(35);
     expect(p.totals.samples).toBeLessThan(60);
-    for (const s of inNap) {
-      const n = names(s.stack);
-      expect(n.slice(n.indexOf('main'), n.indexOf('nap') + 1)).toEqual(['main', 'nap']);
-      expect(n.some((f) => /nanosleep/.test(f) && s.stack[n.indexOf(f)].kind === 'kernel')).toBe(true);
-      expect(n.at(-1)).toMatch(/schedule/);
-    }
+    for (const s of inNap) expect(names(s.stack).slice(names(s.stack).indexOf('main'), names(s.stack).indexOf('nap') + 1)).toEqual(['main', 'nap']);
+    // The kernel's half of a wait's stack: under load a kernel stack can be lost (counted in
+    // totals as failed or collided), so nearly all of the time, not every wait.
+    const kernelHalf = (s: (typeof inNap)[number]) => s.stack.some((f) => f.kind === 'kernel' && /nanosleep/.test(f.name)) && /schedule/.test(s.stack.at(-1)?.name ?? '');
+    const lost = p.totals.kernelFailed + p.totals.kernelCollided;
+    expect(inNap.filter((s) => !kernelHalf(s)).length).toBeLessThanOrEqual(lost);
+    expect(share(p, (s) => inNap.includes(s) && kernelHalf(s)) / share(p, (s) => inNap.includes(s))).toBeGreaterThan(0.95);
     expect(p.toFolded()).toMatch(/;main;nap;.*do_nanosleep_\[k\];.*schedule_\[k\] \d+\n/);
     await expect(offcpu({ pid })).rejects.toMatchObject({ code: 'EINVAL' });
   });
