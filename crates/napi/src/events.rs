@@ -14,11 +14,11 @@ use std::ptr;
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
-use napi::sys;
 use napi_derive::napi;
 use nodebpf_core::{self as core, EventSource};
 
 use crate::errors::{call, catch, closed, to_js, Ctx, Outcome};
+use crate::external::external_arraybuffer;
 use crate::object::NativeObject;
 
 /// Upper bound of a span (records with headers) handed to JS at once: the rest waits in
@@ -105,48 +105,13 @@ impl NativeEvents {
     }
 }
 
-/// The finalizer of a `buffers()` ArrayBuffer: drops what kept its mapping.
-unsafe extern "C" fn release_mapping(
-    _env: sys::napi_env,
-    _data: *mut std::ffi::c_void,
-    hint: *mut std::ffi::c_void,
-) {
-    // SAFETY: `hint` is the Box made in `external` for this buffer, dropped only here.
-    drop(unsafe { Box::from_raw(hint as *mut Keep) });
-}
-
 /// An ArrayBuffer over `len` bytes at `ptr`, keeping `keep` (the mapping's owner) until
 /// it is collected; `None` where the runtime allows no external buffers.
 fn external(env: &Env, ptr: *const u8, len: usize, keep: Keep) -> Result<Option<Unknown<'_>>> {
-    let hint = Box::into_raw(Box::new(keep));
-    let mut value = ptr::null_mut();
-    // SAFETY: the memory stays mapped while `keep` holds the source (the finalizer drops
-    // it); `hint` is handed to the finalizer, which frees it.
-    let status = unsafe {
-        sys::napi_create_external_arraybuffer(
-            env.raw(),
-            ptr as *mut std::ffi::c_void,
-            len,
-            Some(release_mapping),
-            hint as *mut std::ffi::c_void,
-            &mut value,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        // SAFETY: not handed to V8: ours to free.
-        drop(unsafe { Box::from_raw(hint) });
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            return Ok(None);
-        }
-        return Err(Error::new(
-            Status::GenericFailure,
-            format!("creating an event buffer's ArrayBuffer failed (napi status {status})"),
-        ));
-    }
+    // The memory stays mapped while `keep` holds the source.
+    let value = external_arraybuffer(env, ptr, len, keep, "an event buffer")?;
     // SAFETY: `value` is the ArrayBuffer napi just created in this env.
-    Ok(Some(unsafe {
-        Unknown::from_raw_unchecked(env.raw(), value)
-    }))
+    Ok(value.map(|v| unsafe { Unknown::from_raw_unchecked(env.raw(), v) }))
 }
 
 #[napi]

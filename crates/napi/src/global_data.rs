@@ -19,6 +19,7 @@ use napi_derive::napi;
 use nodebpf_core as core;
 
 use crate::errors::{call, to_js, Ctx};
+use crate::external::external_arraybuffer;
 use crate::object::NativeObject;
 
 /// What keeps a section's mapping: one clone in the buffer's finalizer, one in the
@@ -117,16 +118,6 @@ fn delete(env: &Env, r: WeakRef) {
     unsafe { sys::napi_delete_reference(env.raw(), r.0) };
 }
 
-/// The finalizer of a `globalData()` ArrayBuffer: drops what kept its mapping.
-unsafe extern "C" fn release_mapping(
-    _env: sys::napi_env,
-    _data: *mut std::ffi::c_void,
-    hint: *mut std::ffi::c_void,
-) {
-    // SAFETY: `hint` is the Box made in `external` for this buffer, dropped only here.
-    drop(unsafe { Box::from_raw(hint as *mut Keep) });
-}
-
 /// An ArrayBuffer over the mapped value, keeping `keep` until collected, and a weak
 /// reference to it; `None` where the runtime allows no external buffers.
 fn external(
@@ -134,31 +125,13 @@ fn external(
     value: &core::loader::MapValue,
     keep: Keep,
 ) -> Result<Option<(sys::napi_value, WeakRef)>> {
-    let hint = Box::into_raw(Box::new(keep));
-    let mut buffer = ptr::null_mut();
-    // SAFETY: the memory stays mapped while `keep` holds it (the finalizer drops it, and
-    // `close()` empties it only once the buffer is detached); `hint` goes to the finalizer.
-    let status = unsafe {
-        sys::napi_create_external_arraybuffer(
-            env.raw(),
-            value.as_ptr().cast(),
-            value.len(),
-            Some(release_mapping),
-            hint.cast(),
-            &mut buffer,
-        )
+    // The memory stays mapped while `keep` holds it (`close()` empties it only once the
+    // buffer is detached).
+    let Some(buffer) =
+        external_arraybuffer(env, value.as_ptr(), value.len(), keep, "a data section")?
+    else {
+        return Ok(None);
     };
-    if status != sys::Status::napi_ok {
-        // SAFETY: not handed to V8: ours to free.
-        drop(unsafe { Box::from_raw(hint) });
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            return Ok(None);
-        }
-        return Err(Error::new(
-            Status::GenericFailure,
-            format!("creating a data section's ArrayBuffer failed (napi status {status})"),
-        ));
-    }
     let mut weak = ptr::null_mut();
     // SAFETY: `buffer` is the ArrayBuffer just made in this env; count 0: a weak reference.
     let status = unsafe { sys::napi_create_reference(env.raw(), buffer, 0, &mut weak) };

@@ -6,6 +6,7 @@
 pub mod attach;
 pub mod errors;
 pub mod events;
+mod external;
 pub mod features;
 pub mod global_data;
 pub mod iter;
