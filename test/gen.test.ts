@@ -1,7 +1,7 @@
 // `nodebpf gen` on an object we wrote as users write them (test/fixtures/opensnoop.bpf.c):
 // the skeleton it writes, type-checked with a tool that uses it (test/gen/use-opensnoop.ts)
 // under strict + exactOptionalPropertyTypes, then run on the kernel with exact assertions.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -25,6 +25,18 @@ const DIR = path.join(root, 'test/fixtures/build/gen');
 const OBJ = fixture('opensnoop.bpf.o');
 /** In a kernel-matrix guest (TCG): everything runs several times slower. */
 const inGuest = process.env.NODEBPF_GUEST_OUT !== undefined;
+
+/**
+ * The CLI run without blocking vitest's worker: in TCG guests a run takes seconds, and a
+ * test blocking its worker for a minute loses vitest's RPC (the suite then stops).
+ */
+function gen(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, 'gen', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }, (e, stdout, stderr) => {
+      resolve({ status: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 /** The generated TypeScript as JavaScript, types stripped (esbuild), next to it. */
 function stripTypes(files: string[]): void {
@@ -50,8 +62,8 @@ beforeAll(() => {
 });
 
 describe('nodebpf gen', () => {
-  it('writes a skeleton whose header names the object and its hash; the API writes the same', async () => {
-    const r = spawnSync(process.execPath, [CLI, 'gen', path.join(DIR, 'opensnoop.bpf.o'), '--output', path.join(DIR, 'opensnoop.ts')], { encoding: 'utf8' });
+  it('writes a skeleton whose header names the object and its hash; the API writes the same', { timeout: 90_000 }, async () => {
+    const r = await gen(path.join(DIR, 'opensnoop.bpf.o'), '--output', path.join(DIR, 'opensnoop.ts'));
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const text = readFileSync(path.join(DIR, 'opensnoop.ts'), 'utf8');
@@ -124,14 +136,19 @@ describe('nodebpf gen', () => {
     expect(await generate(obj)).toContain('calls_missing: Program<"tp/syscalls/sys_enter_getppid">;');
   });
 
-  it('usage errors, and --type naming a type the object lacks', () => {
-    const run = (...args: string[]) => spawnSync(process.execPath, [CLI, 'gen', ...args], { encoding: 'utf8' });
-    expect(run().stderr).toContain('gen takes one BPF object');
-    expect(run(OBJ, '--int64', 'float').stderr).toContain('--int64 is one of bigint, number-if-safe');
-    expect(run(OBJ, '--event', 'events').stderr).toContain('--event takes MAP=TYPE');
-    const missing = run(OBJ, '--type', 'struct nope');
+  it('usage errors, and --type naming a type the object lacks', { timeout: 120_000 }, async () => {
+    const [none, int64, event, missing, embedded] = await Promise.all([
+      gen(),
+      gen(OBJ, '--int64', 'float'),
+      gen(OBJ, '--event', 'events'),
+      gen(OBJ, '--type', 'struct nope'),
+      gen(OBJ, '--type', 'struct limits', '--embed'),
+    ]);
+    expect(none.stderr).toContain('gen takes one BPF object');
+    expect(int64.stderr).toContain('--int64 is one of bigint, number-if-safe');
+    expect(event.stderr).toContain('--event takes MAP=TYPE');
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain("the object's BTF has no type 'struct nope'");
-    expect(execFileSync(process.execPath, [CLI, 'gen', OBJ, '--type', 'struct limits', '--embed'], { encoding: 'utf8' })).toMatch(/loadSkeleton\(rt\.base64\("[A-Za-z0-9+/=]+"\), SHAPE, options\)/);
+    expect(embedded.stdout).toMatch(/loadSkeleton\(rt\.base64\("[A-Za-z0-9+/=]+"\), SHAPE, options\)/);
   });
 });
