@@ -293,7 +293,8 @@ describe('profile', () => {
     const all = count(/^profile_target;/);
     // 999 Hz for 1.5 s; a TCG guest's timers run late.
     expect(all).toBeGreaterThan(process.env.NODEBPF_GUEST_OUT === undefined ? 700 : 200);
-    expect(Math.abs(count(/;main;work;hot_spin;spin$/) / all - 0.75)).toBeLessThan(0.06);
+    // 200 samples on a TCG guest: their share strays further (0.067 on 7.2 once).
+    expect(Math.abs(count(/;main;work;hot_spin;spin$/) / all - 0.75)).toBeLessThan(process.env.NODEBPF_GUEST_OUT === undefined ? 0.06 : 0.1);
   });
 
   it('pprof to a file, and the top functions on stdout', () => {
@@ -319,7 +320,8 @@ describe('profile', () => {
     expect(r.status).toBe(0);
     const nap = r.stdout.split('\n').filter((l) => /;main;nap;/.test(l)).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
     expect(nap).toBeGreaterThan(800_000);
-    expect(nap).toBeLessThan(1_050_000);
+    // TCG guests' clocks let a 20 ms nap run long: up to 1.06 s of naps in a 1 s run seen there.
+    expect(nap).toBeLessThan(process.env.NODEBPF_GUEST_OUT === undefined ? 1_050_000 : 1_150_000);
   });
 
   it('usage errors', () => {
