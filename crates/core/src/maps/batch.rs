@@ -232,7 +232,14 @@ impl Map {
                 cursor.advance();
                 retries = VANISHED_RETRIES;
             }
+            // A walk that stops moving (success with nothing returned) or returns more than
+            // the map can hold (a cursor the kernel did not advance: seen as a hang on 6.1's
+            // hash of maps) goes key by key, each key once.
+            if !delete && out.count > self.max_entries as usize {
+                return self.read_all_by_key(delete);
+            }
             match result {
+                Ok(_) if got == 0 => break,
                 Ok(_) => {}
                 Err(_) if errno == Some(libc::ENOENT) => break,
                 // Elements came before the bucket that did not fit, or the one that vanished:
