@@ -129,7 +129,8 @@ describe('batch operations', () => {
     expect(() => q.lookupBatch()).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('needs a map with keys') }));
   });
 
-  it('maps of maps: batched where the kernel has it (5.19), else key by key; the values are the inner maps\' ids', () => {
+  // Key by key where a batch walk stalls (6.1's hash of maps): minutes under TCG.
+  it('maps of maps: batched where the kernel has it (5.19), else key by key; the values are the inner maps\' ids', { timeout: 300_000 }, () => {
     using inner = createMap({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1 });
     using h = createMap({ type: MapType.HASH_OF_MAPS, keySize: 4, valueSize: 4, maxEntries: 16_384, innerMap: inner }, { key: 'u32', value: 'u32' });
     expect(h.setMany(Array.from({ length: N }, (_, k) => [k, inner.fd] as [number, number]))).toBe(N);
@@ -214,7 +215,7 @@ describe('batch reads while keys are deleted', () => {
     expect(reads).toBeGreaterThan(1);
   });
 
-  it('a hash of maps, deleted from another fd (a worker thread): no key twice, every key not deleted seen once', async () => {
+  it('a hash of maps, deleted from another fd (a worker thread): no key twice, every key not deleted seen once', { timeout: 300_000 }, async () => {
     /** Keys per delete call, and reads taken while the worker deletes. */
     const RUN = 16;
     const READS = 12;
