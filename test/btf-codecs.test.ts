@@ -3,17 +3,12 @@
 // fixed arrays of scalars and structs, a union, an anonymous struct holding an anonymous
 // union, bitfields, a pointer) decoded exactly from a hash map, a per-CPU map and a ring
 // buffer; and values JS wrote read back the same.
-import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
 import { load } from '../dist/index.js';
-import { Child, fixture } from './helpers.js';
+import { Child, fixture, possibleCpus } from './helpers.js';
 
-const possibleCpus = () => {
-  const [lo, hi] = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split('-').map(Number);
-  return (hi ?? lo!) + 1;
-};
 
 /** What bc_kinds' fill() stores, as the codec decodes it. */
 const FILLED = {

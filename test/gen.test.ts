@@ -10,13 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { generate, open } from '../dist/index.js';
-import { fixture } from './helpers.js';
+import { fixture, possibleCpus } from './helpers.js';
 
-/** Per-CPU values come one per possible CPU. */
-const possibleCpus = () => {
-  const [lo, hi] = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split('-').map(Number);
-  return (hi ?? lo!) + 1;
-};
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(root, 'dist/cli/main.js');

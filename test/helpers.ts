@@ -161,3 +161,9 @@ export function symbolizer(binary: string): { inside: (ip: bigint) => string | u
     start: (name) => symbols.get(name)?.[0],
   };
 }
+
+/** Possible CPUs (`/sys/devices/system/cpu/possible`, "0-N"): how many values a per-CPU map holds. */
+export function possibleCpus(): number {
+  const [lo, hi] = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split('-').map(Number);
+  return (hi ?? lo!) + 1;
+}
