@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { ensureKernel, SUITES } from './kernels.mjs';
+import { countReport } from './report.mjs';
 import { runInGuest } from './vm.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -62,21 +63,15 @@ for (const label of labels) {
       row.error = `no test report: ${r.reason ?? `exit ${r.exitCode}`}`;
       if (!values.verbose) console.error(r.output.slice(-4000));
     } else {
-      const j = JSON.parse(readFileSync(report, 'utf8'));
-      for (const file of j.testResults) {
-        for (const t of file.assertionResults) {
-          if (t.status === 'passed') row.passed++;
-          else if (t.status === 'failed') {
-            row.failed++;
-            row.failures.push(`${t.fullName}: ${(t.failureMessages[0] ?? '').split('\n')[0]}`);
-          } else {
-            row.skipped++;
-            row.skips.push(t.fullName);
-          }
-        }
-      }
+      const c = countReport(JSON.parse(readFileSync(report, 'utf8')));
+      Object.assign(row, { passed: c.passed, failed: c.failed, skipped: c.skipped, failures: c.failures, skips: c.skips });
       row.ok = row.failed === 0 && row.passed > 0 && r.exitCode === 0;
-      if (!row.ok && row.failed === 0) row.error = `guest exit ${r.exitCode ?? r.reason}`;
+      if (!row.ok && row.failed === 0) {
+        // vitest exits 1 for an error outside any test (an unhandled rejection, a worker
+        // timeout) that its report leaves out: its own words, kept for the summary.
+        const at = r.output.search(/Unhandled (Error|Rejection)/);
+        row.error = `guest exit ${r.exitCode ?? r.reason}\n${r.output.slice(at < 0 ? -1500 : at, at < 0 ? undefined : at + 1500)}`;
+      }
     }
     rmSync(r.outDir, { recursive: true, force: true });
   } catch (e) {
