@@ -13,24 +13,21 @@ import { fixture, funcArgHelpers, kernelFeatures as f, waitFor } from './helpers
 const CLI = path.join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const T = fixture('cli_target');
 
-function cli(args: string[], input = '') {
-  // A profile folded on a slow guest can be megabytes (its stacks unwound through JIT code
-  // are long): past maxBuffer spawnSync kills the command, which looked like a failure.
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input, timeout: 120_000, maxBuffer: 256 << 20 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 /**
- * cli() without blocking the test worker: a TCG guest's runs take seconds each, and
- * vitest's worker RPC times out (60 s) when synchronous runs hold its event loop that long.
+ * Runs the CLI as a child process, `input` on its stdin. Never synchronously: a TCG guest's
+ * runs take seconds each, and vitest's worker RPC times out (60 s) when a synchronous call
+ * holds its event loop that long. Its output is kept whole: a profile folded on a slow guest
+ * can be megabytes (stacks unwound through JIT code are long).
  */
-function cliAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+function cli(args: string[], input = ''): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const p = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000 });
   let stdout = '';
   let stderr = '';
   p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // A command that exits without reading its input closes the pipe: not an error here.
+  p.stdin.on('error', () => {});
+  p.stdin.end(input);
   return new Promise((resolve, reject) => {
     p.on('error', reject);
     p.on('close', (status) => resolve({ status, stdout, stderr }));
@@ -45,33 +42,33 @@ const skipReason = (ok: boolean, why: string) => (ok ? '' : ` [skipped: ${f.kern
 const noCookies = skipReason(f.bpfCookie, 'no attach cookies (5.15): a spec may name one function only');
 
 describe('funccount', () => {
-  it.skipIf(f.bpfCookie)(`without attach cookies, a spec matching several functions is UNSUPPORTED, naming the feature${skipReason(!f.bpfCookie, 'has attach cookies')}`, () => {
-    const r = cli(['funccount', `uprobe:${T}:cli_*`, '--', T, 'count', '3', '5']);
+  it.skipIf(f.bpfCookie)(`without attach cookies, a spec matching several functions is UNSUPPORTED, naming the feature${skipReason(!f.bpfCookie, 'has attach cookies')}`, async () => {
+    const r = await cli(['funccount', `uprobe:${T}:cli_*`, '--', T, 'count', '3', '5']);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`uprobe:${T}:cli_* matched 4 functions, and this kernel (${f.kernel}) has no attach cookies`);
     expect(r.stderr).toContain('features().bpfCookie is false');
   });
 
-  it.skipIf(!f.bpfCookie)(`counts every call of a C target exactly (JSON on a pipe)${noCookies}`, () => {
-    const r = cli(['funccount', `uprobe:${T}:cli_*`, '--', T, 'count', '3', '5']);
+  it.skipIf(!f.bpfCookie)(`counts every call of a C target exactly (JSON on a pipe)${noCookies}`, async () => {
+    const r = await cli(['funccount', `uprobe:${T}:cli_*`, '--', T, 'count', '3', '5']);
     expect(r.status).toBe(0);
     expect(total(r.stdout)).toMatchObject({ type: 'total', ended: 'command exited (0)' });
     expect(countsOf(r.stdout)).toEqual({ cli_count_b: 5, cli_count_a: 3 });
     expect(r.stderr).toMatch(new RegExp(`uprobe:${T}:cli_\\*: attached 4 functions in [\\d.]+ m?s via ${f.uprobeMulti ? 'uprobe_multi' : 'uprobes'}`));
   });
 
-  it.skipIf(!f.bpfCookie)(`several specs: entries and returns counted apart${noCookies}`, () => {
-    const r = cli(['funccount', `uprobe:${T}:cli_count_a`, `uretprobe:${T}:cli_count_?`, '--json', '--', T, 'count', '2', '4']);
+  it.skipIf(!f.bpfCookie)(`several specs: entries and returns counted apart${noCookies}`, async () => {
+    const r = await cli(['funccount', `uprobe:${T}:cli_count_a`, `uretprobe:${T}:cli_count_?`, '--json', '--', T, 'count', '2', '4']);
     expect(r.status).toBe(0);
     expect(countsOf(r.stdout)).toEqual({ 'uprobe:cli_count_a': 2, 'uretprobe:cli_count_a': 2, 'uretprobe:cli_count_b': 4 });
   });
 
-  it('JSON lines per interval, then the totals', () => {
+  it('JSON lines per interval, then the totals', async () => {
     const INTERVAL_S = 0.2;
     const DURATION_S = 1;
     // Node's timers are in whole milliseconds on their own clock: allow that much early.
     const CLOCK_SLACK_S = 0.005;
-    const r = cli(['funccount', `uprobe:${T}:cli_count_a`, '--interval', INTERVAL_S, '--duration', DURATION_S, '--', T, 'loop'].map(String));
+    const r = await cli(['funccount', `uprobe:${T}:cli_count_a`, '--interval', INTERVAL_S, '--duration', DURATION_S, '--', T, 'loop'].map(String));
     expect(r.status).toBe(0);
     const lines = jsonLines(r.stdout);
     type Interval = { elapsed_s: number; counts: { function: string; count: number; total: number }[] };
@@ -101,7 +98,7 @@ describe('funccount', () => {
 });
 
 describe('latency', () => {
-  it('puts a function that sleeps 20 ms into the [16M, 32M) ns bucket, or a later one on a busy machine', () => {
+  it('puts a function that sleeps 20 ms into the [16M, 32M) ns bucket, or a later one on a busy machine', async () => {
     const SLEEP_MS = 20;
     const CALLS = 3;
     const NS_PER_MS = 1_000_000;
@@ -110,7 +107,7 @@ describe('latency', () => {
     // A sleep never ends early, but a busy TCG guest may wake the target late (hundreds
     // of ms); 64× the floor (1.07 s) still catches a unit mistake (µs or ms read as ns).
     const LATE_FACTOR = 64;
-    const r = cli(['latency', `uprobe:${T}:cli_sleep`, '--json', '--', T, 'sleep', SLEEP_MS, CALLS].map(String));
+    const r = await cli(['latency', `uprobe:${T}:cli_sleep`, '--json', '--', T, 'sleep', SLEEP_MS, CALLS].map(String));
     expect(r.status).toBe(0);
     type Histogram = { function: string | null; count: number; buckets: { from: number; to: number; count: number }[] };
     const [out] = jsonLines(r.stdout) as { histograms: Histogram[] }[];
@@ -128,10 +125,10 @@ describe('latency', () => {
     expect(r.stderr).toContain(f.uprobeSession ? `via ${f.uprobeMulti ? 'uprobe_multi' : 'uprobes'} session` : '(returns): attached 1 function');
   });
 
-  it.skipIf(!f.bpfCookie)(`--per-function: a histogram per function, drawn in the terminal style${noCookies}`, () => {
-    const r = cli(['latency', `uprobe:${T}:cli_*`, '--per-function', '--', T, 'sleep', '5', '2']);
+  it.skipIf(!f.bpfCookie)(`--per-function: a histogram per function, drawn in the terminal style${noCookies}`, async () => {
+    const r = await cli(['latency', `uprobe:${T}:cli_*`, '--per-function', '--', T, 'sleep', '5', '2']);
     expect(r.status).toBe(0);
-    const j = cli(['latency', `uprobe:${T}:cli_*`, '--per-function', '--json', '--', T, 'sleep', '5', '2']);
+    const j = await cli(['latency', `uprobe:${T}:cli_*`, '--per-function', '--json', '--', T, 'sleep', '5', '2']);
     const [out] = jsonLines(j.stdout) as { histograms: { function: string; count: number; buckets: { from: number }[] }[] }[];
     expect(out.histograms.map((h) => [h.function, h.count])).toEqual([['cli_sleep', 2]]);
     // 5 ms = 5,000,000 ns: [4M, 8M), or later on a loaded (TCG) machine, never earlier.
@@ -141,8 +138,8 @@ describe('latency', () => {
 });
 
 describe('trace', () => {
-  it('shows the arguments and the return value of each call (JSON)', () => {
-    const r = cli(['trace', `uprobe:${T}:cli_add`, '--args', '2', '--ret', '--json', '--', T, 'add', '3']);
+  it('shows the arguments and the return value of each call (JSON)', async () => {
+    const r = await cli(['trace', `uprobe:${T}:cli_add`, '--args', '2', '--ret', '--json', '--', T, 'add', '3']);
     expect(r.status).toBe(0);
     const lines = jsonLines(r.stdout) as { pid: number; comm: string; function: string; args: number[]; ret: number }[];
     expect(lines.map((l) => [l.function, l.args, l.ret])).toEqual([
@@ -155,8 +152,8 @@ describe('trace', () => {
     expect(r.stderr).toContain('3 hits');
   });
 
-  it('one readable line per hit', () => {
-    const r = cli(['trace', `uprobe:${T}:cli_add`, '--args', '2', '--ret', '--', T, 'add', '2']);
+  it('one readable line per hit', async () => {
+    const r = await cli(['trace', `uprobe:${T}:cli_add`, '--args', '2', '--ret', '--', T, 'add', '2']);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{6} +\d+ +\d+ cli_target +cli_add\(2, 20\) = 22$/);
@@ -174,7 +171,7 @@ describe('trace speaks fields', () => {
   type Line = { function: string; args: unknown[]; fields?: Record<string, unknown>; decoded?: Record<string, string>; truncated?: string[]; ret?: number };
 
   it('a tracepoint\'s fields by name and type: signed dfd, the filename read as a string, open flags by name', async () => {
-    const r = await cliAsync(['trace', OPENAT, '--', 'cat', file]);
+    const r = await cli(['trace', OPENAT, '--', 'cat', file]);
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(` cat +syscalls:sys_enter_openat dfd=-100 filename="${file}" flags=O_RDONLY mode=0$`)));
@@ -185,7 +182,7 @@ describe('trace speaks fields', () => {
   });
 
   it('--json: numbers, strings, pointers as hex strings, flags decoded beside their value', SEVERAL_RUNS, async () => {
-    const r = await cliAsync(['trace', OPENAT, 'tracepoint:syscalls:sys_enter_execve', '--json', '--', 'cat', file]);
+    const r = await cli(['trace', OPENAT, 'tracepoint:syscalls:sys_enter_execve', '--json', '--', 'cat', file]);
     expect(r.status, r.stderr).toBe(0);
     const lines = jsonLines(r.stdout) as Line[];
     const open = lines.find((l) => l.fields?.filename === file);
@@ -197,9 +194,9 @@ describe('trace speaks fields', () => {
   });
 
   it('a __data_loc string (sched_process_exec) and char arrays (sched_switch)', SEVERAL_RUNS, async () => {
-    const exec = await cliAsync(['trace', 'tracepoint:sched:sched_process_exec', '--', T, 'count', '0', '0']);
+    const exec = await cli(['trace', 'tracepoint:sched:sched_process_exec', '--', T, 'count', '0', '0']);
     expect(exec.stdout).toMatch(new RegExp(`sched:sched_process_exec filename="${T}" pid=\\d+ old_pid=\\d+\n`));
-    const sw = await cliAsync(['trace', 'tracepoint:sched:sched_switch', '--json', '--', T, 'sleep', '5', '1']);
+    const sw = await cli(['trace', 'tracepoint:sched:sched_switch', '--json', '--', T, 'sleep', '5', '1']);
     // Its first switches may be the shell that holds it until the probes are in.
     const lines = (jsonLines(sw.stdout) as Line[]).filter((l) => l.fields?.prev_comm === 'cli_target');
     expect(lines.length).toBeGreaterThan(0);
@@ -208,29 +205,29 @@ describe('trace speaks fields', () => {
 
   it.skipIf(!f.kprobe)(`--args on a kprobe: a user string read through the kernel function's pointer${skipReason(f.kprobe, 'no kprobes')}`, async () => {
     // do_sys_openat2(int dfd, const char __user *filename, struct open_how *how), 5.6+.
-    const r = await cliAsync(['trace', 'kprobe:do_sys_openat2', '--args', 'dfd:int,filename:str,how:ptr', '--filter', `filename==${file}`, '--json', '--', 'cat', file]);
+    const r = await cli(['trace', 'kprobe:do_sys_openat2', '--args', 'dfd:int,filename:str,how:ptr', '--filter', `filename==${file}`, '--json', '--', 'cat', file]);
     expect(r.status, r.stderr).toBe(0);
     expect(jsonLines(r.stdout)).toMatchObject([{ function: 'do_sys_openat2', fields: { dfd: -100, filename: file, how: expect.stringMatching(/^0x[0-9a-f]+$/) } }]);
   });
 
   it.skipIf(!f.fentry || !funcArgHelpers)(`--args on fexit: the arguments and the return value at once${skipReason(f.fentry, 'no BPF trampolines') || skipReason(funcArgHelpers, 'no bpf_get_func_arg/ret (5.17)')}`, async () => {
-    const r = await cliAsync(['trace', 'fexit:do_sys_openat2', '--args', 'dfd:int,filename:str', '--filter', `filename==${file} && ret>=0`, '--json', '--', 'cat', file]);
+    const r = await cli(['trace', 'fexit:do_sys_openat2', '--args', 'dfd:int,filename:str', '--filter', `filename==${file} && ret>=0`, '--json', '--', 'cat', file]);
     expect(r.status, r.stderr).toBe(0);
     expect(jsonLines(r.stdout)).toMatchObject([{ function: 'do_sys_openat2', fields: { dfd: -100, filename: file }, ret: expect.any(Number) }]);
   });
 
   it('--filter on decoded fields: strings (globs), flags by name, signed numbers; a return value', SEVERAL_RUNS, async () => {
-    const one = await cliAsync(['trace', OPENAT, '--filter', `filename==${file}`, '--json', '--', 'cat', file]);
+    const one = await cli(['trace', OPENAT, '--filter', `filename==${file}`, '--json', '--', 'cat', file]);
     expect((jsonLines(one.stdout) as Line[]).map((l) => l.fields?.filename)).toEqual([file]);
     expect(one.stderr).toMatch(/1 hits \(command exited \(0\)\), \d+ filtered out/);
-    const glob = await cliAsync(['trace', OPENAT, '--filter', `dfd==-100 && flags==O_RDONLY|O_CLOEXEC && filename!=${dir}/*`, '--json', '--', 'cat', file]);
+    const glob = await cli(['trace', OPENAT, '--filter', `dfd==-100 && flags==O_RDONLY|O_CLOEXEC && filename!=${dir}/*`, '--json', '--', 'cat', file]);
     const kept = jsonLines(glob.stdout) as Line[];
     expect(kept.length).toBeGreaterThan(0);
     for (const l of kept) expect(l).toMatchObject({ fields: { dfd: -100, flags: 0o2000000 }, decoded: { flags: 'O_RDONLY|O_CLOEXEC' } });
-    const none = await cliAsync(['trace', OPENAT, '--filter', 'comm==nothing-is-named-so', '--', 'cat', file]);
+    const none = await cli(['trace', OPENAT, '--filter', 'comm==nothing-is-named-so', '--', 'cat', file]);
     expect(none.stdout).toBe('known\n');
     expect(none.stderr).toMatch(/0 hits .*, \d+ filtered out/);
-    const ret = await cliAsync(['trace', 'tracepoint:syscalls:sys_exit_openat', '--filter', 'ret<0', '--json', '--', 'cat', path.join(dir, 'absent')]);
+    const ret = await cli(['trace', 'tracepoint:syscalls:sys_exit_openat', '--filter', 'ret<0', '--json', '--', 'cat', path.join(dir, 'absent')]);
     const failed = jsonLines(ret.stdout) as Line[];
     expect(failed.length).toBeGreaterThan(0);
     // -ENOENT, signed: the last open is cat's own.
@@ -239,31 +236,31 @@ describe('trace speaks fields', () => {
 
   it('--filter pid==N is applied in the kernel: nothing of other processes reaches nodebpf', async () => {
     // sched_switch fires all the time; pid 2**22+1 (above pid_max) never runs.
-    const r = await cliAsync(['trace', 'tracepoint:sched:sched_switch', '--filter', `pid==${2 ** 22 + 1}`, '--duration', '0.5']);
+    const r = await cli(['trace', 'tracepoint:sched:sched_switch', '--filter', `pid==${2 ** 22 + 1}`, '--duration', '0.5']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/0 hits \(duration\); all probes detached/);
   });
 
   it('--args types a uprobe\'s arguments: a string read from user memory, named or by position', SEVERAL_RUNS, async () => {
-    const named = await cliAsync(['trace', `uprobe:${T}:text_len`, '--args', 'text:str,n:long', '--ret', '--', T, 'str', 'hello', '2']);
+    const named = await cli(['trace', `uprobe:${T}:text_len`, '--args', 'text:str,n:long', '--ret', '--', T, 'str', 'hello', '2']);
     expect(named.status, named.stderr).toBe(0);
     expect(named.stdout.trim().split('\n').map((l) => l.replace(/^.* cli_target +/, ''))).toEqual(['text_len(text="hello", n=1) = 6', 'text_len(text="hello", n=2) = 7']);
     const long = 'x'.repeat(300);
-    const j = await cliAsync(['trace', `uprobe:${T}:text_len`, '--args', 'str,int', '--json', '--', T, 'str', long, '1']);
+    const j = await cli(['trace', `uprobe:${T}:text_len`, '--args', 'str,int', '--json', '--', T, 'str', long, '1']);
     const [l] = jsonLines(j.stdout) as Line[];
     // 255 bytes and the NUL: cut, and marked.
     expect(l).toMatchObject({ function: 'text_len', args: ['x'.repeat(255), 1], truncated: ['arg0'] });
     expect(l.fields).toBeUndefined();
-    const text = await cliAsync(['trace', `uprobe:${T}:text_len`, '--args', 'str,ptr', '--filter', 'arg0==hel*', '--', T, 'str', 'hello', '1']);
+    const text = await cli(['trace', `uprobe:${T}:text_len`, '--args', 'str,ptr', '--filter', 'arg0==hel*', '--', T, 'str', 'hello', '1']);
     expect(text.stdout).toMatch(/ text_len\("hello", 0x1\)\n$/);
     // A return spec with --args reads them at the entry.
-    const ret = await cliAsync(['trace', `uretprobe:${T}:text_len`, '--args', 'str', '--json', '--', T, 'str', 'abc', '1']);
+    const ret = await cli(['trace', `uretprobe:${T}:text_len`, '--args', 'str', '--json', '--', T, 'str', 'abc', '1']);
     expect(jsonLines(ret.stdout)).toMatchObject([{ args: ['abc'], ret: 4 }]);
   });
 
   it('usage errors name what is wrong', SEVERAL_RUNS, async () => {
     const usage = async (args: string[], message: string) => {
-      const r = await cliAsync(args);
+      const r = await cli(args);
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(message);
     };
@@ -284,8 +281,8 @@ describe('profile', () => {
   // one slow CPU, and a target spinning at full priority starves vitest's processes.
   const target = process.env.NODEBPF_GUEST_OUT === undefined ? [P] : ['nice', '-n', '10', P];
 
-  it('folded stacks on a pipe: the command run once the sampler is in, its known shares', () => {
-    const r = cli(['profile', '--frequency', '999', '--', ...target, '1500']);
+  it('folded stacks on a pipe: the command run once the sampler is in, its known shares', async () => {
+    const r = await cli(['profile', '--frequency', '999', '--', ...target, '1500']);
     expect(r.status).toBe(0);
     expect(r.stdout.trimEnd().split('\n').filter((l) => !/^(.*) (\d+)$/.test(l))).toEqual([]);
     const lines = r.stdout.trimEnd().split('\n').map((l) => /^(.*) (\d+)$/.exec(l));
@@ -297,9 +294,9 @@ describe('profile', () => {
     expect(Math.abs(count(/;main;work;hot_spin;spin$/) / all - 0.75)).toBeLessThan(process.env.NODEBPF_GUEST_OUT === undefined ? 0.06 : 0.1);
   });
 
-  it('pprof to a file, and the top functions on stdout', () => {
+  it('pprof to a file, and the top functions on stdout', async () => {
     const out = path.join(mkdtempSync(path.join(tmpdir(), 'nodebpf-')), 'p.pb.gz');
-    const r = cli(['profile', '--duration', '1', '--output', out, '--top', '3', '--', ...target, '3000']);
+    const r = await cli(['profile', '--duration', '1', '--output', out, '--top', '3', '--', ...target, '3000']);
     expect(r.status).toBe(0);
     expect(gunzipSync(readFileSync(out)).length).toBeGreaterThan(100);
     const rows = r.stdout.trim().split('\n');
@@ -308,15 +305,15 @@ describe('profile', () => {
     expect(rows.at(-1)).toMatch(/samples in [\d.]+ s at 99 Hz \((cycles|cpu-clock); duration\); written to /);
   });
 
-  it('--perf-map names the JS functions of a node command', () => {
+  it('--perf-map names the JS functions of a node command', async () => {
     const script = 'function hotLeaf(n){let x=0;for(let i=0;i<n;i++)x+=Math.sqrt(i);return x}const t=Date.now();while(Date.now()-t<1500)hotLeaf(1e5);';
-    const r = cli(['profile', '--frequency', '499', '--perf-map', '--', process.execPath, '-e', script]);
+    const r = await cli(['profile', '--frequency', '499', '--perf-map', '--', process.execPath, '-e', script]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/;JS:\*?~?\^?hotLeaf \[eval\]:1:\d+_\[j\] \d+\n/);
   });
 
-  it('offcpu: the blocked time of a command, folded', () => {
-    const r = cli(['offcpu', '--', ...target, '1000', 'nap']);
+  it('offcpu: the blocked time of a command, folded', async () => {
+    const r = await cli(['offcpu', '--', ...target, '1000', 'nap']);
     expect(r.status).toBe(0);
     const nap = r.stdout.split('\n').filter((l) => /;main;nap;/.test(l)).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
     expect(nap).toBeGreaterThan(800_000);
@@ -324,36 +321,36 @@ describe('profile', () => {
     expect(nap).toBeLessThan(process.env.NODEBPF_GUEST_OUT === undefined ? 1_050_000 : 1_150_000);
   });
 
-  it('usage errors', () => {
-    expect(cli(['profile', '--format', 'svg', '--duration', '1']).stderr).toContain('--format is one of folded, pprof, speedscope');
-    expect(cli(['offcpu', '--frequency', '99', '--duration', '1']).stderr).toContain('offcpu takes no --frequency');
-    expect(cli(['profile', 'uprobe:x:y']).stderr).toContain('profile takes no probe specs');
-    expect(cli(['profile', '--no-kernel', '--no-user', '--duration', '1']).status).toBe(2);
+  it('usage errors', async () => {
+    expect((await cli(['profile', '--format', 'svg', '--duration', '1'])).stderr).toContain('--format is one of folded, pprof, speedscope');
+    expect((await cli(['offcpu', '--frequency', '99', '--duration', '1'])).stderr).toContain('offcpu takes no --frequency');
+    expect((await cli(['profile', 'uprobe:x:y'])).stderr).toContain('profile takes no probe specs');
+    expect((await cli(['profile', '--no-kernel', '--no-user', '--duration', '1'])).status).toBe(2);
   });
 });
 
 describe('features and errors', () => {
   it('features --json is what the library probes', async () => {
-    const r = cli(['features', '--json']);
+    const r = await cli(['features', '--json']);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ...(await features()), missingCapabilities: [] });
-    const text = cli(['features']);
+    const text = await cli(['features']);
     expect(text.stdout).toMatch(/uprobe_multi links \(batch uprobes\) +(yes|no)/);
     expect(text.stdout).toContain('privileges root: has everything nodebpf needs');
   });
 
-  it('a person understands what went wrong', () => {
-    const missing = cli(['funccount', 'uprobe:/nonexistent/bin:f*']);
+  it('a person understands what went wrong', async () => {
+    const missing = await cli(['funccount', 'uprobe:/nonexistent/bin:f*']);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('/nonexistent/bin');
-    const typo = cli(['funccount', `uprobe:${T}:cli_ad`, '--', T, 'add', '1']);
+    const typo = await cli(['funccount', `uprobe:${T}:cli_ad`, '--', T, 'add', '1']);
     expect(typo.status).toBe(1);
     expect(typo.stderr).toMatch(/did you mean cli_add/);
-    const usage = cli(['funccount', 'vfs_read']);
+    const usage = await cli(['funccount', 'vfs_read']);
     expect(usage.status).toBe(2);
     expect(usage.stderr).toContain("'vfs_read' is not a probe spec");
-    expect(cli(['latency', 'tracepoint:sched:sched_switch']).stderr).toContain('latency needs functions');
-    expect(cli(['frobnicate']).status).toBe(2);
+    expect((await cli(['latency', 'tracepoint:sched:sched_switch'])).stderr).toContain('latency needs functions');
+    expect((await cli(['frobnicate'])).status).toBe(2);
   });
 
   it('without privileges: what to run instead', () => {
@@ -420,29 +417,29 @@ describe('kernel specs', () => {
   // __x64_sys_getpgid runs once per getpgid(2); the syscalls fixture makes N of them.
   const N = 5;
   const sys = fixture('syscalls');
-  it.skipIf(!f.kprobe)(`funccount, latency and trace on kprobe: specs${skipReason(f.kprobe, 'no kprobes')}`, () => {
-    const c = cli(['funccount', 'kprobe:__x64_sys_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
+  it.skipIf(!f.kprobe)(`funccount, latency and trace on kprobe: specs${skipReason(f.kprobe, 'no kprobes')}`, async () => {
+    const c = await cli(['funccount', 'kprobe:__x64_sys_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
     expect(c.status).toBe(0);
     expect(countsOf(c.stdout)).toEqual({ __x64_sys_getpgid: N });
     expect(c.stderr).toContain(`via ${f.kprobeMulti ? 'kprobe_multi' : 'kprobes'}`);
-    const l = cli(['latency', 'kprobe:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
+    const l = await cli(['latency', 'kprobe:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
     const [lat] = jsonLines(l.stdout) as { histograms: { count: number }[] }[];
     expect(lat.histograms.map((h) => h.count)).toEqual([N]);
-    const t = cli(['trace', 'kretprobe:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', 3, '999999'].map(String), 'go\n');
+    const t = await cli(['trace', 'kretprobe:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', 3, '999999'].map(String), 'go\n');
     expect((jsonLines(t.stdout) as { ret: number }[]).map((x) => x.ret)).toEqual([-3, -3, -3]);
   });
 
-  it.skipIf(!f.fentry || !funcArgHelpers)(`funccount and trace on fentry:/fexit: specs (${f.tracingMulti ? 'tracing_multi' : 'fentry per function'})${skipReason(f.fentry, 'no BPF trampolines') || skipReason(funcArgHelpers, 'no bpf_get_func_arg/ret (5.17): trace reads arguments with them')}`, () => {
-    const c = cli(['funccount', 'fentry:__x64_sys_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
+  it.skipIf(!f.fentry || !funcArgHelpers)(`funccount and trace on fentry:/fexit: specs (${f.tracingMulti ? 'tracing_multi' : 'fentry per function'})${skipReason(f.fentry, 'no BPF trampolines') || skipReason(funcArgHelpers, 'no bpf_get_func_arg/ret (5.17): trace reads arguments with them')}`, async () => {
+    const c = await cli(['funccount', 'fentry:__x64_sys_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
     expect(c.status).toBe(0);
     expect(countsOf(c.stdout)).toEqual({ __x64_sys_getpgid: N });
     expect(c.stderr).toContain(`via ${f.tracingMulti ? 'tracing_multi' : 'fentry'}`);
-    const t = cli(['trace', 'fexit:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', 2, '999999'].map(String), 'go\n');
+    const t = await cli(['trace', 'fexit:__x64_sys_getpgid', '--json', '--', sys, 'getpgid', 2, '999999'].map(String), 'go\n');
     expect((jsonLines(t.stdout) as { ret: number }[]).map((x) => x.ret)).toEqual([-3, -3]);
   });
 
-  it(`tracepoint: specs count exactly`, () => {
-    const c = cli(['funccount', 'tracepoint:syscalls:sys_enter_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
+  it(`tracepoint: specs count exactly`, async () => {
+    const c = await cli(['funccount', 'tracepoint:syscalls:sys_enter_getpgid', '--', sys, 'getpgid', N, '999999'].map(String), 'go\n');
     expect(c.status).toBe(0);
     expect(countsOf(c.stdout)).toEqual({ 'syscalls:sys_enter_getpgid': N });
   });

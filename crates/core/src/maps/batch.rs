@@ -232,9 +232,9 @@ impl Map {
                 cursor.advance();
                 retries = VANISHED_RETRIES;
             }
-            // A walk that stops moving (success with nothing returned) or returns more than
-            // the map can hold (a cursor the kernel did not advance: seen as a hang on 6.1's
-            // hash of maps) goes key by key, each key once.
+            // A walk that returns more than the map can hold has a cursor the kernel did not
+            // advance: key by key instead, each key once, rather than looping for ever. (Not
+            // seen on any kernel of the matrix; a walk's end is otherwise only ENOENT.)
             if !delete && out.count > self.max_entries as usize {
                 return self.read_all_by_key(delete);
             }
