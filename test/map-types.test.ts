@@ -4,10 +4,10 @@ import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 
 import { createMap, load, MapType, open, pidfdOpen } from '../dist/index.js';
-import { Child, fixture, symbolizer, syscalls } from './helpers.js';
+import { Child, fixture, possibleCpus, symbolizer, syscalls } from './helpers.js';
 
 const OBJ = fixture('map_types.bpf.o');
-const cpus = Number(readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split('-').pop()) + 1;
+const cpus = possibleCpus();
 
 /** Slots of `results` (map_types.bpf.c). */
 const R = {

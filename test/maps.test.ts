@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { load } from '../dist/index.js';
-import { fixture, syscalls } from './helpers.js';
+import { fixture, possibleCpus, syscalls } from './helpers.js';
 
-const cpus = Number((await import('node:fs')).readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split('-').pop()) + 1;
+const cpus = possibleCpus();
 
 describe('maps', () => {
   it('hash: typed get/set/delete/iterate', async () => {

@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 
 import { load, type BpfError, type BpfObject } from '../dist/index.js';
-import { Child, fixture, kernelAtLeast, kernelFeatures, syscalls } from './helpers.js';
+import { Child, fixture, kernelAtLeast, kernelFeatures, possibleCpus, syscalls } from './helpers.js';
 
 /** What the program wrote into its `seen` struct in .data/.bss after the child's getppid. */
 async function run(object: string, child = syscalls('getppid', 1)): Promise<DataView> {
@@ -114,8 +114,7 @@ describe('__ksym externs', () => {
     `a typed per-CPU variable (runqueues) through bpf_per_cpu_ptr and bpf_this_cpu_ptr${dataSymbols ? '' : btfVar ? ' [skipped: no data symbols in /proc/kallsyms (CONFIG_KALLSYMS_ALL is off)]' : ' [skipped: the kernel BTF has no per-CPU variables]'}`,
     async () => {
       const v = await run('ksyms_percpu.bpf.o');
-      const possible = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
-      const cpus = Number(possible.split('-').at(-1)) + 1;
+      const cpus = possibleCpus();
       expect([v.getInt32(0, true), v.getInt32(4, true)]).toEqual([0, cpus > 1 ? 1 : -1]);
       expect(v.getInt32(8, true)).toBe(1);
     },
