@@ -296,7 +296,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array, P extends boolean = false> i
    * Writes every entry (`BPF_MAP_UPDATE_BATCH`, cilium's `BatchUpdate`) in one call to the
    * binding; returns how many. An entry the kernel refuses stops it with an error naming the
    * entry (those before it are written). `'noexist'` and `'exist'` go key by key: no kernel
-   * takes them in a batch.
+   * takes them in a batch. Synchronous, as every map call: on older kernels each inner map
+   * put into or taken out of a map of maps waits for an RCU grace period (6.1: 12 ms each in
+   * a TCG guest, 12,000 took 146 s; 6.18: 94 ms for all 12,000), so write thousands from a
+   * worker thread (`maps: { name: { reuseFd } }` there) where that matters.
    */
   setMany(entries: Iterable<readonly [K, MapValueInput<V, P>]>, flags: 'any' | 'noexist' | 'exist' = 'any'): number {
     const f = this.#flags(flags);
