@@ -39,9 +39,9 @@ vitest_project() {
   rm -f "$report"
   npx vitest run --project "$project" --reporter=default --reporter=json --outputFile="$report" ||
     fail "vitest $project exited $?"
-  # A file that fails outside its tests (an import, a hook) counts as one failure: vitest
-  # exits 1 for it while numFailedTests stays 0.
-  counts=$(node test/vm/report.mjs "$report") || fail "vitest $project: no report ($report): counted as a failure"
+  # A file that fails outside its tests (an import, a hook), or that the run never reached,
+  # counts as one failure: vitest exits 1 for it while numFailedTests stays 0.
+  counts=$(node test/vm/report.mjs "$report" "$project") || fail "vitest $project: no report ($report): counted as a failure"
   local vp vf vs
   read -r vp vf vs <<<"${counts:-0 1 0}"
   echo "vitest $project: $vp passed, $vf failed, $vs skipped"
