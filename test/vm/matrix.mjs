@@ -66,7 +66,7 @@ for (const label of labels) {
       if (!values.verbose) console.error(r.output.slice(-4000));
     } else {
       const c = countReport(JSON.parse(readFileSync(report, 'utf8')), kernelFiles);
-      Object.assign(row, { passed: c.passed, failed: c.failed, skipped: c.skipped, failures: c.failures, skips: c.skips });
+      Object.assign(row, { passed: c.passed, failed: c.failed, skipped: c.skipped, failures: c.failures, skips: c.skips, slowest: c.slowest });
       row.ok = row.failed === 0 && row.passed > 0 && r.exitCode === 0;
       if (!row.ok && row.failed === 0) {
         // vitest exits 1 for an error outside any test (an unhandled rejection, a worker
@@ -91,6 +91,7 @@ for (const r of rows) {
 for (const r of rows) {
   console.log(`\n${r.label}: ${r.ok ? 'ok' : `FAILED${r.error ? `: ${r.error}` : ''}`}`);
   if (r.features) console.log(`  features(): ${r.features}`);
+  if (r.slowest?.length) console.log(`  slowest files: ${r.slowest.map((f) => `${path.basename(f.file)} ${f.s.toFixed(0)} s`).join(', ')}`);
   for (const s of r.skips) console.log(`  skipped: ${s}`);
   for (const f of r.failures) console.log(`  failed: ${f}`);
 }

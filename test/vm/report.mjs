@@ -19,7 +19,7 @@ export function projectFiles(project) {
 
 /** `expected`: the project's files (projectFiles()), each of which must be in the report. */
 export function countReport(report, expected = []) {
-  const c = { passed: 0, failed: 0, skipped: 0, failures: [], skips: [] };
+  const c = { passed: 0, failed: 0, skipped: 0, failures: [], skips: [], slowest: [] };
   for (const file of expected) {
     if (!report.testResults.some((r) => r.name.endsWith(`/${file}`))) {
       c.failed++;
@@ -27,6 +27,7 @@ export function countReport(report, expected = []) {
     }
   }
   for (const file of report.testResults) {
+    c.slowest.push({ file: path.relative(root, file.name), s: (file.endTime - file.startTime) / 1000 });
     let failedHere = 0;
     for (const t of file.assertionResults) {
       if (t.status === 'passed') c.passed++;
@@ -42,6 +43,8 @@ export function countReport(report, expected = []) {
     }
     c.failed += failedHere;
   }
+  // Where a run's time goes: the five slowest files.
+  c.slowest = c.slowest.sort((a, b) => b.s - a.s).slice(0, 5);
   return c;
 }
 
