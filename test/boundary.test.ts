@@ -8,7 +8,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 
 import { BpfError, load, loadSync, type EventRecord, type ReadonlyDataView } from '../dist/index.js';
-import { Child, fixture, openFds, produceRecords as produce, rejects, syscalls } from './helpers.js';
+import { Child, fixture, inGuest, openFds, produceRecords as produce, rejects, syscalls } from './helpers.js';
 
 
 /** Each record's sequence number, read as the iteration passes it (a batch reuses one record). */
@@ -262,7 +262,6 @@ describe('closing never leaks and never freezes', () => {
 
   // 1,000 perf uprobes take ~90 s to detach on this VM (an RCU grace period each, which
   // the kernel serializes): natively only, as TCG guests would take many times that.
-  const inGuest = process.env.NODEBPF_GUEST_OUT !== undefined;
   it.skipIf(inGuest)(
     'a 1,000-probe fallback: map reads answer during the attach, close() does not stall the event loop [skipped in TCG guests: too slow]',
     { timeout: 400_000 },

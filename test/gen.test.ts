@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { generate, open } from '../dist/index.js';
-import { fixture, possibleCpus } from './helpers.js';
+import { fixture, inGuest, possibleCpus } from './helpers.js';
 
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -19,7 +19,6 @@ const CLI = path.join(root, 'dist/cli/main.js');
 const DIR = path.join(root, 'test/fixtures/build/gen');
 const OBJ = fixture('opensnoop.bpf.o');
 /** In a kernel-matrix guest (TCG): everything runs several times slower. */
-const inGuest = process.env.NODEBPF_GUEST_OUT !== undefined;
 
 /**
  * The CLI run without blocking vitest's worker: in TCG guests a run takes seconds, and a

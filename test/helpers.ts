@@ -11,6 +11,11 @@ export const fixture = (name: string) => path.join(FIXTURES, name);
 
 export const kernelFeatures = await features();
 
+/** The matrix kernel a guest runs (`5.10`, `7.2`: test/vm/vm.mjs sets it), undefined on the host. */
+export const guestKernel = process.env.NODEBPF_GUEST_KERNEL;
+/** In a kernel-matrix guest: one slow TCG vCPU, where timing bounds are wider. */
+export const inGuest = guestKernel !== undefined;
+
 /** Whether the running kernel is at least `major.minor` (for what features() does not name). */
 export function kernelAtLeast(major: number, minor: number): boolean {
   const [a, b] = os.release().split('.').map(Number);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { load } from '../dist/index.js';
-import { drain, fixture, kernelFeatures as f, probeEvent, syscalls, type ProbeEvent } from './helpers.js';
+import { drain, fixture, guestKernel, kernelFeatures as f, probeEvent, syscalls, type ProbeEvent } from './helpers.js';
 
 const N = 6;
 const ARG = 999_999; // no such process: getpgid returns -ESRCH
@@ -81,7 +81,7 @@ const EXPECTED: Record<string, Partial<typeof f>> = {
   '6.12': { memcgAccounting: true, kprobe: true, kprobeMulti: true, kprobeSession: true, uprobeMulti: true, uprobeSession: false, fentry: true, tracingMulti: false },
   '7.2': { memcgAccounting: true, kprobe: true, kprobeMulti: true, kprobeSession: true, uprobeMulti: true, uprobeSession: true, fentry: true, tracingMulti: true },
 };
-const guest = process.env.NODEBPF_GUEST_KERNEL;
+const guest = guestKernel;
 
 describe('features() on the matrix kernels', () => {
   it.skipIf(!guest)(`matches what kernel ${guest ?? '(none)'} has${guest ? '' : ' [skipped: not running in a kernel-matrix guest]'}`, () => {

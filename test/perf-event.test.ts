@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 import { load } from '../dist/index.js';
-import { fixture, kernelFeatures, openFds } from './helpers.js';
+import { fixture, inGuest, kernelFeatures, openFds } from './helpers.js';
 
 const HZ = 1000;
 const RUN_MS = 1000;
@@ -20,7 +20,7 @@ const RUN_MS = 1000;
 const CLOCK_TICKS = 100;
 /** Perf links came with cookies (5.15); before, the program is set on the events by ioctl. */
 const LINK_TYPE = kernelFeatures.bpfCookie ? 'perf_event' : 'perf_event_ioctl';
-const LOWER = process.env.NODEBPF_GUEST_KERNEL === undefined ? 0.5 : 0.1;
+const LOWER = inGuest ? 0.1 : 0.5;
 
 function busy(): ChildProcess {
   return spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });

@@ -11,10 +11,9 @@ import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { offcpu, profile, profileIntervals, type Frame, type Profile } from '../dist/index.js';
-import { fixture, waitFor } from './helpers.js';
+import { fixture, inGuest, waitFor } from './helpers.js';
 
 /** In a kernel-matrix guest (TCG): timers run late, sampling rates are not kept. */
-const inGuest = process.env.NODEBPF_GUEST_OUT !== undefined;
 
 const children: ChildProcess[] = [];
 afterEach(() => {
