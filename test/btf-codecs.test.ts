@@ -9,7 +9,6 @@ import { describe, expect, it } from 'vitest';
 import { load } from '../dist/index.js';
 import { Child, fixture, possibleCpus } from './helpers.js';
 
-
 /** What bc_kinds' fill() stores, as the codec decodes it. */
 const FILLED = {
   u8v: 255,

@@ -49,7 +49,7 @@ const started = Date.now();
 // The guests run every file of the kernel project: each must be in a guest's report.
 const kernelFiles = projectFiles('kernel');
 for (const label of labels) {
-  const row = { label, release: '-', passed: 0, failed: 0, skipped: 0, skips: [], failures: [], features: '', boot: '-', run: '-', ok: false, error: '' };
+  const row = { label, release: '-', passed: 0, failed: 0, skipped: 0, skips: [], failures: [], slowest: [], features: '', boot: '-', run: '-', ok: false, error: '' };
   rows.push(row);
   try {
     const kernel = ensureKernel(cache, label, log);
@@ -91,7 +91,7 @@ for (const r of rows) {
 for (const r of rows) {
   console.log(`\n${r.label}: ${r.ok ? 'ok' : `FAILED${r.error ? `: ${r.error}` : ''}`}`);
   if (r.features) console.log(`  features(): ${r.features}`);
-  if (r.slowest?.length) console.log(`  slowest files: ${r.slowest.map((f) => `${path.basename(f.file)} ${f.s.toFixed(0)} s`).join(', ')}`);
+  if (r.slowest.length) console.log(`  slowest files: ${r.slowest.map((f) => `${path.basename(f.file)} ${f.s.toFixed(0)} s`).join(', ')}`);
   for (const s of r.skips) console.log(`  skipped: ${s}`);
   for (const f of r.failures) console.log(`  failed: ${f}`);
 }

@@ -232,11 +232,12 @@ impl Map {
                 cursor.advance();
                 retries = VANISHED_RETRIES;
             }
-            // A walk that returns more than the map can hold has a cursor the kernel did not
-            // advance: key by key instead, each key once, rather than looping for ever. (Not
-            // seen on any kernel of the matrix; a walk's end is otherwise only ENOENT.)
+            // Two guards against a kernel that does not advance the walk, so that it cannot
+            // loop for ever (neither seen on a kernel of the matrix, where a walk ends with
+            // ENOENT): a read that returns more than the map can hold goes key by key
+            // instead, each key once, and a success that returns nothing ends the walk.
             if !delete && out.count > self.max_entries as usize {
-                return self.read_all_by_key(delete);
+                return self.read_all_by_key(false);
             }
             match result {
                 Ok(_) if got == 0 => break,
